@@ -1,0 +1,21 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from tenants.partitions import PartitionConfigError, load_file, sync_partitions
+
+
+class Command(BaseCommand):
+    help = "Load partitions from deployment configuration (PARTITIONS_FILE); safe to run repeatedly."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--file", default=None, help="TOML file (default: PARTITIONS_FILE)")
+
+    def handle(self, *args, file=None, **options):
+        path = file or settings.PARTITIONS_FILE
+        try:
+            result = sync_partitions(load_file(path))
+        except PartitionConfigError as exc:
+            raise CommandError(str(exc)) from None
+        for label, names in (("created", result.created), ("updated", result.updated), ("unchanged", result.unchanged)):
+            if names:
+                self.stdout.write(f"{label}: {', '.join(names)}")

@@ -1,0 +1,176 @@
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from . import crypto, naming, secrets
+from .validation import (
+    validate_config_slug,
+    validate_from_local_part,
+    validate_partition_name,
+    validate_tenant_slug,
+)
+
+
+class DeliveryType(models.TextChoices):
+    LIVE = "Live", "Live"
+    SANDBOX = "Sandbox", "Sandbox"
+
+
+class Partition(models.Model):
+    """A deployment partition; declared in deployment configuration and loaded by `sync_partitions`."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[validate_partition_name])
+    infrastructure = models.CharField(max_length=63, help_text="Alpha001 for prod/demo, Alpha002 for dev/stage.")
+    mail_zone = models.CharField(
+        max_length=253, help_text="From the partition's …-API-PartitionMailZoneName export, e.g. prod.ardamails.com."
+    )
+    hosted_zone_id = models.CharField(max_length=64, blank=True, help_text="Route53 zone id; blank = look it up by name.")
+    delivery_type = models.CharField(max_length=16, choices=DeliveryType.choices)
+    dns_role_arn = models.CharField(max_length=255, blank=True, help_text="Optional IAM role assumed for DNS writes.")
+    position = models.PositiveSmallIntegerField(default=0)
+    synced_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(delivery_type__in=DeliveryType.values), name="partition_delivery_type_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("partition_detail", args=[self.name])
+
+    def read_secret(self, name: str) -> str:
+        return secrets.read_secret(infrastructure=self.infrastructure, partition=self.name, name=name)
+
+    def secret_label(self, name: str) -> str:
+        return secrets.secret_name(infrastructure=self.infrastructure, partition=self.name, name=name)
+
+    def missing_secrets(self) -> list[str]:
+        return secrets.missing_secrets(infrastructure=self.infrastructure, partition=self.name)
+
+
+class Tenant(models.Model):
+    slug = models.CharField(max_length=63, unique=True, validators=[validate_tenant_slug])
+    display_name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+
+class ConfigurationStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PROVISIONING = "provisioning", "Provisioning"
+    VERIFYING = "verifying", "Verifying"
+    ACTIVE = "active", "Active"
+    DRIFT = "drift", "Drift"
+    FAILED = "failed", "Failed"
+    OFFBOARDED = "offboarded", "Offboarded"
+
+
+class DmarcState(models.TextChoices):
+    """The DMARC ramp (issue 5); each state maps to one published record."""
+
+    NONE = "none", "p=none (monitor)"
+    QUARANTINE_TEST = "quarantine_test", "p=quarantine, test mode"
+    QUARANTINE = "quarantine", "p=quarantine"
+    REJECT_TEST = "reject_test", "p=reject, test mode"
+    REJECT = "reject", "p=reject"
+
+
+class EmailConfiguration(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="configurations")
+    partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="configurations")
+    config_slug = models.CharField(max_length=63, validators=[validate_config_slug])
+    from_local_part = models.CharField(max_length=64, default="noreply", validators=[validate_from_local_part])
+    # Derived by tenants.naming on save; stored so it can be searched, indexed and kept unique.
+    sending_domain = models.CharField(max_length=253, unique=True, editable=False)
+    status = models.CharField(max_length=16, choices=ConfigurationStatus.choices, default=ConfigurationStatus.DRAFT)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    dmarc_state = models.CharField(max_length=16, choices=DmarcState.choices, default=DmarcState.NONE)
+
+    # Provider references, filled in by provisioning.
+    postmark_server_id = models.BigIntegerField(null=True, blank=True)
+    postmark_server_link = models.URLField(blank=True)
+    postmark_domain_id = models.BigIntegerField(null=True, blank=True)
+    postmark_webhook_id = models.BigIntegerField(null=True, blank=True)
+    server_token_encrypted = models.TextField(blank=True, editable=False)
+    dkim_host = models.CharField(max_length=253, blank=True)
+    dkim_value = models.TextField(blank=True)  # public key, not a secret
+
+    # Verification flags as Postmark last reported them.
+    dkim_verified = models.BooleanField(default=False)
+    return_path_verified = models.BooleanField(default=False)
+    verification_checked_at = models.DateTimeField(null=True, blank=True)
+
+    # One provisioning run at a time: a run holds this lease (see provisioning.services).
+    provisioning_lease_until = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sending_domain"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "partition", "config_slug"], name="configuration_unique_slug"),
+            models.CheckConstraint(
+                condition=Q(status__in=ConfigurationStatus.values), name="configuration_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(dmarc_state__in=DmarcState.values), name="configuration_dmarc_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["partition", "status"], name="configuration_part_status"),
+            models.Index(fields=["partition", "dmarc_state"], name="configuration_part_dmarc"),
+            models.Index(fields=["status", "verification_checked_at"], name="configuration_status_checked"),
+        ]
+
+    def __str__(self):
+        return self.sending_domain
+
+    def get_absolute_url(self):
+        return reverse("configuration_detail", args=[self.pk])
+
+    def save(self, *args, **kwargs):
+        self.sending_domain = self.identity().domain
+        super().save(*args, **kwargs)
+
+    def identity(self) -> naming.SendingIdentity:
+        return naming.identity(
+            config_slug=self.config_slug,
+            tenant_slug=self.tenant.slug,
+            mail_zone=self.partition.mail_zone,
+            local_part=self.from_local_part,
+        )
+
+    @property
+    def from_address(self) -> str:
+        return self.identity().from_address
+
+    @property
+    def has_server_token(self) -> bool:
+        return bool(self.server_token_encrypted)
+
+    def encrypt_server_token(self, token: str) -> str:
+        return crypto.encrypt(
+            token,
+            key_material=self.partition.read_secret(secrets.ENCRYPTION_KEY),
+            secret_label=self.partition.secret_label(secrets.ENCRYPTION_KEY),
+        )
+
+    def server_token(self) -> str:
+        """Decrypt the server token for a provider call; never display or log the result."""
+        return crypto.decrypt(
+            self.server_token_encrypted,
+            key_material=self.partition.read_secret(secrets.ENCRYPTION_KEY),
+            secret_label=self.partition.secret_label(secrets.ENCRYPTION_KEY),
+        )

@@ -1,0 +1,92 @@
+"""Load partitions from deployment configuration (a TOML file) into the database, idempotently."""
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from .models import DeliveryType, Partition
+from .validation import validate_dns_label, validate_partition_name
+
+FIELDS = ("name", "infrastructure", "mail_zone", "hosted_zone_id", "delivery_type", "dns_role_arn")
+
+
+class PartitionConfigError(Exception):
+    pass
+
+
+@dataclass
+class SyncResult:
+    created: list[str]
+    updated: list[str]
+    unchanged: list[str]
+
+
+def _clean_entry(raw: dict, position: int) -> dict:
+    where = f"partition #{position + 1}"
+    unknown = set(raw) - set(FIELDS)
+    if unknown:
+        raise PartitionConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}.")
+    for key in ("name", "infrastructure", "mail_zone", "delivery_type"):
+        if not str(raw.get(key, "")).strip():
+            raise PartitionConfigError(f"{where}: '{key}' is required.")
+    entry = {key: str(raw.get(key, "")).strip() for key in FIELDS}
+    entry["mail_zone"] = entry["mail_zone"].rstrip(".").lower()
+    try:
+        validate_partition_name(entry["name"])
+        for label in entry["mail_zone"].split("."):
+            validate_dns_label(label, what="mail zone label")
+    except ValidationError as exc:
+        raise PartitionConfigError(f"{where}: {exc.messages[0]}") from None
+    if entry["delivery_type"] not in DeliveryType.values:
+        raise PartitionConfigError(f"{where}: delivery_type must be Live or Sandbox, not '{entry['delivery_type']}'.")
+    return entry
+
+
+def load_file(path: Path) -> list[dict]:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PartitionConfigError(f"Partitions file {path} does not exist (set PARTITIONS_FILE).") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PartitionConfigError(f"Partitions file {path} is not valid TOML: {exc}") from None
+    entries = [_clean_entry(raw, i) for i, raw in enumerate(data.get("partition", []))]
+    if not entries:
+        raise PartitionConfigError(f"Partitions file {path} declares no [[partition]].")
+    names = [e["name"] for e in entries]
+    if len(set(names)) != len(names):
+        raise PartitionConfigError(f"Partitions file {path} declares a partition name twice.")
+    return entries
+
+
+@transaction.atomic
+def sync_partitions(entries: list[dict]) -> SyncResult:
+    """Create or update partitions; refuse to move the mail zone of one that has configurations."""
+    result = SyncResult([], [], [])
+    existing = {p.name: p for p in Partition.objects.select_for_update()}
+    for position, entry in enumerate(entries):
+        partition = existing.get(entry["name"])
+        if partition is None:
+            Partition.objects.create(position=position, **entry)
+            result.created.append(entry["name"])
+            continue
+        changed = {k: v for k, v in entry.items() if getattr(partition, k) != v}
+        if partition.position != position:
+            changed["position"] = position
+        if "mail_zone" in changed and partition.configurations.exists():
+            raise PartitionConfigError(
+                f"Partition {partition.name} has email configurations in {partition.mail_zone}; "
+                f"its mail zone cannot change to {entry['mail_zone']}."
+            )
+        if not changed:
+            result.unchanged.append(partition.name)
+            continue
+        for key, value in changed.items():
+            setattr(partition, key, value)
+        partition.synced_at = timezone.now()
+        partition.save()
+        result.updated.append(partition.name)
+    return result

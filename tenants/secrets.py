@@ -1,0 +1,63 @@
+"""Per-partition secrets, named `{infrastructure}-{partition}-I-{secretName}` (infrastructure design).
+
+In production External Secrets mounts each secret as a file in SECRETS_DIR (default /app/secret).
+A secret may also come from an environment variable of the same name with `-` turned into `_`
+(`Alpha001_prod_I_EmailEncryptionKey`); the environment wins so an operator can override a file.
+Secrets are read at the point of use, never cached in settings, so a rotated file is picked up.
+"""
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+
+POSTMARK_ACCOUNT_TOKEN = "EmailPostmarkAccountToken"
+ENCRYPTION_KEY = "EmailEncryptionKey"
+WEBHOOK_SECRET = "EmailWebhookSecret"
+ALL_SECRETS = (POSTMARK_ACCOUNT_TOKEN, ENCRYPTION_KEY, WEBHOOK_SECRET)
+
+
+class MissingSecret(Exception):
+    """A secret a partition needs is not configured. The message names it, never a value."""
+
+    def __init__(self, full_name: str):
+        self.full_name = full_name
+        super().__init__(
+            f"Secret {full_name} is not configured: mount it as the file "
+            f"{Path(settings.SECRETS_DIR) / full_name} or set the environment variable "
+            f"{env_var_name(full_name)}."
+        )
+
+
+def secret_name(*, infrastructure: str, partition: str, name: str) -> str:
+    return f"{infrastructure}-{partition}-I-{name}"
+
+
+def env_var_name(full_name: str) -> str:
+    return full_name.replace("-", "_")
+
+
+def _lookup(full_name: str) -> str | None:
+    value = os.environ.get(env_var_name(full_name))
+    if value is None:
+        path = Path(settings.SECRETS_DIR) / full_name
+        try:
+            value = path.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            return None
+    value = value.strip()
+    return value or None
+
+
+def read_secret(*, infrastructure: str, partition: str, name: str) -> str:
+    full_name = secret_name(infrastructure=infrastructure, partition=partition, name=name)
+    value = _lookup(full_name)
+    if value is None:
+        raise MissingSecret(full_name)
+    return value
+
+
+def missing_secrets(*, infrastructure: str, partition: str) -> list[str]:
+    """Full names of this partition's secrets that are not configured (for the UI)."""
+    names = (secret_name(infrastructure=infrastructure, partition=partition, name=n) for n in ALL_SECRETS)
+    return [full for full in names if _lookup(full) is None]

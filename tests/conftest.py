@@ -1,0 +1,82 @@
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from tenants import secrets
+from tenants.crypto import generate_key
+from tenants.models import Partition
+from tenants.partitions import load_file, sync_partitions
+from tenants.roles import EMAIL_ADMIN_GROUP, SUPPORT_GROUP, ensure_role_groups
+
+KNOWN_TOKEN = "a3f1c0de-5ec2-4e7a-9d1b-tok3n-must-never-show"
+
+
+@pytest.fixture
+def secrets_dir(tmp_path, settings):
+    path = tmp_path / "secret"
+    path.mkdir()
+    settings.SECRETS_DIR = path
+    return path
+
+
+def write_partition_secrets(secrets_dir, partition, **overrides):
+    values = {
+        secrets.POSTMARK_ACCOUNT_TOKEN: f"local-account-{partition.infrastructure.lower()}",
+        secrets.ENCRYPTION_KEY: generate_key(),
+        secrets.WEBHOOK_SECRET: "webhook-secret-" + partition.name,
+    }
+    values.update(overrides)
+    for name, value in values.items():
+        (secrets_dir / partition.secret_label(name)).write_text(value + "\n")
+    return values
+
+
+@pytest.fixture
+def partitions(db):
+    sync_partitions(load_file(django_settings.BASE_DIR / "deploy" / "partitions.local.toml"))
+    return {p.name: p for p in Partition.objects.all()}
+
+
+@pytest.fixture
+def configured_partitions(partitions, secrets_dir):
+    for p in partitions.values():
+        write_partition_secrets(secrets_dir, p)
+    return partitions
+
+
+def _user(username, *, group=None, staff=True, superuser=False):
+    ensure_role_groups()
+    user = get_user_model().objects.create_user(
+        username=username, password="pw-" + username, is_staff=staff, is_superuser=superuser
+    )
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def support_user(db):
+    return _user("support1", group=SUPPORT_GROUP)
+
+
+@pytest.fixture
+def email_admin_user(db):
+    return _user("emailadmin1", group=EMAIL_ADMIN_GROUP)
+
+
+@pytest.fixture
+def superuser(db):
+    return _user("root1", superuser=True)
+
+
+@pytest.fixture
+def support_client(client, support_user):
+    client.force_login(support_user)
+    return client
+
+
+@pytest.fixture
+def admin_client_ea(client, email_admin_user):
+    client.force_login(email_admin_user)
+    return client

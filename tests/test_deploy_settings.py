@@ -1,0 +1,30 @@
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+
+
+def test_production_settings_pass_check_deploy_without_warnings(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="ardamail_admin.settings.production",
+        SECRET_KEY="k" * 20 + "-ProductionOnly-" + "x9Y8z7W6v5U4t3S2r1Q0p" * 2,
+        ALLOWED_HOSTS="ardamail-admin.example.com",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY",) and not k.startswith("DJANGO_")}
+    env.update(DJANGO_SETTINGS_MODULE="ardamail_admin.settings.production", ALLOWED_HOSTS="x.example.com")
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=settings.BASE_DIR, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr

@@ -1,0 +1,89 @@
+import logging
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from tenants.models import EmailConfiguration, Tenant
+from tests.conftest import KNOWN_TOKEN
+
+
+def test_anonymous_users_are_sent_to_login(client, partitions):
+    response = client.get(reverse("partition_list"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_users_who_are_not_staff_are_refused(client, partitions):
+    user = get_user_model().objects.create_user(username="outsider", password="x", is_staff=False)
+    client.force_login(user)
+    assert client.get(reverse("partition_list")).status_code == 403
+
+
+def test_the_login_page_itself_is_open(client, db):
+    assert client.get(reverse("login")).status_code == 200
+
+
+def test_staff_see_the_four_partitions_with_zones_and_delivery_types(support_client, configured_partitions):
+    html = support_client.get(reverse("partition_list")).content.decode()
+    for name, zone, delivery in [("dev", "dev.ardamails.com", "Sandbox"), ("stage", "stage.ardamails.com", "Sandbox"),
+                                 ("prod", "prod.ardamails.com", "Live"), ("demo", "demo.ardamails.com", "Live")]:
+        assert f"<strong>{name}</strong>" in html
+        assert f"<code>{zone}</code>" in html
+    assert html.count(">Sandbox<") == 2 and html.count(">Live<") == 2
+    assert "Missing" not in html
+
+
+def test_the_partition_list_says_which_secrets_are_missing(support_client, partitions, secrets_dir):
+    html = support_client.get(reverse("partition_list")).content.decode()
+    assert "<code>Alpha001-prod-I-EmailEncryptionKey</code>" in html
+    assert "<code>Alpha002-dev-I-EmailPostmarkAccountToken</code>" in html
+
+
+@pytest.fixture
+def configuration_with_token(configured_partitions):
+    tenant = Tenant.objects.create(slug="acme", display_name="Acme")
+    configuration = EmailConfiguration(tenant=tenant, partition=configured_partitions["prod"], config_slug="orders")
+    configuration.server_token_encrypted = configuration.encrypt_server_token(KNOWN_TOKEN)
+    configuration.save()
+    return configuration
+
+
+def test_no_page_or_admin_form_shows_the_token_or_its_ciphertext(client, superuser, configuration_with_token, caplog):
+    caplog.set_level(logging.DEBUG)
+    client.force_login(superuser)
+    c = configuration_with_token
+    key = c.partition.read_secret("EmailEncryptionKey")
+    urls = [
+        reverse("partition_list"),
+        reverse("partition_detail", args=["prod"]),
+        reverse("configuration_detail", args=[c.pk]),
+        reverse("admin:tenants_emailconfiguration_changelist"),
+        reverse("admin:tenants_emailconfiguration_change", args=[c.pk]),
+        reverse("admin:tenants_emailconfiguration_history", args=[c.pk]),
+        reverse("admin:tenants_partition_changelist"),
+        reverse("admin:tenants_tenant_change", args=[c.tenant.pk]),
+    ]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        body = response.content.decode()
+        for secret in (KNOWN_TOKEN, c.server_token_encrypted, key):
+            assert secret not in body, url
+    assert "Server token stored" in client.get(reverse("admin:tenants_emailconfiguration_change", args=[c.pk])).content.decode()
+    for secret in (KNOWN_TOKEN, key):
+        assert secret not in caplog.text
+    assert KNOWN_TOKEN not in repr(c) and KNOWN_TOKEN not in str(c)
+
+
+def test_saving_the_admin_form_keeps_the_token(client, superuser, configuration_with_token):
+    client.force_login(superuser)
+    c = configuration_with_token
+    url = reverse("admin:tenants_emailconfiguration_change", args=[c.pk])
+    data = {"tenant": c.tenant.pk, "partition": c.partition.pk, "config_slug": "orders", "from_local_part": "noreply",
+            "status": "draft", "dmarc_state": "none", "last_error": "", "dkim_host": "",
+            "dkim_value": "", "verification_checked_at_0": "", "verification_checked_at_1": ""}
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    c.refresh_from_db()
+    assert c.server_token() == KNOWN_TOKEN

@@ -1,0 +1,62 @@
+import pytest
+
+from tenants.models import EmailConfiguration, Partition, Tenant
+from tenants.partitions import PartitionConfigError, load_file, sync_partitions
+
+
+def test_the_local_file_declares_the_four_partitions(partitions):
+    assert [(p.name, p.infrastructure, p.mail_zone, p.delivery_type) for p in Partition.objects.all()] == [
+        ("dev", "Alpha002", "dev.ardamails.com", "Sandbox"),
+        ("stage", "Alpha002", "stage.ardamails.com", "Sandbox"),
+        ("prod", "Alpha001", "prod.ardamails.com", "Live"),
+        ("demo", "Alpha001", "demo.ardamails.com", "Live"),
+    ]
+
+
+def test_sync_is_idempotent(partitions, settings):
+    result = sync_partitions(load_file(settings.BASE_DIR / "deploy" / "partitions.local.toml"))
+    assert result.created == [] and result.updated == []
+    assert sorted(result.unchanged) == ["demo", "dev", "prod", "stage"]
+    assert Partition.objects.count() == 4
+
+
+def test_sync_updates_a_changed_zone_id(partitions, tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[[partition]]\nname="prod"\ninfrastructure="Alpha001"\nmail_zone="prod.ardamails.com"\n'
+                    'hosted_zone_id="Z123"\ndelivery_type="Live"\n')
+    result = sync_partitions(load_file(path))
+    assert result.updated == ["prod"]
+    assert Partition.objects.get(name="prod").hosted_zone_id == "Z123"
+
+
+def test_sync_refuses_to_move_the_zone_of_a_partition_in_use(partitions, tmp_path):
+    tenant = Tenant.objects.create(slug="acme", display_name="Acme")
+    EmailConfiguration.objects.create(tenant=tenant, partition=partitions["prod"], config_slug="orders")
+    path = tmp_path / "p.toml"
+    path.write_text('[[partition]]\nname="prod"\ninfrastructure="Alpha001"\nmail_zone="prod.other.com"\n'
+                    'delivery_type="Live"\n')
+    with pytest.raises(PartitionConfigError, match="its mail zone cannot change to prod.other.com"):
+        sync_partitions(load_file(path))
+    assert Partition.objects.get(name="prod").mail_zone == "prod.ardamails.com"
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('[[partition]]\nname="x"\ninfrastructure="A"\nmail_zone="x.com"\ndelivery_type="Fast"\n',
+         "partition #1: delivery_type must be Live or Sandbox, not 'Fast'."),
+        ('[[partition]]\nname="x"\ninfrastructure="A"\ndelivery_type="Live"\n', "partition #1: 'mail_zone' is required."),
+        ('[[partition]]\nname="X"\ninfrastructure="A"\nmail_zone="x.com"\ndelivery_type="Live"\n',
+         "partition #1: The partition name 'X' must be lowercase."),
+        ('[[partition]]\nname="x"\ninfrastructure="A"\nmail_zone="x.com"\ndelivery_type="Live"\ncolour="red"\n',
+         "partition #1: unknown keys colour."),
+        ("", "declares no [[partition]]"),
+        ("[[partition", "is not valid TOML"),
+    ],
+)
+def test_bad_partition_files_are_refused_with_a_reason(db, tmp_path, body, message):
+    path = tmp_path / "p.toml"
+    path.write_text(body)
+    with pytest.raises(PartitionConfigError) as exc:
+        load_file(path)
+    assert message in str(exc.value)
