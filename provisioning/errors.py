@@ -1,7 +1,7 @@
 """The one error type every provider wrapper raises.
 
-Its message is written for a support person ("Postmark refused to create the server: A server
-with this name already exists. (HTTP 422, ErrorCode 603)") and it says whether retrying can help.
+Its message is written for a support person ("Postmark could not create the server: This server
+name already exists. (HTTP 422, ErrorCode 603)") and it says whether retrying can help.
 It never carries a token: wrappers build the message from the provider's answer, not the request.
 """
 

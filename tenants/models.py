@@ -114,6 +114,7 @@ class EmailConfiguration(models.Model):
     verification_checked_at = models.DateTimeField(null=True, blank=True)
 
     # One provisioning run at a time: a run holds this lease (see provisioning.services).
+    provisioning_run_id = models.UUIDField(null=True, blank=True, editable=False)
     provisioning_lease_until = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)

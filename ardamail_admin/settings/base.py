@@ -126,4 +126,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # httpx logs every request URL and botocore every credential lookup at INFO: noise, not news.
+    "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpcore", "botocore", "boto3")},
 }

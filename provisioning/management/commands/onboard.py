@@ -1,0 +1,68 @@
+import time
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from provisioning.progress import FINAL_STATES, follow_progress, run_inline
+from provisioning.services import configuration_enqueue_provisioning
+from tenants.forms import OnboardForm
+from tenants.services import configuration_create
+
+
+def form_errors(form) -> str:
+    lines = []
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else "input"
+        lines.extend(f"{label}: {message}" for message in errors)
+    return "\n".join(lines)
+
+
+class Command(BaseCommand):
+    help = "Create an email configuration (validated like the web form) and provision it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--partition", required=True)
+        parser.add_argument("--tenant", required=True, help="tenant slug")
+        parser.add_argument("--config", required=True, help="configuration slug")
+        parser.add_argument("--display-name", default="", help="tenant display name (new tenants; default: the slug)")
+        parser.add_argument("--from-local-part", default="noreply")
+        parser.add_argument("--wait", action="store_true", help="follow progress until a final state")
+        parser.add_argument("--inline", action="store_true", help="run the workflow in this process (no worker)")
+        parser.add_argument("--timeout", type=float, default=300.0, help="seconds --wait follows progress")
+
+    def handle(self, *args, **o):
+        form = OnboardForm(data={
+            "partition": o["partition"], "tenant_slug": o["tenant"], "config_slug": o["config"],
+            "tenant_display_name": o["display_name"] or o["tenant"], "from_local_part": o["from_local_part"],
+        })
+        if not form.is_valid():
+            raise CommandError(form_errors(form))
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():
+                configuration = configuration_create(
+                    partition=data["partition"], tenant_slug=data["tenant_slug"],
+                    tenant_display_name=data["tenant_display_name"], config_slug=data["config_slug"],
+                    from_local_part=data["from_local_part"],
+                )
+                if not o["inline"]:
+                    configuration_enqueue_provisioning(configuration)
+        except ValidationError as exc:
+            raise CommandError("\n".join(exc.messages)) from None
+        self.stdout.write(f"Created {configuration.sending_domain} (from {configuration.from_address}).")
+        started = time.monotonic()
+        if o["inline"]:
+            run_inline(configuration.pk, write=self.stdout.write)
+        elif not o["wait"]:
+            self.stdout.write("Provisioning queued; follow it with `manage.py status " + configuration.sending_domain + "`.")
+            return
+        final = follow_progress(configuration.pk, write=self.stdout.write, timeout=o["timeout"])
+        self.stdout.write(f"{configuration.sending_domain}: {final} after {time.monotonic() - started:.1f}s")
+        if final not in FINAL_STATES:
+            raise CommandError(
+                f"Still {final} after {o['timeout']:.0f}s. Is a worker running (make run)? "
+                f"Follow it with `manage.py status {configuration.sending_domain}`."
+            )
+        if final == "failed":
+            raise CommandError("Provisioning failed; see `manage.py status " + configuration.sending_domain + "`.")

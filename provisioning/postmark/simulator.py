@@ -1,0 +1,441 @@
+"""A Postmark stand-in: a plain WSGI app that checks requests the way Postmark does.
+
+Tests mount it with `httpx.WSGITransport(app=sim)`; local mode serves it on 127.0.0.1 with `serve()`.
+It covers what the dashboard uses (servers, domains, webhooks, /email) with the field names, error
+codes and DKIM lifecycle of /work/shared/reference/postmark-api.md. Codes the fact sheet marks
+UNCONFIRMED are chosen here and say so.
+"""
+
+import base64
+import copy
+import itertools
+import json
+import re
+import socketserver
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parseaddr
+from http.client import responses
+from urllib.parse import parse_qsl
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ACCOUNT, SERVER = "account", "server"
+RETURN_PATH_TARGET = "pm.mtasv.net"
+STREAMS = ("outbound",)  # every server's default transactional stream; the only one simulated
+DELIVERY_TYPES = ("Live", "Sandbox")
+COLORS = ("Purple", "Blue", "Turquoise", "Green", "Red", "Yellow", "Grey", "Orange")
+MAX_COUNT = 500
+WEBHOOK_NOT_FOUND = 1300  # UNCONFIRMED: Postmark documents no webhook error codes (fact sheet §6)
+DOMAIN_NAME = re.compile(r"^(?=.{1,255}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
+ROUTES = [
+    # (method, path regex, token kind, handler name); Postmark's paths are case-insensitive.
+    ("GET", r"/servers", ACCOUNT, "_list_servers"),
+    ("POST", r"/servers", ACCOUNT, "_create_server"),
+    ("GET", r"/servers/(\d+)", ACCOUNT, "_get_server"),
+    ("GET", r"/domains", ACCOUNT, "_list_domains"),
+    ("POST", r"/domains", ACCOUNT, "_create_domain"),
+    ("GET", r"/domains/(\d+)", ACCOUNT, "_get_domain"),
+    ("PUT", r"/domains/(\d+)/verifyDkim", ACCOUNT, "_verify_dkim"),
+    ("PUT", r"/domains/(\d+)/verifyReturnPath", ACCOUNT, "_verify_return_path"),
+    ("GET", r"/webhooks", SERVER, "_list_webhooks"),
+    ("POST", r"/webhooks", SERVER, "_create_webhook"),
+    ("GET", r"/webhooks/(\d+)", SERVER, "_get_webhook"),
+    ("PUT", r"/webhooks/(\d+)", SERVER, "_edit_webhook"),
+    ("DELETE", r"/webhooks/(\d+)", SERVER, "_delete_webhook"),
+    ("POST", r"/email", SERVER, "_send_email"),
+    ("POST", r"/__simulator/faults", None, "_control_fault"),
+    ("POST", r"/__simulator/reset", None, "_control_reset"),
+    ("GET", r"/__simulator/state", None, "_control_state"),
+]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error_code: int, message: str):
+        super().__init__(message)
+        self.status, self.error_code, self.message = status, error_code, message
+
+
+def _invalid(error_code: int, message: str):
+    raise ApiError(422, error_code, message)
+
+
+class PostmarkSimulator:
+    def __init__(
+        self,
+        *,
+        account_tokens: dict[str, str],
+        dns_lookup: Callable[[str, str], list[str]] | None = None,
+        dkim_key_bits: int = 1024,
+        clock: Callable[[], datetime] | None = None,
+        timeout_sleep_seconds: float = 15.0,
+    ):
+        self._account_tokens = dict(account_tokens)
+        self._dns_lookup = dns_lookup or (lambda fqdn, rtype: [])
+        self._dkim_key_bits = dkim_key_bits
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.timeout_sleep_seconds = timeout_sleep_seconds
+        # Set by serve(): over real HTTP a timeout is a slow answer, not an exception in the app.
+        self.timeout_by_sleeping = False
+        self._lock = threading.Lock()
+        self._routes = [(m, re.compile(p + "/?", re.IGNORECASE), kind, name) for m, p, kind, name in ROUTES]
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._servers, self._domains, self._webhooks = {}, {}, {}
+            self._emails, self._faults = [], []
+            self._ids = dict(server=itertools.count(1001), domain=itertools.count(3001), webhook=itertools.count(5001))
+            self.calls: list[tuple[str, str]] = []
+
+    def inject_fault(self, *, method: str, path_pattern: str, status: int | None = None, error_code: int = 0,
+                     message: str = "", timeout: bool = False, times: int = 1) -> None:
+        """Make the next `times` requests matching method and `re.search(path_pattern, path)` fail."""
+        if status is None and not timeout:
+            raise ValueError("a fault needs a status or timeout=True")
+        fault = {"method": method.upper(), "pattern": re.compile(path_pattern), "status": status,
+                 "error_code": error_code, "message": message, "timeout": timeout, "times": int(times)}
+        with self._lock:
+            self._faults.append(fault)
+
+    def state(self) -> dict:
+        """Everything stored, tokens included (for test assertions)."""
+        with self._lock:
+            return copy.deepcopy({
+                "servers": list(self._servers.values()),
+                "domains": list(self._domains.values()),
+                "webhooks": list(self._webhooks.values()),
+                "emails": list(self._emails),
+            })
+
+    # -- WSGI ---------------------------------------------------------------------------------
+
+    def __call__(self, environ, start_response):
+        method, path = environ["REQUEST_METHOD"].upper(), environ.get("PATH_INFO") or "/"
+        with self._lock:
+            self.calls.append((method, path))
+            fault = None if path.startswith("/__simulator/") else self._take_fault(method, path)
+        try:
+            if fault:
+                self._raise_fault(fault)
+            status, body = self._dispatch(method, path, environ)
+        except ApiError as exc:
+            status, body = exc.status, {"ErrorCode": exc.error_code, "Message": exc.message}
+        payload = json.dumps(body).encode()
+        headers = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(payload)))]
+        start_response(f"{status} {responses.get(status, 'Unknown')}", headers)
+        return [payload]
+
+    def _take_fault(self, method, path):
+        for fault in self._faults:
+            if fault["method"] == method and fault["pattern"].search(path):
+                fault["times"] -= 1
+                if fault["times"] <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def _raise_fault(self, fault):
+        if not fault["timeout"]:
+            raise ApiError(fault["status"], fault["error_code"], fault["message"])
+        if not self.timeout_by_sleeping:
+            raise httpx.ReadTimeout("simulated timeout")
+        time.sleep(self.timeout_sleep_seconds)  # the client has given up by now
+        raise ApiError(504, 0, "simulated timeout")
+
+    def _dispatch(self, method, path, environ):
+        for route_method, pattern, kind, name in self._routes:
+            match = pattern.fullmatch(path)
+            if match and route_method == method:
+                break
+        else:
+            raise ApiError(404, 0, f"No endpoint {method} {path}.")
+        body = self._read_json(environ, headers_checked=kind is not None)  # control endpoints: curl-friendly
+        query = {k.lower(): v for k, v in parse_qsl(environ.get("QUERY_STRING", ""))}
+        handler = getattr(self, name)
+        if kind is None:
+            return 200, handler(body, *match.groups())
+        with self._lock:
+            owner = self._authenticate(kind, environ)
+            return 200, handler(owner, body, query, *match.groups())
+
+    def _read_json(self, environ, *, headers_checked):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        if not raw:
+            return {}
+        accept, content_type = environ.get("HTTP_ACCEPT", ""), environ.get("CONTENT_TYPE", "")
+        json_headers = "application/json" in accept and content_type.startswith("application/json")
+        if headers_checked and not json_headers:
+            raise ApiError(422, 409, "JSON required. Set the Accept and Content-Type headers to application/json.")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise ApiError(422, 402, "Received invalid JSON input.") from None
+        if not isinstance(body, dict):
+            raise ApiError(422, 403, "Incompatible JSON input.")
+        return body
+
+    def _authenticate(self, kind, environ):
+        """The account name (account calls) or the server dict (server calls) the token belongs to."""
+        account_token = environ.get("HTTP_X_POSTMARK_ACCOUNT_TOKEN")
+        server_token = environ.get("HTTP_X_POSTMARK_SERVER_TOKEN")
+        if kind == ACCOUNT and account_token in self._account_tokens:
+            return self._account_tokens[account_token]
+        if kind == SERVER and server_token and account_token is None:
+            for server in self._servers.values():
+                if server_token in server["ApiTokens"]:
+                    return server
+        label = "Account" if kind == ACCOUNT else "Server"
+        raise ApiError(401, 10, f"Request does not contain a valid {label} token in X-Postmark-{label}-Token.")
+
+    # -- servers (account token) --------------------------------------------------------------
+
+    def _list_servers(self, account, body, query):
+        count, offset = _paging(query, error_code=600)  # 600 "server query exception"
+        name = query.get("name", "").lower()
+        found = [s for s in self._servers.values() if s["Account"] == account and name in s["Name"].lower()]
+        return {"TotalCount": len(found), "Servers": [_public(s) for s in found[offset:offset + count]]}
+
+    def _create_server(self, account, body, query):
+        name = body.get("Name")
+        if not isinstance(name, str) or not name.strip():
+            _invalid(608, "The server name is missing or invalid.")
+        if any(s["Account"] == account and s["Name"].lower() == name.lower() for s in self._servers.values()):
+            _invalid(603, "This server name already exists.")
+        delivery_type = body.get("DeliveryType", "Live")
+        if delivery_type not in DELIVERY_TYPES:
+            _invalid(402, "DeliveryType must be Live or Sandbox.")  # exact code UNCONFIRMED
+        color = body.get("Color", "Blue")
+        if color not in COLORS:
+            _invalid(607, "Invalid server color.")
+        server = _new_server(next(self._ids["server"]), name, delivery_type, color)
+        self._servers[server["ID"]] = {**server, "Account": account}
+        return server
+
+    def _get_server(self, account, body, query, server_id):
+        server = self._servers.get(int(server_id))
+        if server is None or server["Account"] != account:
+            _invalid(601, "Server does not exist.")
+        return _public(server)
+
+    # -- domains (account token) --------------------------------------------------------------
+
+    def _list_domains(self, account, body, query):
+        count, offset = _paging(query, error_code=511)  # query errors on /domains: code UNCONFIRMED
+        found = [d for d in self._domains.values() if d["Account"] == account]
+        summary = ("ID", "Name", "SPFVerified", "DKIMVerified", "WeakDKIM", "ReturnPathDomainVerified")
+        return {"TotalCount": len(found), "Domains": [{k: d[k] for k in summary} for d in found[offset:offset + count]]}
+
+    def _create_domain(self, account, body, query):
+        name, return_path = body.get("Name"), body.get("ReturnPathDomain") or ""
+        if not isinstance(name, str) or not name.strip():
+            _invalid(514, "The domain name is required.")
+        if not DOMAIN_NAME.match(name):  # also refuses names over 255 characters
+            _invalid(516, "The domain name is not valid.")
+        if any(d["Account"] == account and d["Name"].lower() == name.lower() for d in self._domains.values()):
+            _invalid(512, "This domain name already exists.")
+        if return_path and not return_path.lower().endswith("." + name.lower()):
+            _invalid(511, "The Return-Path domain must be a subdomain of the domain.")
+        selector = self._clock().strftime("%Y%m%d%H%M%S") + "pm"
+        domain = _new_domain(next(self._ids["domain"]), name, return_path, selector, self._dkim_value())
+        self._domains[domain["ID"]] = {**domain, "Account": account}
+        return domain
+
+    def _get_domain(self, account, body, query, domain_id):
+        return _public(self._domain(account, domain_id))
+
+    def _verify_dkim(self, account, body, query, domain_id):
+        domain = self._domain(account, domain_id)
+        host, value = domain["DKIMPendingHost"], domain["DKIMPendingTextValue"]
+        if host and value in self._dns_lookup(host, "TXT"):
+            # Once verified it stays verified, even if the record later disappears (fact sheet §3).
+            domain.update(DKIMVerified=True, DKIMHost=host, DKIMTextValue=value, DKIMUpdateStatus="Verified",
+                          DKIMPendingHost="", DKIMPendingTextValue="")
+        return _public(domain)
+
+    def _verify_return_path(self, account, body, query, domain_id):
+        domain = self._domain(account, domain_id)
+        host = domain["ReturnPathDomain"]
+        targets = [t.rstrip(".").lower() for t in self._dns_lookup(host, "CNAME")] if host else []
+        domain["ReturnPathDomainVerified"] = RETURN_PATH_TARGET in targets  # reflects the CNAME now
+        return _public(domain)
+
+    def _domain(self, account, domain_id):
+        domain = self._domains.get(int(domain_id))
+        if domain is None or domain["Account"] != account:
+            _invalid(510, "Domain not found.")
+        return domain
+
+    def _dkim_value(self):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=self._dkim_key_bits)
+        der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return "k=rsa; p=" + base64.b64encode(der).decode()
+
+    # -- webhooks and email (server token) ----------------------------------------------------
+
+    def _list_webhooks(self, server, body, query):
+        stream = query.get("messagestream")
+        if stream is not None:
+            _check_stream(stream)
+        hooks = [_public(w) for w in self._webhooks.values() if w["ServerID"] == server["ID"]]
+        return {"Webhooks": [w for w in hooks if stream is None or w["MessageStream"] == stream]}
+
+    def _create_webhook(self, server, body, query):
+        _check_url(body.get("Url"))
+        stream = body.get("MessageStream", "outbound")
+        _check_stream(stream)
+        hook = {"ID": next(self._ids["webhook"]), "Url": body["Url"], "MessageStream": stream,
+                "HttpAuth": body.get("HttpAuth"), "HttpHeaders": body.get("HttpHeaders") or [],
+                "Triggers": _merge_triggers(_no_triggers(), body.get("Triggers"))}
+        self._webhooks[hook["ID"]] = {**hook, "ServerID": server["ID"]}
+        return copy.deepcopy(hook)
+
+    def _get_webhook(self, server, body, query, webhook_id):
+        return _public(self._webhook(server, webhook_id))
+
+    def _edit_webhook(self, server, body, query, webhook_id):
+        hook = self._webhook(server, webhook_id)
+        if "Url" in body:
+            _check_url(body["Url"])
+            hook["Url"] = body["Url"]
+        for field in ("HttpAuth", "HttpHeaders"):
+            if field in body:
+                hook[field] = body[field]
+        hook["Triggers"] = _merge_triggers(hook["Triggers"], body.get("Triggers"))
+        return _public(hook)
+
+    def _delete_webhook(self, server, body, query, webhook_id):
+        self._webhook(server, webhook_id)
+        del self._webhooks[int(webhook_id)]
+        return {"ErrorCode": 0, "Message": f"Webhook {webhook_id} removed."}
+
+    def _webhook(self, server, webhook_id):
+        hook = self._webhooks.get(int(webhook_id))
+        if hook is None or hook["ServerID"] != server["ID"]:
+            _invalid(WEBHOOK_NOT_FOUND, f"Webhook {webhook_id} was not found.")
+        return hook
+
+    def _send_email(self, server, body, query):
+        sender, to = body.get("From") or "", body.get("To") or ""
+        address = parseaddr(sender)[1].lower()
+        verified = {d["Name"].lower() for d in self._domains.values() if d["Account"] == server["Account"]
+                    and d["DKIMVerified"]}
+        if address.rpartition("@")[2] not in verified:
+            _invalid(400, f"The 'From' address you supplied ({sender}) is not a Sender Signature on your account.")
+        if not to:
+            _invalid(300, "Invalid 'To' address: ''.")
+        if not (body.get("TextBody") or body.get("HtmlBody")):
+            _invalid(300, "Provide either email TextBody or HtmlBody or both.")
+        _check_stream(body.get("MessageStream", "outbound"))
+        receipt = {"To": to, "SubmittedAt": self._clock().isoformat(), "MessageID": str(uuid.uuid4()),
+                   "ErrorCode": 0, "Message": "OK"}
+        self._emails.append({**body, "ServerID": server["ID"], "MessageID": receipt["MessageID"]})
+        return receipt
+
+    # -- control endpoints (local mode only, no auth) -----------------------------------------
+
+    def _control_fault(self, body):
+        try:
+            self.inject_fault(**body)
+        except (TypeError, ValueError, re.error) as exc:
+            raise ApiError(422, 0, f"Bad fault: {exc}") from None
+        return {"ErrorCode": 0, "Message": "Fault injected."}
+
+    def _control_reset(self, body):
+        self.reset()
+        return {"ErrorCode": 0, "Message": "Simulator reset."}
+
+    def _control_state(self, body):
+        state = self.state()
+        for server in state["servers"]:
+            server["ApiTokens"] = ["***" for _ in server["ApiTokens"]]
+        return state
+
+
+def _paging(query, *, error_code):
+    try:
+        count, offset = int(query["count"]), int(query["offset"])
+    except (KeyError, ValueError):
+        _invalid(error_code, "The 'count' and 'offset' query parameters are required integers.")
+    if not 0 < count <= MAX_COUNT or offset < 0:
+        _invalid(error_code, f"'count' must be between 1 and {MAX_COUNT} and 'offset' must not be negative.")
+    return count, offset
+
+
+def _check_url(url):
+    if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
+        _invalid(606, "The webhook URL is missing or invalid.")
+
+
+def _check_stream(stream):
+    if stream not in STREAMS:
+        _invalid(1235, f"The message stream '{stream}' was not found.")
+
+
+def _no_triggers():
+    return {"Open": {"Enabled": False, "PostFirstOpenOnly": False}, "Click": {"Enabled": False},
+            "Delivery": {"Enabled": False}, "Bounce": {"Enabled": False, "IncludeContent": False},
+            "SpamComplaint": {"Enabled": False, "IncludeContent": False}, "SubscriptionChange": {"Enabled": False}}
+
+
+def _merge_triggers(current, given):
+    merged = copy.deepcopy(current)
+    for name, settings in (given or {}).items():
+        if name in merged and isinstance(settings, dict):
+            merged[name].update({k: v for k, v in settings.items() if k in merged[name]})
+    return merged
+
+
+def _public(record):
+    """A copy without the simulator's own bookkeeping keys (Account, ServerID on webhooks)."""
+    return {k: copy.deepcopy(v) for k, v in record.items() if k not in ("Account", "ServerID")}
+
+
+def _new_server(server_id, name, delivery_type, color):
+    inbound_hash = uuid.uuid4().hex
+    return {
+        "ID": server_id, "Name": name, "ApiTokens": [str(uuid.uuid4())],
+        "ServerLink": f"https://account.postmarkapp.com/servers/{server_id}/streams",
+        "Color": color, "SmtpApiActivated": True, "RawEmailEnabled": False, "DeliveryType": delivery_type,
+        "InboundAddress": f"{inbound_hash}@inbound.postmarkapp.com", "InboundHookUrl": "", "BounceHookUrl": "",
+        "OpenHookUrl": "", "DeliveryHookUrl": "", "ClickHookUrl": "", "PostFirstOpenOnly": False,
+        "InboundDomain": "", "InboundHash": inbound_hash, "InboundSpamThreshold": 0, "TrackOpens": False,
+        "TrackLinks": "None", "IncludeBounceContentInHook": False, "EnableSmtpApiErrorHooks": False,
+    }
+
+
+def _new_domain(domain_id, name, return_path, selector, dkim_value):
+    return {
+        "ID": domain_id, "Name": name,
+        "SPFVerified": False, "SPFHost": name, "SPFTextValue": "v=spf1 a mx include:spf.mtasv.net ~all",
+        "DKIMVerified": False, "WeakDKIM": False, "DKIMHost": "", "DKIMTextValue": "",
+        "DKIMPendingHost": f"{selector}._domainkey.{name}", "DKIMPendingTextValue": dkim_value,
+        "DKIMRevokedHost": "", "DKIMRevokedTextValue": "", "SafeToRemoveRevokedKeyFromDNS": False,
+        "DKIMUpdateStatus": "Pending", "ReturnPathDomain": return_path, "ReturnPathDomainVerified": False,
+        "ReturnPathDomainCNAMEValue": RETURN_PATH_TARGET,
+    }
+
+
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a request sleeping through a timeout fault must not block shutdown
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+def serve(simulator: PostmarkSimulator, host: str = "127.0.0.1", port: int = 0):
+    """Serve in a background thread; `server.server_address` has the port, `server.shutdown()` stops it."""
+    simulator.timeout_by_sleeping = True
+    server = make_server(host, port, simulator, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="postmark-simulator", daemon=True)
+    thread.start()
+    return server, thread

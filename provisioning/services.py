@@ -1,0 +1,171 @@
+"""The provisioning workflow: claim a configuration, run its steps in order, record every outcome.
+
+Only one run per configuration at a time: a run claims the row with a conditional UPDATE that
+sets a run id and a lease. A worker that dies mid-run leaves the lease to expire (or Celery
+redelivers the message, acks_late, and the same run id carries on). No network call happens
+inside a database transaction.
+"""
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from tenants.crypto import InvalidEncryptionKey, TokenDecryptionError
+from tenants.models import ConfigurationStatus, EmailConfiguration
+from tenants.secrets import MissingSecret
+
+from .errors import ProviderError
+from .models import STEP_ORDER, ProvisioningStep, StepStatus
+from .providers import Providers
+from .steps import STEP_FUNCTIONS
+
+log = logging.getLogger(__name__)
+
+# Failures that no retry can fix until a person changes configuration.
+CONFIGURATION_ERRORS = (MissingSecret, InvalidEncryptionKey, TokenDecryptionError)
+CLAIMABLE = Q(status__in=[ConfigurationStatus.DRAFT, ConfigurationStatus.FAILED])
+
+
+@dataclass
+class RunOutcome:
+    state: str  # "finished" | "retry" | "failed" | "busy" | "gone"
+    run_id: uuid.UUID | None = None
+    retry_in: float | None = None
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog), capped at five minutes."""
+    ceiling = min(300.0, settings.PROVISIONING_BACKOFF_BASE_SECONDS * (2 ** max(attempt - 1, 0)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _lease(extra_seconds: float = 0) -> timezone.datetime:
+    return timezone.now() + timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS + extra_seconds)
+
+
+def provisioning_claim(*, configuration_id: int, run_id: uuid.UUID | None) -> uuid.UUID | None:
+    """Claim the row for a new run (run_id None) or renew an existing run's lease; None if not ours."""
+    rows = EmailConfiguration.objects.filter(pk=configuration_id)
+    now = timezone.now()
+    if run_id is not None:
+        renewed = rows.filter(status=ConfigurationStatus.PROVISIONING, provisioning_run_id=run_id).update(
+            provisioning_lease_until=_lease()
+        )
+        return run_id if renewed else None
+    new_id = uuid.uuid4()
+    stale = Q(status=ConfigurationStatus.PROVISIONING) & (
+        Q(provisioning_lease_until__lt=now) | Q(provisioning_lease_until__isnull=True)
+    )
+    claimed = rows.filter(CLAIMABLE | stale).update(
+        status=ConfigurationStatus.PROVISIONING,
+        status_changed_at=now,
+        provisioning_run_id=new_id,
+        provisioning_lease_until=_lease(),
+        last_error="",
+    )
+    return new_id if claimed else None
+
+
+def _steps(configuration: EmailConfiguration) -> list[ProvisioningStep]:
+    existing = {s.name: s for s in configuration.steps.all()}
+    missing = [
+        ProvisioningStep(configuration=configuration, name=name, position=i)
+        for i, name in enumerate(STEP_ORDER)
+        if name not in existing
+    ]
+    if missing:
+        ProvisioningStep.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {s.name: s for s in configuration.steps.all()}
+    return [existing[name] for name in STEP_ORDER]
+
+
+def _record(step: ProvisioningStep, **fields) -> None:
+    for name, value in fields.items():
+        setattr(step, name, value)
+    step.save(update_fields=[*fields, "updated_at"])
+
+
+def _fail(configuration: EmailConfiguration, step: ProvisioningStep, message: str) -> RunOutcome:
+    now = timezone.now()
+    _record(step, status=StepStatus.FAILED, last_error=message, finished_at=now)
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(
+        status=ConfigurationStatus.FAILED, status_changed_at=now, last_error=f"{step.get_name_display()}: {message}",
+        provisioning_run_id=None, provisioning_lease_until=None,
+    )
+    return RunOutcome("failed")
+
+
+def _run_step(configuration, step, run_id, providers) -> RunOutcome | None:
+    """Run one step; None means it is done and the run goes on."""
+    _record(step, status=StepStatus.RUNNING, attempts=step.attempts + 1, started_at=timezone.now(), finished_at=None)
+    try:
+        STEP_FUNCTIONS[step.name](configuration, providers)
+    except ProviderError as exc:
+        if not exc.transient:
+            return _fail(configuration, step, exc.message)
+        if step.attempts >= settings.PROVISIONING_MAX_ATTEMPTS:
+            return _fail(configuration, step, f"{exc.message} (gave up after {step.attempts} attempts)")
+        delay = backoff_seconds(step.attempts)
+        _record(step, status=StepStatus.RETRYING, last_error=exc.message)
+        EmailConfiguration.objects.filter(pk=configuration.pk, provisioning_run_id=run_id).update(
+            provisioning_lease_until=_lease(delay)
+        )
+        return RunOutcome("retry", run_id=run_id, retry_in=delay)
+    except CONFIGURATION_ERRORS as exc:
+        return _fail(configuration, step, str(exc))
+    _record(step, status=StepStatus.DONE, last_error="", finished_at=timezone.now())
+    return None
+
+
+def configuration_provision(
+    *, configuration_id: int, providers: Providers, run_id: uuid.UUID | None = None
+) -> RunOutcome:
+    """Run (or resume) provisioning from the first step not done; hand over to verification at the end."""
+    run_id = provisioning_claim(configuration_id=configuration_id, run_id=run_id)
+    if run_id is None:
+        exists = EmailConfiguration.objects.filter(pk=configuration_id).exists()
+        return RunOutcome("busy" if exists else "gone")
+    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+    for step in _steps(configuration):
+        if step.status == StepStatus.DONE:
+            continue
+        outcome = _run_step(configuration, step, run_id, providers)
+        if outcome is not None:
+            return outcome
+    finished = EmailConfiguration.objects.filter(pk=configuration_id, provisioning_run_id=run_id).update(
+        status=ConfigurationStatus.VERIFYING, status_changed_at=timezone.now(), last_error="",
+        provisioning_run_id=None, provisioning_lease_until=None,
+    )
+    if finished:
+        log.info("provisioned %s; verification takes over", configuration.sending_domain)
+    return RunOutcome("finished", run_id=run_id)
+
+
+def configuration_enqueue_provisioning(configuration: EmailConfiguration) -> None:
+    """Queue a run once the surrounding transaction has committed (the worker must see the row)."""
+    from .tasks import provision_configuration
+
+    transaction.on_commit(lambda: provision_configuration.delay(configuration.pk))
+
+
+def steps_reset_failed(configuration: EmailConfiguration) -> None:
+    """A retry resumes from the failed step with a fresh attempt budget; done steps stay done."""
+    ProvisioningStep.objects.filter(configuration=configuration, status=StepStatus.FAILED).update(
+        status=StepStatus.PENDING, attempts=0
+    )
+
+
+def configuration_retry(configuration: EmailConfiguration) -> bool:
+    """Retry a failed run from the step that failed; False if it is not in a retryable state."""
+    if configuration.status != ConfigurationStatus.FAILED:
+        return False
+    steps_reset_failed(configuration)
+    configuration_enqueue_provisioning(configuration)
+    return True

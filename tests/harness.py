@@ -1,0 +1,132 @@
+"""Provider fakes at the transport: the Postmark simulator behind httpx transports, moto for Route53.
+
+Crashes and races are injected here, at the transport or the database connection, never by
+patching the code under test.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+import boto3
+import httpx
+
+from provisioning.postmark.client import PostmarkClient
+from provisioning.postmark.simulator import PostmarkSimulator
+from provisioning.providers import Providers
+from provisioning.route53 import Route53Client, unquote_txt
+
+
+class SimulatedCrash(BaseException):
+    """Stands for the worker process dying: BaseException, so no `except Exception` swallows it."""
+
+
+@dataclass
+class SentRequest:
+    method: str
+    path: str
+    params: dict
+    headers: dict
+    body: object
+
+    @property
+    def route(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass
+class CrashPoint:
+    route: str  # e.g. "POST /servers" or "route53 ChangeResourceRecordSets"
+    when: str  # "before" (not sent) or "after" (sent and answered, then the process dies)
+    armed: bool = True
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """Forwards to the simulator, records every request and can crash around one of them."""
+
+    def __init__(self, inner: httpx.BaseTransport):
+        self.inner = inner
+        self.sent: list[SentRequest] = []
+        self.crash: CrashPoint | None = None
+        self.race_routes: set[str] = set()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        body = json.loads(request.content) if request.content else None
+        sent = SentRequest(request.method, request.url.path, dict(request.url.params), dict(request.headers), body)
+        self._maybe_crash(sent.route, "before")
+        self.sent.append(sent)
+        if sent.route in self.race_routes:
+            # Another worker sent the same request first; ours gets the provider's "already exists".
+            self.race_routes.discard(sent.route)
+            self.inner.handle_request(_copy(request)).read()
+        response = self.inner.handle_request(request)
+        response.read()
+        self._maybe_crash(sent.route, "after")
+        return response
+
+    def _maybe_crash(self, route: str, when: str) -> None:
+        if self.crash and self.crash.armed and self.crash.route == route and self.crash.when == when:
+            self.crash.armed = False
+            raise SimulatedCrash(f"{when} {route}")
+
+
+def _copy(request: httpx.Request) -> httpx.Request:
+    return httpx.Request(request.method, request.url, headers=request.headers, content=request.content)
+
+
+@dataclass
+class Harness:
+    simulator: PostmarkSimulator
+    transport: RecordingTransport
+    session: boto3.session.Session
+    route53_calls: list[str] = field(default_factory=list)
+    route53_crash: CrashPoint | None = None
+
+    @property
+    def providers(self) -> Providers:
+        client = PostmarkClient(base_url="https://api.postmarkapp.com", transport=self.transport)
+        return Providers(postmark=client, route53_for=lambda partition: Route53Client(session=self.session, max_attempts=4))
+
+    def calls(self, route: str) -> list[SentRequest]:
+        return [r for r in self.transport.sent if r.route == route]
+
+    def zone_records(self, zone_name: str, domain: str) -> list[tuple[str, str, list[str]]]:
+        client = self.session.client("route53")
+        zone_id = client.list_hosted_zones_by_name(DNSName=zone_name)["HostedZones"][0]["Id"]
+        sets = client.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+        return sorted(
+            (s["Name"], s["Type"], [r["Value"] for r in s.get("ResourceRecords", [])])
+            for s in sets
+            if s["Name"].rstrip(".").endswith("." + domain)
+        )
+
+    def _on_route53(self, when: str, operation: str) -> None:
+        if when == "before":
+            self.route53_calls.append(operation)
+        crash = self.route53_crash
+        if crash and crash.armed and crash.route == f"route53 {operation}" and crash.when == when:
+            crash.armed = False
+            raise SimulatedCrash(f"{when} route53 {operation}")
+
+
+def make_harness(zone_names: list[str], *, dkim_key_bits: int = 1024) -> Harness:
+    """Call inside moto's mock_aws: creates the zones and wires the simulator's DNS checks to them."""
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    r53 = session.client("route53")
+    for name in zone_names:
+        r53.create_hosted_zone(Name=name, CallerReference=f"test-{name}")
+    lookup_client = Route53Client(session=boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"))
+    simulator = PostmarkSimulator(
+        account_tokens={"local-account-alpha001": "Alpha001", "local-account-alpha002": "Alpha002"},
+        dns_lookup=lookup_client.lookup,
+        dkim_key_bits=dkim_key_bits,
+    )
+    harness = Harness(simulator, RecordingTransport(httpx.WSGITransport(app=simulator)), session)
+    events = session._session.get_component("event_emitter")
+    events.register("before-call.route53.*", lambda model, **kw: harness._on_route53("before", model.name))
+    events.register("after-call.route53.*", lambda model, **kw: harness._on_route53("after", model.name))
+    return harness
+
+
+__all__ = ["CrashPoint", "Harness", "SimulatedCrash", "make_harness", "unquote_txt"]

@@ -1,0 +1,563 @@
+"""provisioning.route53 against moto (A6 of the Route53 reference), faults injected at the transport.
+
+Route53 is faked at the transport only: moto's `mock_aws` for behaviour, and botocore's own event
+system (before-call / before-send / after-call) to count calls, read what was signed and answer with
+AWS-shaped errors. A before-send handler that returns a response replaces the HTTP exchange but
+still goes through botocore's retry logic; botocore's Stubber does not (its errors are never
+retried), so it cannot prove anything about retries.
+"""
+
+import base64
+import socket
+import urllib.request
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from provisioning.errors import DnsNameOutsideZone, ProviderError
+from provisioning.records import DnsRecord
+from provisioning.route53 import Route53Client, is_within_zone, quote_txt, unquote_txt
+from tenants.models import Partition
+
+ZONE = "prod.ardamails.com"
+DKIM_VALUE = "v=DKIM1; k=rsa; p=" + base64.b64encode(bytes(range(256)) + bytes(range(38))).decode()  # 410 chars
+DKIM = DnsRecord(
+    name="20261122pm._domainkey.orders.acme.prod.ardamails.com", type="TXT", value=DKIM_VALUE, purpose="dkim"
+)
+RETURN_PATH = DnsRecord(
+    name="pm-bounces.orders.acme.prod.ardamails.com", type="CNAME", value="pm.mtasv.net", purpose="return_path"
+)
+DMARC = DnsRecord(name="_dmarc.orders.acme.prod.ardamails.com", type="TXT", value="v=DMARC1; p=none", purpose="dmarc")
+TENANT_RECORDS = [DKIM, RETURN_PATH, DMARC]
+ROLE_ARN = "arn:aws:iam::123456789012:role/ardamail-dns-writer"
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch, tmp_path):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        yield
+
+
+def create_zone(name, endpoint_url=None, **extra):
+    r53 = boto3.client("route53", endpoint_url=endpoint_url)
+    zone = r53.create_hosted_zone(Name=name, CallerReference="ref-" + name, **extra)["HostedZone"]
+    return zone["Id"].removeprefix("/hostedzone/")
+
+
+def raw_rrsets(zone_id, endpoint_url=None):
+    r53 = boto3.client("route53", endpoint_url=endpoint_url)
+    return r53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+
+
+def read_back(records):
+    return sorted((replace(r, purpose="") for r in records), key=lambda r: (r.name, r.type, r.value))
+
+
+@pytest.fixture
+def zone_id(aws):
+    return create_zone(ZONE)
+
+
+@pytest.fixture
+def client(aws):
+    return Route53Client(max_attempts=3)
+
+
+@pytest.fixture
+def calls(client):
+    """Every Route53 API operation the client starts, in order, with its parameters."""
+    seen = []
+
+    def record(model, params, **kwargs):
+        seen.append((model.name, params))
+
+    # before-parameter-build fires for every operation, with the API parameters, before anything is sent.
+    client._client.meta.events.register("before-parameter-build.route53", record)
+    return seen
+
+
+# --- fault injection at the transport --------------------------------------------------------
+
+
+class _Body:
+    def __init__(self, data):
+        self.data = data
+
+    def stream(self, **kwargs):
+        yield self.data
+
+
+def aws_error(code, message, status=400):
+    # The shape real Route53 answers with (boto/boto#2887, aws/aws-cli#2071).
+    body = (
+        '<?xml version="1.0"?>\n<ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
+        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<RequestId>00000000-fake</RequestId></ErrorResponse>"
+    ).encode()
+    return lambda url: AWSResponse(url, status, {"content-type": "text/xml"}, _Body(body))
+
+
+def fail_first_sends(client, times, response):
+    """Answer the first `times` ChangeResourceRecordSets sends with `response`; later ones go to the server."""
+    sends = []
+
+    def before_send(request, **kwargs):
+        sends.append(request.url)
+        return response(request.url) if len(sends) <= times else None
+
+    client._client.meta.events.register("before-send.route53.ChangeResourceRecordSets", before_send)
+    return sends
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    # Server mode for fault tests: in decorator mode moto is itself a before-send handler that
+    # applies the change even when our fake answer wins, so a "throttled" batch would still land.
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def server_url(moto_server):
+    urllib.request.urlopen(urllib.request.Request(moto_server + "/moto-api/reset", method="POST")).close()
+    return moto_server
+
+
+@pytest.fixture
+def closed_port_url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+# --- TXT quoting: moto accepts anything (A6.1), so these checks are the only ones ---------------
+
+
+def test_it_quotes_a_short_value():
+    assert quote_txt("v=DMARC1; p=none") == '"v=DMARC1; p=none"'
+    assert unquote_txt('"v=DMARC1; p=none"') == "v=DMARC1; p=none"
+
+
+def test_it_splits_a_2048_bit_dkim_key_into_strings_of_at_most_255_characters():
+    quoted = quote_txt(DKIM_VALUE)
+
+    assert len(DKIM_VALUE) == 410
+    assert quoted == '"' + DKIM_VALUE[:255] + '" "' + DKIM_VALUE[255:] + '"'
+    assert unquote_txt(quoted) == DKIM_VALUE
+
+
+def test_it_escapes_quotes_and_backslashes():
+    value = 'say "hi" \\ bye'
+
+    assert quote_txt(value) == '"say \\"hi\\" \\\\ bye"'
+    assert unquote_txt(quote_txt(value)) == value
+
+
+def test_it_splits_on_data_so_escaping_never_makes_a_string_too_long():
+    quoted = quote_txt('"' * 300)
+
+    assert quoted == '"' + '\\"' * 255 + '" "' + '\\"' * 45 + '"'
+    assert unquote_txt(quoted) == '"' * 300
+
+
+def test_it_unquotes_strings_with_or_without_a_space_between_them():
+    assert unquote_txt('"a""b"') == "ab"
+    assert unquote_txt('"a" "b"') == "ab"
+
+
+def test_it_returns_unquoted_input_as_is():
+    assert unquote_txt("v=DMARC1; p=none") == "v=DMARC1; p=none"
+
+
+def test_it_writes_other_bytes_as_octal_escapes_and_reads_them_back():
+    assert quote_txt("café") == '"caf\\303\\251"'
+    assert unquote_txt('"caf\\303\\251"') == "café"
+    assert unquote_txt('"\\052"') == "*"
+
+
+# --- containment -------------------------------------------------------------------------------
+
+
+def test_it_does_not_count_a_name_sharing_only_a_string_suffix_as_inside_the_zone():
+    assert not is_within_zone("notprod.ardamails.com", "prod.ardamails.com")
+    assert not is_within_zone("orders.acme.notprod.ardamails.com", "prod.ardamails.com")
+
+
+def test_it_ignores_case_and_trailing_dots_when_checking_containment():
+    assert is_within_zone("x.prod.ardamails.com.", "Prod.Ardamails.com")
+
+
+def test_it_counts_the_zone_apex_as_inside_the_zone():
+    assert is_within_zone("prod.ardamails.com", "prod.ardamails.com.")
+
+
+def test_it_refuses_an_upsert_outside_the_zone_before_any_call(client, zone_id, calls):
+    outside = DnsRecord(name="orders.acme.notprod.ardamails.com", type="TXT", value="v=DMARC1; p=none")
+
+    with pytest.raises(DnsNameOutsideZone) as caught:
+        client.upsert(zone_id=zone_id, zone_name=ZONE, records=[DMARC, outside])
+
+    assert caught.value.transient is False
+    assert caught.value.name == "orders.acme.notprod.ardamails.com"
+    assert calls == []
+    assert len(raw_rrsets(zone_id)) == 2  # NS and SOA only: DMARC was not written either
+
+
+def test_it_refuses_a_delete_outside_the_zone_before_any_call(client, zone_id, calls):
+    outside = replace(DMARC, name="_dmarc.orders.acme.notprod.ardamails.com")
+
+    with pytest.raises(DnsNameOutsideZone):
+        client.delete(zone_id=zone_id, zone_name=ZONE, records=[outside])
+
+    assert calls == []
+
+
+# --- writing and reading against moto ------------------------------------------------------------
+
+
+def test_it_upserts_and_reads_back_the_three_tenant_records(client, zone_id):
+    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+
+    found = client.read(zone_id=zone_id, zone_name=ZONE, names=[r.name for r in TENANT_RECORDS])
+
+    assert read_back(found) == read_back(TENANT_RECORDS)
+
+
+def test_it_changes_nothing_when_the_same_records_are_upserted_again(client, zone_id):
+    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+    before = raw_rrsets(zone_id)
+
+    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+
+    after = raw_rrsets(zone_id)
+    assert after == before
+    assert sorted(s["Type"] for s in after) == ["CNAME", "NS", "SOA", "TXT", "TXT"]
+
+
+def test_it_stores_txt_values_quoted_and_cname_targets_fully_qualified(client, zone_id):
+    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+
+    stored = {(s["Name"], s["Type"]): [rr["Value"] for rr in s["ResourceRecords"]] for s in raw_rrsets(zone_id)}
+
+    assert stored[("_dmarc.orders.acme.prod.ardamails.com.", "TXT")] == ['"v=DMARC1; p=none"']
+    assert stored[("pm-bounces.orders.acme.prod.ardamails.com.", "CNAME")] == ["pm.mtasv.net."]
+    assert stored[("20261122pm._domainkey.orders.acme.prod.ardamails.com.", "TXT")] == [
+        '"' + DKIM_VALUE[:255] + '" "' + DKIM_VALUE[255:] + '"'
+    ]
+
+
+def test_it_sends_one_change_batch_per_upsert(client, zone_id, calls):
+    change_id = client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+
+    assert [name for name, _ in calls] == ["ChangeResourceRecordSets"]
+    batch = calls[0][1]["ChangeBatch"]
+    assert batch["Comment"] == "ardamail-admin"
+    assert [(c["Action"], c["ResourceRecordSet"]["Name"]) for c in batch["Changes"]] == [
+        ("UPSERT", "20261122pm._domainkey.orders.acme.prod.ardamails.com."),
+        ("UPSERT", "pm-bounces.orders.acme.prod.ardamails.com."),
+        ("UPSERT", "_dmarc.orders.acme.prod.ardamails.com."),
+    ]
+    assert change_id and not change_id.startswith("/")
+
+
+def test_it_writes_several_txt_values_at_one_name_as_one_record_set(client, zone_id, calls):
+    verification = DnsRecord(name=DMARC.name, type="TXT", value="verify=123")
+
+    client.upsert(zone_id=zone_id, zone_name=ZONE, records=[DMARC, verification])
+
+    # Two UPSERTs of one name+type in a batch would be rejected, and each would replace the other (A1, A3).
+    assert len(calls[0][1]["ChangeBatch"]["Changes"]) == 1
+    found = client.read(zone_id=zone_id, zone_name=ZONE, names=[DMARC.name])
+    assert sorted(r.value for r in found) == ["v=DMARC1; p=none", "verify=123"]
+
+
+def test_it_reads_only_records_exactly_at_the_names_asked_for(client, zone_id):
+    other_tenant = replace(DMARC, name="_dmarc.billing.acme.prod.ardamails.com", value="v=DMARC1; p=reject")
+    client.upsert(zone_id=zone_id, zone_name=ZONE, records=[DMARC, other_tenant])
+
+    found = client.read(zone_id=zone_id, zone_name=ZONE, names=[DMARC.name.upper() + ".", DMARC.name])
+
+    assert found == [replace(DMARC, purpose="")]
+
+
+def test_it_deletes_exactly_the_records_and_leaves_ns_and_soa(client, zone_id, calls):
+    other_tenant = replace(DMARC, name="_dmarc.billing.acme.prod.ardamails.com")
+    client.upsert(zone_id=zone_id, zone_name=ZONE, records=[*TENANT_RECORDS, other_tenant])
+
+    change_id = client.delete(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+
+    assert change_id
+    remaining = sorted((s["Name"], s["Type"]) for s in raw_rrsets(zone_id))
+    assert remaining == [
+        ("_dmarc.billing.acme.prod.ardamails.com.", "TXT"),
+        ("prod.ardamails.com.", "NS"),
+        ("prod.ardamails.com.", "SOA"),
+    ]
+    changes = [params for name, params in calls if name == "ChangeResourceRecordSets"][-1]["ChangeBatch"]["Changes"]
+    assert sorted((c["Action"], c["ResourceRecordSet"]["Name"]) for c in changes) == [
+        ("DELETE", "20261122pm._domainkey.orders.acme.prod.ardamails.com."),
+        ("DELETE", "_dmarc.orders.acme.prod.ardamails.com."),
+        ("DELETE", "pm-bounces.orders.acme.prod.ardamails.com."),
+    ]
+
+
+def test_it_deletes_with_the_values_route53_lists_not_the_ones_it_was_given(client, zone_id, calls):
+    value = '"v=DMARC1;" " p=none"'  # written by someone else, split differently and with another TTL
+    listed = {"Name": DMARC.name + ".", "Type": "TXT", "TTL": 300, "ResourceRecords": [{"Value": value}]}
+    boto3.client("route53").change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": listed}]}
+    )
+
+    client.delete(zone_id=zone_id, zone_name=ZONE, records=[DMARC])
+
+    # DELETE must repeat the current TTL and values exactly (A1); moto would not notice (A6.4).
+    [change] = calls[-1][1]["ChangeBatch"]["Changes"]
+    assert change == {"Action": "DELETE", "ResourceRecordSet": listed}
+    assert len(raw_rrsets(zone_id)) == 2
+
+
+def test_it_makes_no_change_when_there_is_nothing_to_delete(client, zone_id, calls):
+    assert client.delete(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS) is None
+    assert "ChangeResourceRecordSets" not in [name for name, _ in calls]
+
+
+# --- zones ---------------------------------------------------------------------------------------
+
+
+def test_it_finds_a_public_zone_id_by_exact_name(client, zone_id):
+    create_zone("ardamails.com")
+
+    assert client.zone_id_for("Prod.Ardamails.com.") == zone_id
+
+
+def test_it_refuses_a_zone_that_does_not_exist(client, zone_id):
+    with pytest.raises(ProviderError) as caught:
+        client.zone_id_for("stage.ardamails.com")
+
+    assert str(caught.value) == "No public Route53 hosted zone named stage.ardamails.com."
+    assert caught.value.transient is False
+
+
+def test_it_does_not_accept_a_private_zone_of_that_name(client, aws):
+    vpc = {"VPCRegion": "us-east-1", "VPCId": "vpc-12345678"}
+    create_zone("internal.ardamails.com", HostedZoneConfig={"PrivateZone": True}, VPC=vpc)
+
+    with pytest.raises(ProviderError, match="No public Route53 hosted zone named internal.ardamails.com"):
+        client.zone_id_for("internal.ardamails.com")
+
+
+def test_it_finds_values_by_walking_up_to_the_zone(client, zone_id):
+    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+
+    assert client.lookup("20261122pm._domainkey.orders.acme.prod.ardamails.com", "TXT") == [DKIM_VALUE]
+    assert client.lookup("PM-Bounces.orders.acme.prod.ardamails.com.", "CNAME") == ["pm.mtasv.net"]
+    assert client.lookup("_dmarc.orders.acme.prod.ardamails.com", "CNAME") == []
+    assert client.lookup("nothing.example.org", "TXT") == []
+
+
+def test_it_looks_up_in_the_most_specific_zone(client, zone_id):
+    child_id = create_zone("acme.prod.ardamails.com")
+    client.upsert(zone_id=zone_id, zone_name=ZONE, records=[replace(DMARC, value="v=DMARC1; p=parent")])
+    client.upsert(zone_id=child_id, zone_name="acme.prod.ardamails.com", records=[DMARC])
+
+    assert client.lookup(DMARC.name, "TXT") == ["v=DMARC1; p=none"]
+
+
+# --- errors after boto's retries (server mode, faults at the transport) ------------------------------
+
+
+@pytest.mark.parametrize("code", ["Throttling", "PriorRequestNotComplete"])
+def test_it_retries_until_route53_accepts_the_batch(server_url, code):
+    zone_id = create_zone(ZONE, endpoint_url=server_url)
+    client = Route53Client(endpoint_url=server_url, max_attempts=2)  # botocore: 2 retries, 3 requests
+    sends = fail_first_sends(client, 2, aws_error(code, "Rate exceeded"))
+
+    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+
+    assert len(sends) == 3
+    assert len(raw_rrsets(zone_id, endpoint_url=server_url)) == 5
+
+
+@pytest.mark.parametrize("code", ["Throttling", "PriorRequestNotComplete"])
+def test_it_reports_throttling_as_transient_once_boto_gives_up(server_url, code):
+    zone_id = create_zone(ZONE, endpoint_url=server_url)
+    client = Route53Client(endpoint_url=server_url, max_attempts=1)  # one retry: the test sleeps at most 1 s
+    sends = fail_first_sends(client, 5, aws_error(code, "Rate exceeded"))
+
+    with pytest.raises(ProviderError) as caught:
+        client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+
+    error = caught.value
+    assert len(sends) == 2  # the first try and botocore's one retry
+    assert (error.transient, error.error_code, error.status, error.provider) == (True, code, 400, "route53")
+    assert str(error) == f"Route53 could not update records in the zone prod.ardamails.com: Rate exceeded ({code})"
+    assert len(raw_rrsets(zone_id, endpoint_url=server_url)) == 2
+
+
+def test_it_reports_an_invalid_change_batch_as_permanent_in_route53s_words(server_url):
+    zone_id = create_zone(ZONE, endpoint_url=server_url)
+    client = Route53Client(endpoint_url=server_url, max_attempts=1)
+    message = "RRSet of type TXT with DNS name x. is not permitted because a conflicting RRSet of type CNAME exists."
+    sends = fail_first_sends(client, 5, aws_error("InvalidChangeBatch", message))
+
+    with pytest.raises(ProviderError) as caught:
+        client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+
+    error = caught.value
+    assert len(sends) == 1  # not retried
+    assert (error.transient, error.error_code, error.provider_message) == (False, "InvalidChangeBatch", message)
+    assert str(error) == (
+        f"Route53 could not update records in the zone prod.ardamails.com: {message} (InvalidChangeBatch)"
+    )
+
+
+def test_it_reports_a_server_error_as_transient(server_url):
+    zone_id = create_zone(ZONE, endpoint_url=server_url)
+    client = Route53Client(endpoint_url=server_url, max_attempts=1)
+    fail_first_sends(client, 5, aws_error("InternalFailure", "We encountered an internal error.", status=500))
+
+    with pytest.raises(ProviderError) as caught:
+        client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+
+    assert (caught.value.transient, caught.value.status) == (True, 500)
+
+
+def test_it_reports_a_missing_hosted_zone_as_permanent(client, aws):
+    with pytest.raises(ProviderError) as caught:
+        client.read(zone_id="ZNOSUCHZONE", zone_name=ZONE, names=[DMARC.name])
+
+    error = caught.value
+    assert (error.transient, error.error_code, error.status) == (False, "NoSuchHostedZone", 404)
+    assert "could not read the records at _dmarc.orders.acme.prod.ardamails.com" in str(error)
+
+
+def test_it_says_when_the_worker_has_no_aws_credentials(monkeypatch, closed_port_url):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(key)
+    client = Route53Client(endpoint_url=closed_port_url)
+
+    with pytest.raises(ProviderError) as caught:
+        client.zone_id_for(ZONE)
+
+    assert caught.value.transient is False
+    assert "no AWS credentials" in str(caught.value)
+
+
+# --- settings, partitions and the DNS role --------------------------------------------------------
+
+
+def partition(**overrides):
+    fields = dict(name="prod", infrastructure="Alpha001", mail_zone=ZONE, delivery_type="Live", dns_role_arn="")
+    return Partition(**{**fields, **overrides})
+
+
+def test_it_builds_a_client_from_settings_for_a_partition(settings):
+    settings.AWS_ENDPOINT_URL = "http://moto.internal:5000"
+    settings.AWS_REGION = "eu-west-1"
+
+    client = Route53Client.for_partition(partition())
+
+    assert client._client.meta.endpoint_url == "http://moto.internal:5000"
+    assert client._client.meta.region_name == "eu-west-1"
+
+
+def test_it_uses_the_partition_dns_role(settings, zone_id):
+    settings.AWS_ENDPOINT_URL = None
+    client = Route53Client.for_partition(partition(dns_role_arn=ROLE_ARN))
+    signed_with = []
+    client._client.meta.events.register(
+        "before-send.route53", lambda request, **kw: signed_with.append(request.headers["Authorization"].decode())
+    )
+
+    assert client.zone_id_for(ZONE) == zone_id
+    [authorization] = signed_with
+    assert "Credential=testing/" not in authorization  # moto's STS handed out other keys
+
+
+def test_it_reports_an_unreachable_endpoint_as_transient(closed_port_url):
+    client = Route53Client(endpoint_url=closed_port_url, max_attempts=0)  # no retries: no backoff sleeps
+
+    with pytest.raises(ProviderError) as caught:
+        client.zone_id_for(ZONE)
+
+    assert str(caught.value) == "Could not reach Route53 to look up the hosted zone prod.ardamails.com"
+    assert caught.value.transient is True
+
+
+def test_it_names_the_role_when_it_cannot_be_assumed(closed_port_url):
+    client = Route53Client(endpoint_url=closed_port_url, role_arn=ROLE_ARN, max_attempts=0)
+
+    with pytest.raises(ProviderError) as caught:
+        client.zone_id_for(ZONE)
+
+    assert str(caught.value) == f"Could not reach Route53 to assume the DNS role {ROLE_ARN}"
+    assert caught.value.transient is True
+
+
+def observe_role(session, expires_in=None):
+    """Record AssumeRole calls and the access keys Route53 requests are signed with."""
+    seen = {"asked": [], "assumed": [], "signed_with": []}
+
+    def before_assume(params, **kwargs):
+        seen["asked"].append(params)
+
+    def after_assume(parsed, **kwargs):
+        seen["assumed"].append(parsed["Credentials"]["AccessKeyId"])
+        if expires_in is not None:  # STS decides the lifetime; here it hands out short-lived keys
+            parsed["Credentials"]["Expiration"] = datetime.now(timezone.utc) + expires_in
+
+    def before_send(request, **kwargs):
+        authorization = request.headers["Authorization"].decode()
+        seen["signed_with"].append(authorization.split("Credential=")[1].split("/")[0])
+
+    session.events.register("before-parameter-build.sts.AssumeRole", before_assume)
+    session.events.register("after-call.sts.AssumeRole", after_assume)
+    session.events.register("before-send.route53", before_send)
+    return seen
+
+
+def test_it_signs_route53_requests_with_the_assumed_role_credentials(zone_id):
+    session = boto3.session.Session()
+    seen = observe_role(session)
+    client = Route53Client(role_arn=ROLE_ARN, session=session)
+
+    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+    assert client.zone_id_for(ZONE) == zone_id
+
+    [access_key] = seen["assumed"]
+    assert seen["asked"] == [{"RoleArn": ROLE_ARN, "RoleSessionName": "ardamail-admin-dns", "DurationSeconds": 3600}]
+    assert access_key != "testing"
+    assert seen["signed_with"] == [access_key, access_key]
+
+
+def test_it_assumes_the_role_again_when_its_credentials_are_about_to_expire(zone_id):
+    session = boto3.session.Session()
+    seen = observe_role(session, expires_in=timedelta(minutes=4))
+    client = Route53Client(role_arn=ROLE_ARN, session=session)
+
+    client.zone_id_for(ZONE)
+    client.read(zone_id=zone_id, zone_name=ZONE, names=[DMARC.name])
+
+    assert len(seen["assumed"]) == 2
+    assert seen["signed_with"] == seen["assumed"]

@@ -1,0 +1,210 @@
+"""Acceptance for issue 3: crash at every step boundary and inside every step; provider faults."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from provisioning.services import configuration_provision, configuration_retry, steps_reset_failed
+from tenants.models import EmailConfiguration
+from tests.harness import CrashPoint, SimulatedCrash, make_harness
+from tests.test_workflow import DOMAIN, aws, create, harness, run_to_end  # noqa: F401  (fixtures)
+
+# Every place a worker can die: before a step's first call (= after the previous step) and between
+# each provider call and the database write that records its answer.
+CRASH_POINTS = [
+    ("GET /servers", "before"),
+    ("POST /servers", "after"),
+    ("POST /domains", "before"),
+    ("POST /domains", "after"),
+    ("route53 ChangeResourceRecordSets", "before"),
+    ("route53 ChangeResourceRecordSets", "after"),
+    ("GET /webhooks", "before"),
+    ("POST /webhooks", "after"),
+]
+
+
+def assert_clean_end_state(harness, configuration):
+    configuration.refresh_from_db()
+    assert configuration.status == "verifying"
+    state = harness.simulator.state()
+    assert len(state["servers"]) == 1
+    assert len(state["domains"]) == 1
+    server = state["servers"][0]
+    assert [w["ServerID"] for w in state["webhooks"]] == [server["ID"]]
+    assert configuration.server_token() == server["ApiTokens"][0]
+    records = harness.zone_records("prod.ardamails.com", DOMAIN)
+    assert [(name, rtype) for name, rtype, _ in records] == sorted([
+        (f"{configuration.dkim_host}.", "TXT"), (f"_dmarc.{DOMAIN}.", "TXT"), (f"pm-bounces.{DOMAIN}.", "CNAME")
+    ])
+    assert all(len(values) == 1 for _, _, values in records)
+
+
+def expire_lease(configuration):
+    """Time passes: the dead worker's lease runs out, so a new worker may claim the row."""
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(
+        provisioning_lease_until=timezone.now() - timedelta(seconds=1)
+    )
+
+
+@pytest.mark.parametrize("route, when", CRASH_POINTS, ids=[f"{w}-{r}" for r, w in CRASH_POINTS])
+def test_a_crash_anywhere_resumes_without_duplicates(harness, configured_partitions, route, when):
+    configuration = create(configured_partitions["prod"])
+    crash = CrashPoint(route, when)
+    if route.startswith("route53"):
+        harness.route53_crash = crash
+    else:
+        harness.transport.crash = crash
+    with pytest.raises(SimulatedCrash):
+        run_to_end(configuration, harness)
+    configuration.refresh_from_db()
+    assert configuration.status == "provisioning"
+    expire_lease(configuration)
+    assert run_to_end(configuration, harness).state == "finished"
+    assert_clean_end_state(harness, configuration)
+
+
+def test_a_crash_after_the_last_step_before_the_handover_resumes(harness, configured_partitions):
+    configuration = create(configured_partitions["prod"])
+
+    def die_on_handover(execute, sql, params, many, context):
+        if sql.startswith("UPDATE") and params and "verifying" in [str(p) for p in params]:
+            raise SimulatedCrash("before handover write")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(die_on_handover), pytest.raises(SimulatedCrash):
+        run_to_end(configuration, harness)
+    sent_before = len(harness.transport.sent)
+    expire_lease(configuration)
+    assert run_to_end(configuration, harness).state == "finished"
+    assert len(harness.transport.sent) == sent_before  # every step was done: no provider call repeated
+    assert_clean_end_state(harness, configuration)
+
+
+def test_celery_redelivery_carries_on_with_the_same_run(harness, configured_partitions):
+    configuration = create(configured_partitions["prod"])
+    harness.transport.crash = CrashPoint("POST /domains", "after")
+    with pytest.raises(SimulatedCrash):
+        run_to_end(configuration, harness)
+    configuration.refresh_from_db()
+    run_id = configuration.provisioning_run_id
+    outcome = configuration_provision(configuration_id=configuration.pk, providers=harness.providers, run_id=run_id)
+    assert outcome.state == "finished"
+    assert_clean_end_state(harness, configuration)
+
+
+POSTMARK_ROUTES = [("GET", "/servers", "GET /servers"), ("POST", "/servers", "POST /servers"),
+                   ("POST", "/domains", "POST /domains"), ("GET", "/webhooks", "GET /webhooks"),
+                   ("POST", "/webhooks", "POST /webhooks")]
+
+
+@pytest.mark.parametrize("status", [429, 500, 503, "timeout"])
+@pytest.mark.parametrize("method, path, route", POSTMARK_ROUTES, ids=[r for _, _, r in POSTMARK_ROUTES])
+def test_transient_postmark_faults_still_end_in_success(harness, configured_partitions, method, path, route, status):
+    configuration = create(configured_partitions["prod"])
+    if status == "timeout":
+        harness.simulator.inject_fault(method=method, path_pattern=f"^{path}", timeout=True, times=2)
+    else:
+        harness.simulator.inject_fault(method=method, path_pattern=f"^{path}", status=status, times=2,
+                                       error_code=429 if status == 429 else 0, message="Try again")
+    assert run_to_end(configuration, harness).state == "finished"
+    step = {"/servers": "server", "/domains": "domain", "/webhooks": "webhook"}[path]
+    assert configuration.steps.get(name=step).attempts == 3
+    assert_clean_end_state(harness, configuration)
+
+
+def test_transient_faults_beyond_the_limit_fail_with_the_reason(harness, configured_partitions, settings):
+    settings.PROVISIONING_MAX_ATTEMPTS = 3
+    configuration = create(configured_partitions["prod"])
+    harness.simulator.inject_fault(method="POST", path_pattern="^/domains", status=503, times=3, message="Down")
+    assert run_to_end(configuration, harness).state == "failed"
+    assert configuration.status == "failed"
+    step = configuration.steps.get(name="domain")
+    assert step.status == "failed" and step.attempts == 3
+    assert "(gave up after 3 attempts)" in step.last_error
+
+
+@pytest.mark.parametrize("code", ["Throttling", "PriorRequestNotComplete"])
+def test_route53_throttling_still_ends_in_success(harness, configured_partitions, code):
+    from botocore.awsrequest import AWSResponse
+
+    remaining = {"n": 2}
+
+    def throttle(request, **kwargs):
+        if "rrset" in request.url and request.method == "POST" and remaining["n"] > 0:
+            remaining["n"] -= 1
+            body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+                    f"<Message>Rate exceeded</Message></Error></ErrorResponse>").encode()
+            return AWSResponse(request.url, 400, {}, _Raw(body))
+        return None
+
+    harness.session._session.get_component("event_emitter").register("before-send.route53.ChangeResourceRecordSets", throttle)
+    configuration = create(configured_partitions["prod"])
+    assert run_to_end(configuration, harness).state == "finished"
+    assert remaining["n"] == 0
+    assert_clean_end_state(harness, configuration)
+
+
+class _Raw:
+    def __init__(self, body):
+        self.body = body
+
+    def stream(self, **kwargs):
+        yield self.body
+
+    def read(self, *args, **kwargs):
+        body, self.body = self.body, b""
+        return body
+
+
+def test_a_server_name_taken_by_a_racing_worker_is_found_not_failed(harness, configured_partitions):
+    harness.transport.race_routes.add("POST /servers")
+    configuration = create(configured_partitions["prod"])
+    assert run_to_end(configuration, harness).state == "finished"
+    assert [r.route for r in harness.transport.sent][:3] == ["GET /servers", "POST /servers", "GET /servers"]
+    assert_clean_end_state(harness, configuration)
+
+
+def test_a_domain_that_already_exists_is_found_not_failed(harness, configured_partitions):
+    harness.transport.race_routes.add("POST /domains")
+    configuration = create(configured_partitions["prod"])
+    assert run_to_end(configuration, harness).state == "finished"
+    assert "GET /domains" in [r.route for r in harness.transport.sent]
+    assert_clean_end_state(harness, configuration)
+
+
+def test_a_permanent_error_fails_with_the_message_and_retry_resumes_from_that_step(harness, configured_partitions):
+    configuration = create(configured_partitions["prod"])
+    harness.simulator.inject_fault(method="POST", path_pattern="^/webhooks", status=422, error_code=300,
+                                   message="Invalid webhook request.")
+    assert run_to_end(configuration, harness).state == "failed"
+    assert configuration.status == "failed"
+    assert configuration.last_error == (
+        "Webhook: Postmark could not create the webhook: Invalid webhook request. (HTTP 422, ErrorCode 300)"
+    )
+    assert [(s.name, s.status) for s in configuration.steps.all()] == [
+        ("server", "done"), ("domain", "done"), ("dns", "done"), ("webhook", "failed")
+    ]
+    sent_before = len(harness.transport.sent)
+    steps_reset_failed(configuration)
+    assert run_to_end(configuration, harness).state == "finished"
+    assert [r.route for r in harness.transport.sent[sent_before:]] == ["GET /webhooks", "POST /webhooks"]
+    assert_clean_end_state(harness, configuration)
+
+
+def test_retry_refuses_a_configuration_that_has_not_failed(harness, configured_partitions, django_capture_on_commit_callbacks):
+    configuration = create(configured_partitions["prod"])
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert configuration_retry(configuration) is False
+    assert callbacks == []
+
+
+def test_a_wrong_delivery_type_on_an_existing_server_is_a_permanent_error(harness, configured_partitions):
+    from provisioning.postmark.client import PostmarkClient
+
+    client = PostmarkClient(base_url="https://api.postmarkapp.com", transport=harness.transport)
+    client.create_server(account_token="local-account-alpha001", name=f"ardamail {DOMAIN}", delivery_type="Sandbox")
+    configuration = create(configured_partitions["prod"])
+    assert run_to_end(configuration, harness).state == "failed"
+    assert "exists as Sandbox, but partition prod needs Live" in configuration.last_error
