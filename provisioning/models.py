@@ -45,3 +45,77 @@ class ProvisioningStep(models.Model):
 
     def __str__(self):
         return f"{self.configuration_id}:{self.name}={self.status}"
+
+
+class VerificationCheck(models.Model):
+    """One verification check: when it ran, what Postmark's flags said, and why it ran."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        MANUAL = "manual", "Check now"
+        PROVISIONING = "provisioning", "After provisioning"
+
+    configuration = models.ForeignKey(EmailConfiguration, on_delete=models.CASCADE, related_name="verification_checks")
+    ran_at = models.DateTimeField()
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    dkim_verified = models.BooleanField(null=True)
+    return_path_verified = models.BooleanField(null=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-ran_at"]
+        indexes = [models.Index(fields=["configuration", "-ran_at"], name="check_config_ran")]
+
+    def __str__(self):
+        return f"{self.configuration_id}@{self.ran_at:%Y-%m-%d %H:%M}"
+
+
+class RecordStatus(models.TextChoices):
+    OK = "ok", "Published"
+    MISSING = "missing", "Missing"
+    DIFFERENT = "different", "Different"
+    UNKNOWN = "unknown", "Not checked"
+
+
+class RecordCheck(models.Model):
+    """The last comparison of one desired record with what DNS holds (drift detection, per record)."""
+
+    configuration = models.ForeignKey(EmailConfiguration, on_delete=models.CASCADE, related_name="record_checks")
+    name = models.CharField(max_length=253)
+    type = models.CharField(max_length=8)
+    purpose = models.CharField(max_length=16)
+    expected = models.TextField()
+    found = models.TextField(blank=True)  # values found, one per line; empty when missing
+    status = models.CharField(max_length=16, choices=RecordStatus.choices, default=RecordStatus.UNKNOWN)
+    source = models.CharField(max_length=32, blank=True)  # "route53" or "dns:<nameserver>"
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["configuration", "purpose"]
+        constraints = [
+            models.UniqueConstraint(fields=["configuration", "name", "type"], name="record_check_unique"),
+            models.CheckConstraint(condition=Q(status__in=RecordStatus.values), name="record_check_status_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.type} {self.name}: {self.status}"
+
+
+class DmarcChange(models.Model):
+    """Audit log of the DMARC ramp: who, when, from, to and why."""
+
+    configuration = models.ForeignKey(EmailConfiguration, on_delete=models.CASCADE, related_name="dmarc_changes")
+    from_state = models.CharField(max_length=16)
+    to_state = models.CharField(max_length=16)
+    actor = models.CharField(max_length=150)  # username, or "cli:<name>"
+    reason = models.TextField(blank=True)
+    dwell_overridden = models.BooleanField(default=False)
+    record_value = models.TextField()  # the _dmarc TXT value published
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["configuration", "-created_at"], name="dmarc_change_config")]
+
+    def __str__(self):
+        return f"{self.configuration_id}: {self.from_state} -> {self.to_state}"

@@ -139,9 +139,12 @@ def configuration_provision(
         outcome = _run_step(configuration, step, run_id, providers)
         if outcome is not None:
             return outcome
+    now = timezone.now()
     finished = EmailConfiguration.objects.filter(pk=configuration_id, provisioning_run_id=run_id).update(
-        status=ConfigurationStatus.VERIFYING, status_changed_at=timezone.now(), last_error="",
+        status=ConfigurationStatus.VERIFYING, status_changed_at=now, last_error="",
         provisioning_run_id=None, provisioning_lease_until=None,
+        # Verification's 72-hour clock starts now and its first check is due at once.
+        verification_started_at=now, verification_attempts=0, next_check_at=now,
     )
     if finished:
         log.info("provisioned %s; verification takes over", configuration.sending_domain)

@@ -112,6 +112,15 @@ class EmailConfiguration(models.Model):
     dkim_verified = models.BooleanField(default=False)
     return_path_verified = models.BooleanField(default=False)
     verification_checked_at = models.DateTimeField(null=True, blank=True)
+    # Verification schedule (issue 5): the 72-hour clock starts here; "Check now"/retry restart it.
+    verification_started_at = models.DateTimeField(null=True, blank=True)
+    verification_attempts = models.PositiveIntegerField(default=0)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    # Drift detection on active configurations.
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
+    next_drift_check_at = models.DateTimeField(null=True, blank=True)
+    # DMARC ramp: when the current state was entered (dwell time counts from here).
+    dmarc_changed_at = models.DateTimeField(default=timezone.now)
 
     # One provisioning run at a time: a run holds this lease (see provisioning.services).
     provisioning_run_id = models.UUIDField(null=True, blank=True, editable=False)
@@ -132,7 +141,9 @@ class EmailConfiguration(models.Model):
         indexes = [
             models.Index(fields=["partition", "status"], name="configuration_part_status"),
             models.Index(fields=["partition", "dmarc_state"], name="configuration_part_dmarc"),
-            models.Index(fields=["status", "verification_checked_at"], name="configuration_status_checked"),
+            models.Index(fields=["status", "next_check_at"], name="configuration_status_next"),
+            models.Index(fields=["status", "next_drift_check_at"], name="configuration_status_drift"),
+            models.Index(fields=["partition", "dmarc_state", "dmarc_changed_at"], name="configuration_dmarc_wait"),
         ]
 
     def __str__(self):

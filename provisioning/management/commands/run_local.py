@@ -1,4 +1,5 @@
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,10 @@ def wait_for_port(port: int, *, timeout: float = 30.0) -> None:
     raise CommandError(f"Nothing answered on 127.0.0.1:{port} after {timeout:.0f}s.")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = (
         "Local mode: run moto (Route53), the Postmark simulator, a Celery worker with beat and the web "
@@ -35,6 +40,9 @@ class Command(BaseCommand):
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "ardamail_admin.settings.local")}
         procs = []
+        # Ctrl-C arrives as SIGINT; a supervisor or `kill` sends SIGTERM: both stop everything.
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         try:
             moto_port, pm_port = settings.LOCAL_MOTO_PORT, settings.LOCAL_POSTMARK_PORT
             procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)], env=env))
