@@ -38,10 +38,20 @@ class EmailConfigurationAdmin(admin.ModelAdmin):
     list_select_related = ("tenant", "partition")
     raw_id_fields = ("tenant",)
     # The encrypted token is not editable and so never rendered; show only whether it is set.
+    # State changes go through the services (they publish DNS and keep the audit log), so the
+    # admin shows state but does not edit it.
     readonly_fields = (
-        "sending_domain", "token_stored", "postmark_server_id", "postmark_server_link", "postmark_domain_id", "postmark_webhook_id",
-        "status_changed_at", "provisioning_lease_until", "created_at", "updated_at",
+        "sending_domain", "status", "status_changed_at", "last_error", "dmarc_state", "dmarc_changed_at",
+        "token_stored", "postmark_server_id", "postmark_server_link", "postmark_domain_id", "postmark_webhook_id",
+        "dkim_host", "dkim_value", "dkim_verified", "return_path_verified", "verification_checked_at",
+        "verification_started_at", "verification_attempts", "next_check_at", "drift_checked_at",
+        "next_drift_check_at", "provisioning_lease_until", "created_at", "updated_at",
     )
+
+    def get_readonly_fields(self, request, obj=None):
+        # Once created, the identity fields define the sending domain at the providers: fixed.
+        identity = ("tenant", "partition", "config_slug", "from_local_part") if obj else ()
+        return identity + self.readonly_fields
 
     @admin.display(boolean=True, description="Server token stored")
     def token_stored(self, obj):
