@@ -11,7 +11,12 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+)
 from django.conf import settings
 
 from .errors import DnsNameOutsideZone, ProviderError

@@ -20,6 +20,7 @@ from django.utils import timezone
 from tenants.crypto import InvalidEncryptionKey, TokenDecryptionError
 from tenants.models import ConfigurationStatus, EmailConfiguration
 from tenants.secrets import MissingSecret
+from tenants.services import configuration_create
 
 from .errors import ProviderError
 from .models import STEP_ORDER, ProvisioningStep, StepStatus
@@ -156,6 +157,21 @@ def configuration_enqueue_provisioning(configuration: EmailConfiguration) -> Non
     from .tasks import provision_configuration
 
     transaction.on_commit(lambda: provision_configuration.delay(configuration.pk))
+
+
+def configuration_onboard(
+    *, partition, tenant_slug: str, tenant_display_name: str, config_slug: str, from_local_part: str,
+    enqueue: bool = True,
+) -> EmailConfiguration:
+    """Create the configuration (input validated by OnboardForm) and queue its provisioning, atomically."""
+    with transaction.atomic():
+        configuration = configuration_create(
+            partition=partition, tenant_slug=tenant_slug, tenant_display_name=tenant_display_name,
+            config_slug=config_slug, from_local_part=from_local_part,
+        )
+        if enqueue:
+            configuration_enqueue_provisioning(configuration)
+    return configuration
 
 
 def steps_reset_failed(configuration: EmailConfiguration) -> None:

@@ -1,9 +1,9 @@
 """Load partitions from deployment configuration (a TOML file) into the database, idempotently."""
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomllib
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone

@@ -28,3 +28,25 @@ def is_support(user) -> bool:
     return user.is_active and user.is_staff and (
         user.is_superuser or bool({SUPPORT_GROUP, EMAIL_ADMIN_GROUP} & _groups(user))
     )
+
+
+def role_required(check, message: str):
+    """View decorator: 403 unless `check(request.user)`; buttons are hidden too, but the server decides."""
+    from functools import wraps
+
+    from django.core.exceptions import PermissionDenied
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not check(request.user):
+                raise PermissionDenied(message)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+support_required = role_required(is_support, "This needs the support or email admin role.")
+email_admin_required = role_required(is_email_admin, "This needs the email admin role.")

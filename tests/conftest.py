@@ -2,12 +2,17 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from moto import mock_aws
 
+from provisioning.local import ensure_local_zones, simulator_account_tokens
+from provisioning.postmark.simulator import PostmarkSimulator, serve
+from provisioning.route53 import Route53Client
 from tenants import secrets
 from tenants.crypto import generate_key
 from tenants.models import Partition
 from tenants.partitions import load_file, sync_partitions
 from tenants.roles import EMAIL_ADMIN_GROUP, SUPPORT_GROUP, ensure_role_groups
+from tests.harness import make_harness
 
 KNOWN_TOKEN = "a3f1c0de-5ec2-4e7a-9d1b-tok3n-must-never-show"
 
@@ -80,3 +85,34 @@ def support_client(client, support_user):
 def admin_client_ea(client, email_admin_user):
     client.force_login(email_admin_user)
     return client
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def harness(aws, configured_partitions):
+    return make_harness([p.mail_zone for p in configured_partitions.values()])
+
+
+@pytest.fixture
+def local_providers(configured_partitions, settings, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    settings.AWS_ENDPOINT_URL = None
+    with mock_aws():
+        ensure_local_zones(None)
+        simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(), dns_lookup=Route53Client().lookup)
+        server, thread = serve(simulator, host="127.0.0.1", port=0)
+        settings.POSTMARK_API_URL = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            yield simulator
+        finally:
+            server.shutdown()

@@ -13,7 +13,10 @@ import httpx
 from provisioning.postmark.client import PostmarkClient
 from provisioning.postmark.simulator import PostmarkSimulator
 from provisioning.providers import Providers
-from provisioning.route53 import Route53Client, unquote_txt
+from provisioning.route53 import Route53Client
+from provisioning.services import configuration_provision
+from provisioning.verification import verification_check
+from tenants.models import EmailConfiguration, Tenant
 
 
 class SimulatedCrash(BaseException):
@@ -129,4 +132,64 @@ def make_harness(zone_names: list[str], *, dkim_key_bits: int = 1024) -> Harness
     return harness
 
 
-__all__ = ["CrashPoint", "Harness", "SimulatedCrash", "make_harness", "unquote_txt"]
+DOMAIN = "orders.acme.prod.ardamails.com"
+ZONE = "prod.ardamails.com"
+
+
+def create(partition, tenant="acme", config="orders"):
+    t, _ = Tenant.objects.get_or_create(slug=tenant, defaults={"display_name": tenant.title()})
+    return EmailConfiguration.objects.create(tenant=t, partition=partition, config_slug=config)
+
+
+def run_to_end(configuration, harness):
+    outcome = configuration_provision(configuration_id=configuration.pk, providers=harness.providers)
+    while outcome.state == "retry":
+        outcome = configuration_provision(
+            configuration_id=configuration.pk, providers=harness.providers, run_id=outcome.run_id
+        )
+    configuration.refresh_from_db()
+    return outcome
+
+
+# --- scenario helpers shared by the workflow, verification, drift and DMARC tests ------------
+
+
+def rrsets(harness, name):
+    client = harness.session.client("route53")
+    zone_id = client.list_hosted_zones_by_name(DNSName=ZONE)["HostedZones"][0]["Id"]
+    sets = client.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    return zone_id, [s for s in sets if s["Name"].rstrip(".") == name.rstrip(".")]
+
+
+def delete_record(harness, name, rtype):
+    """Delete a record set behind the dashboard's back, as someone in the AWS console would."""
+    zone_id, sets = rrsets(harness, name)
+    changes = [{"Action": "DELETE", "ResourceRecordSet": s} for s in sets if s["Type"] == rtype]
+    harness.session.client("route53").change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": changes}
+    )
+
+
+def put_txt(harness, name, *values, ttl=300):
+    zone_id, _ = rrsets(harness, name)
+    rrset = {"Name": name + ".", "Type": "TXT", "TTL": ttl, "ResourceRecords": [{"Value": f'"{v}"'} for v in values]}
+    harness.session.client("route53").change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": rrset}]}
+    )
+
+
+def provisioned(harness, partitions, *, records_published=True):
+    configuration = create(partitions["prod"])
+    run_to_end(configuration, harness)
+    if not records_published:
+        delete_record(harness, configuration.dkim_host, "TXT")
+        delete_record(harness, f"pm-bounces.{DOMAIN}", "CNAME")
+    return configuration
+
+
+def activated(harness, partitions):
+    configuration = provisioned(harness, partitions)
+    verification_check(configuration_id=configuration.pk, providers=harness.providers, trigger="provisioning")
+    configuration.refresh_from_db()
+    assert configuration.status == "active"
+    return configuration

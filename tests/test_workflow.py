@@ -1,42 +1,8 @@
-import pytest
-from moto import mock_aws
 
 from provisioning.desired import DMARC_TTL
 from provisioning.models import ProvisioningStep
 from provisioning.services import configuration_provision
-from tenants.models import EmailConfiguration, Tenant
-from tests.harness import make_harness
-
-DOMAIN = "orders.acme.prod.ardamails.com"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def harness(aws, configured_partitions):
-    return make_harness([p.mail_zone for p in configured_partitions.values()])
-
-
-def create(partition, tenant="acme", config="orders"):
-    t, _ = Tenant.objects.get_or_create(slug=tenant, defaults={"display_name": tenant.title()})
-    return EmailConfiguration.objects.create(tenant=t, partition=partition, config_slug=config)
-
-
-def run_to_end(configuration, harness):
-    outcome = configuration_provision(configuration_id=configuration.pk, providers=harness.providers)
-    while outcome.state == "retry":
-        outcome = configuration_provision(
-            configuration_id=configuration.pk, providers=harness.providers, run_id=outcome.run_id
-        )
-    configuration.refresh_from_db()
-    return outcome
+from tests.harness import DOMAIN, create, make_harness, run_to_end
 
 
 def test_it_provisions_a_prod_configuration_to_verifying(harness, configured_partitions):

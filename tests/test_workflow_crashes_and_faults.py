@@ -6,10 +6,13 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from provisioning.services import configuration_provision, configuration_retry, steps_reset_failed
+from provisioning.services import (
+    configuration_provision,
+    configuration_retry,
+    steps_reset_failed,
+)
 from tenants.models import EmailConfiguration
-from tests.harness import CrashPoint, SimulatedCrash, make_harness
-from tests.test_workflow import DOMAIN, aws, create, harness, run_to_end  # noqa: F401  (fixtures)
+from tests.harness import DOMAIN, CrashPoint, SimulatedCrash, create, run_to_end
 
 # Every place a worker can die: before a step's first call (= after the previous step) and between
 # each provider call and the database write that records its answer.

@@ -3,6 +3,7 @@
 Every variable read here is listed in README.md ("Configuration").
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -102,6 +103,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # outcomes live on the rows, not in a result backend
 CELERY_TIMEZONE = TIME_ZONE
+# Beat only claims due rows (bounded batches, see provisioning/schedule.py); the checks run as tasks.
+CELERY_BEAT_SCHEDULE = {
+    "verification-tick": {"task": "provisioning.tasks.verification_tick", "schedule": 30.0},
+    "drift-tick": {"task": "provisioning.tasks.drift_tick", "schedule": 300.0},
+}
 
 # --- Partitions and secrets --------------------------------------------------
 PARTITIONS_FILE = env.path("PARTITIONS_FILE", default=BASE_DIR / "deploy" / "partitions.local.toml")
@@ -119,6 +125,15 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 PROVISIONING_MAX_ATTEMPTS = env.int("PROVISIONING_MAX_ATTEMPTS", default=6)
 PROVISIONING_BACKOFF_BASE_SECONDS = env.float("PROVISIONING_BACKOFF_BASE_SECONDS", default=2.0)
 PROVISIONING_LEASE_SECONDS = env.int("PROVISIONING_LEASE_SECONDS", default=600)
+
+# --- Verification, drift detection, DMARC ramp (issue 5) ---------------------
+VERIFICATION_TIMEOUT_HOURS = env.int("VERIFICATION_TIMEOUT_HOURS", default=72)
+VERIFICATION_BATCH_SIZE = env.int("VERIFICATION_BATCH_SIZE", default=100)
+DRIFT_INTERVAL_HOURS = env.float("DRIFT_INTERVAL_HOURS", default=24.0)
+DRIFT_BATCH_SIZE = env.int("DRIFT_BATCH_SIZE", default=200)
+# Authoritative name servers to ask as well as the Route53 API ("ip" or "ip:port"); empty = Route53 only.
+DRIFT_DNS_NAMESERVERS = env.list("DRIFT_DNS_NAMESERVERS", default=[])
+DMARC_MIN_DWELL = timedelta(days=env.int("DMARC_MIN_DWELL_DAYS", default=7))
 
 LOGGING = {
     "version": 1,

@@ -101,6 +101,13 @@ class PostmarkClient:
         path = f"/domains/{domain_id}/verifyReturnPath"
         return self._account("PUT", path, account_token, operation="check the Return-Path record")
 
+    def delete_domain(self, *, account_token: str, domain_id: int) -> dict:
+        return self._account("DELETE", f"/domains/{domain_id}", account_token, operation="delete the sending domain")
+
+    def delete_server(self, *, account_token: str, server_id: int) -> dict:
+        # Disabled on Postmark accounts by default: ErrorCode 604 until support enables it (§2).
+        return self._account("DELETE", f"/servers/{server_id}", account_token, operation="delete the server")
+
     # -- server token -------------------------------------------------------------------------
 
     def list_webhooks(self, *, server_token: str, message_stream: str = "outbound") -> list[dict]:
@@ -121,6 +128,9 @@ class PostmarkClient:
         body = {"Url": url, "HttpHeaders": http_headers, "Triggers": triggers}
         path = f"/webhooks/{webhook_id}"
         return self._server("PUT", path, server_token, json=body, operation="update the webhook")
+
+    def delete_webhook(self, *, server_token: str, webhook_id: int) -> dict:
+        return self._server("DELETE", f"/webhooks/{webhook_id}", server_token, operation="delete the webhook")
 
     def send_email(
         self,

@@ -39,9 +39,11 @@ ROUTES = [
     ("GET", r"/servers", ACCOUNT, "_list_servers"),
     ("POST", r"/servers", ACCOUNT, "_create_server"),
     ("GET", r"/servers/(\d+)", ACCOUNT, "_get_server"),
+    ("DELETE", r"/servers/(\d+)", ACCOUNT, "_delete_server"),
     ("GET", r"/domains", ACCOUNT, "_list_domains"),
     ("POST", r"/domains", ACCOUNT, "_create_domain"),
     ("GET", r"/domains/(\d+)", ACCOUNT, "_get_domain"),
+    ("DELETE", r"/domains/(\d+)", ACCOUNT, "_delete_domain"),
     ("PUT", r"/domains/(\d+)/verifyDkim", ACCOUNT, "_verify_dkim"),
     ("PUT", r"/domains/(\d+)/verifyReturnPath", ACCOUNT, "_verify_return_path"),
     ("GET", r"/webhooks", SERVER, "_list_webhooks"),
@@ -310,6 +312,16 @@ class PostmarkSimulator:
                 hook[field] = body[field]
         hook["Triggers"] = _merge_triggers(hook["Triggers"], body.get("Triggers"))
         return _public(hook)
+
+    def _delete_server(self, account, body, query, server_id):
+        # Postmark disables server deletion until support enables it (postmark-api.md §2).
+        self._get_server(account, body, query, server_id)
+        _invalid(604, "You don't have delete access on this server.")
+
+    def _delete_domain(self, account, body, query, domain_id):
+        domain = self._get_domain(account, body, query, domain_id)
+        self._domains.pop(domain["ID"], None)
+        return {"ErrorCode": 0, "Message": f"Domain {domain['Name']} removed."}
 
     def _delete_webhook(self, server, body, query, webhook_id):
         self._webhook(server, webhook_id)

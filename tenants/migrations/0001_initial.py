@@ -2,8 +2,9 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import tenants.validation
 from django.db import migrations, models
+
+import tenants.validation
 
 
 class Migration(migrations.Migration):

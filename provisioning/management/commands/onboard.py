@@ -2,12 +2,10 @@ import time
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from provisioning.progress import FINAL_STATES, follow_progress, run_inline
-from provisioning.services import configuration_enqueue_provisioning
+from provisioning.services import configuration_onboard
 from tenants.forms import OnboardForm
-from tenants.services import configuration_create
 
 
 def form_errors(form) -> str:
@@ -40,14 +38,11 @@ class Command(BaseCommand):
             raise CommandError(form_errors(form))
         data = form.cleaned_data
         try:
-            with transaction.atomic():
-                configuration = configuration_create(
-                    partition=data["partition"], tenant_slug=data["tenant_slug"],
-                    tenant_display_name=data["tenant_display_name"], config_slug=data["config_slug"],
-                    from_local_part=data["from_local_part"],
-                )
-                if not o["inline"]:
-                    configuration_enqueue_provisioning(configuration)
+            configuration = configuration_onboard(
+                partition=data["partition"], tenant_slug=data["tenant_slug"],
+                tenant_display_name=data["tenant_display_name"], config_slug=data["config_slug"],
+                from_local_part=data["from_local_part"], enqueue=not o["inline"],
+            )
         except ValidationError as exc:
             raise CommandError("\n".join(exc.messages)) from None
         self.stdout.write(f"Created {configuration.sending_domain} (from {configuration.from_address}).")

@@ -1,8 +1,13 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from provisioning.cli import configuration_for
 from provisioning.progress import FINAL_STATES, follow_progress, run_inline
-from provisioning.services import configuration_enqueue_provisioning, configuration_retry, steps_reset_failed
-from tenants.models import ConfigurationStatus, EmailConfiguration
+from provisioning.services import (
+    configuration_enqueue_provisioning,
+    configuration_retry,
+    steps_reset_failed,
+)
+from tenants.models import ConfigurationStatus
 
 
 class Command(BaseCommand):
@@ -15,9 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=300.0)
 
     def handle(self, *args, sending_domain, wait, inline, timeout, **options):
-        configuration = EmailConfiguration.objects.filter(sending_domain=sending_domain.rstrip(".").lower()).first()
-        if configuration is None:
-            raise CommandError(f"No configuration has the sending domain {sending_domain}.")
+        configuration = configuration_for(sending_domain)
         if configuration.status not in (ConfigurationStatus.DRAFT, ConfigurationStatus.FAILED):
             raise CommandError(
                 f"{configuration.sending_domain} is {configuration.status}; only draft or failed configurations can be provisioned."

@@ -1,10 +1,10 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
+from provisioning.cli import configuration_for
 from provisioning.inspect import status_document
 from provisioning.providers import Providers
-from tenants.models import EmailConfiguration
 
 
 def yes_no(value) -> str:
@@ -19,13 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", dest="as_json")
 
     def handle(self, *args, sending_domain, as_json, **options):
-        configuration = (
-            EmailConfiguration.objects.select_related("tenant", "partition")
-            .filter(sending_domain=sending_domain.rstrip(".").lower())
-            .first()
-        )
-        if configuration is None:
-            raise CommandError(f"No configuration has the sending domain {sending_domain}.")
+        configuration = configuration_for(sending_domain)
         doc = status_document(configuration, Providers.default())
         if as_json:
             self.stdout.write(json.dumps(doc, indent=2))

@@ -1,0 +1,71 @@
+"""Offboarding (email admins): remove the DNS records, webhook and sending domain; try the server.
+
+Every removal treats "already gone" as done, so an offboarding that stopped half-way can simply
+be run again. Postmark refuses server deletion unless support enabled it (ErrorCode 604); the
+server is then kept, which is harmless once its domain and DNS are gone, and the note says so.
+"""
+
+from django.utils import timezone
+
+from tenants import secrets
+from tenants.models import ConfigurationStatus, EmailConfiguration
+
+from .desired import desired_for
+from .errors import ProviderError
+from .providers import Providers
+from .steps import zone_id
+
+OFFBOARDABLE = [ConfigurationStatus.VERIFYING, ConfigurationStatus.ACTIVE, ConfigurationStatus.DRIFT,
+                ConfigurationStatus.FAILED, ConfigurationStatus.DRAFT]
+NOT_FOUND_CODES = {510, 601, 1300}  # domain, server, webhook not found (postmark-api.md §6)
+NO_DELETE_ACCESS = 604
+
+
+class OffboardError(Exception):
+    pass
+
+
+def _gone(exc: ProviderError) -> bool:
+    return exc.status == 404 or exc.error_code in NOT_FOUND_CODES
+
+
+def _ignore_gone(call) -> None:
+    try:
+        call()
+    except ProviderError as exc:
+        if not _gone(exc):
+            raise
+
+
+def configuration_offboard(*, configuration_id: int, providers: Providers) -> str:
+    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+    if configuration.status not in OFFBOARDABLE or configuration.provisioning_run_id:
+        raise OffboardError(
+            f"{configuration.sending_domain} is {configuration.get_status_display().lower()}; "
+            "wait for provisioning to finish before offboarding."
+        )
+    partition, postmark = configuration.partition, providers.postmark
+    if configuration.dkim_host or configuration.postmark_domain_id:
+        providers.route53_for(partition).delete(
+            zone_id=zone_id(configuration, providers), zone_name=partition.mail_zone, records=desired_for(configuration)
+        )
+    if configuration.postmark_webhook_id:
+        token = configuration.server_token()
+        _ignore_gone(lambda: postmark.delete_webhook(server_token=token, webhook_id=configuration.postmark_webhook_id))
+    account = partition.read_secret(secrets.POSTMARK_ACCOUNT_TOKEN) if configuration.postmark_server_id else ""
+    if configuration.postmark_domain_id:
+        _ignore_gone(lambda: postmark.delete_domain(account_token=account, domain_id=configuration.postmark_domain_id))
+    note = "Offboarded: DNS records, webhook and sending domain removed."
+    if configuration.postmark_server_id:
+        try:
+            _ignore_gone(lambda: postmark.delete_server(account_token=account, server_id=configuration.postmark_server_id))
+            note = "Offboarded: DNS records, webhook, sending domain and server removed."
+        except ProviderError as exc:
+            if exc.error_code != NO_DELETE_ACCESS:
+                raise
+            note += " The Postmark server was kept: this account may not delete servers (ErrorCode 604)."
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(
+        status=ConfigurationStatus.OFFBOARDED, status_changed_at=timezone.now(), last_error="",
+        postmark_webhook_id=None, postmark_domain_id=None, next_check_at=None, next_drift_check_at=None,
+    )
+    return note

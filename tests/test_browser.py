@@ -1,0 +1,108 @@
+"""Issue 4 acceptance 1: the support scenario in a real browser (Debian's chromium via Playwright).
+
+Runs the dashboard on a live server, provisioning on a real Celery worker (the configured broker:
+Redis in CI), Postmark simulated over HTTP and Route53 in moto. Screenshots go to test-artifacts/.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls here are synchronous.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") or os.environ.get("REQUIRE_SERVICES"):
+            pytest.fail("Debian's chromium is not installed (make test installs it with apt)")
+        pytest.skip("Debian's chromium is not installed; run `make browser`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def worker(local_providers):
+    from celery.contrib.testing.worker import start_worker
+
+    from ardamail_admin.celery import app
+
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30):
+        yield
+
+
+def log_in(page, base, username):
+    page.goto(base + "/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "pw-" + username)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/$"))
+
+
+def test_support_staff_onboard_watch_copy_and_are_refused_admin_actions(
+        browser, worker, live_server, email_admin_user, support_user):
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    log_in(page, live_server.url, email_admin_user.username)
+
+    # A reserved tenant slug is refused with the command line's message.
+    page.goto(live_server.url + "/onboard/")
+    page.select_option("select[name=partition]", "prod")
+    page.fill("input[name=tenant_slug]", "postmaster")
+    page.fill("input[name=tenant_display_name]", "Postmaster")
+    page.fill("input[name=config_slug]", "orders")
+    page.click("#onboard-form button[type=submit]")
+    assert page.inner_text("#tenant_slug-errors") == "The tenant slug 'postmaster' is reserved; choose another."
+
+    # Onboard acme/orders in prod and watch it provision without reloading.
+    page.fill("input[name=tenant_slug]", "acme")
+    page.fill("input[name=tenant_display_name]", "Acme Inc")
+    page.click("#onboard-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/configurations/\d+/$"))
+    page.evaluate("window.__noReload = true")
+    page.wait_for_function("document.querySelectorAll('#records .published .badge-yes').length === 3")
+    page.wait_for_function(
+        "['Verifying', 'Active'].includes(document.querySelector('#status-badge').textContent.trim())")
+    assert page.evaluate("window.__noReload") is True
+    assert page.inner_text("#records tr[data-purpose=dmarc] td.value code") == "v=DMARC1; p=none"
+
+    # Copy a DNS value.
+    page.click("#records tr[data-purpose=dmarc] td.value button.copy")
+    assert page.evaluate("navigator.clipboard.readText()") == "v=DMARC1; p=none"
+    page.screenshot(path=str(ARTIFACTS / "configuration.png"), full_page=True)
+    configuration_url = page.url
+
+    page.goto(live_server.url + "/partitions/prod/")
+    assert "orders.acme.prod.ardamails.com" in page.inner_text("#configurations")
+    page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
+
+    # A support user sees no offboard button, and the server refuses the request anyway.
+    page.click("form.logout button")
+    log_in(page, live_server.url, support_user.username)
+    page.goto(configuration_url)
+    assert page.locator("#offboard").count() == 0
+    status = page.evaluate("""async (url) => {
+        const token = document.querySelector('input[name=csrfmiddlewaretoken]').value;
+        const response = await fetch(url, {method: 'POST', headers: {'X-CSRFToken': token}});
+        return response.status;
+    }""", configuration_url + "offboard/")
+    assert status == 403
+    context.close()
+

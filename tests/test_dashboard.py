@@ -1,0 +1,190 @@
+"""Issue 4: pages, query counts, permissions on every mutating view, CSRF."""
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from provisioning.models import ProvisioningStep, StepName
+from tenants.models import EmailConfiguration, Tenant
+
+
+def make_configurations(partition, n, *, status="active", prefix="t"):
+    tenants = Tenant.objects.bulk_create([Tenant(slug=f"{prefix}{i:05d}", display_name=f"Tenant {i}") for i in range(n)])
+    configurations = [
+        EmailConfiguration(tenant=t, partition=partition, config_slug="orders", status=status,
+                           sending_domain=f"orders.{t.slug}.{partition.mail_zone}")
+        for t in tenants
+    ]
+    return EmailConfiguration.objects.bulk_create(configurations)
+
+
+def count_queries(client, url):
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.parametrize("url_name, args", [
+    ("home", []), ("partition_detail", ["prod"]), ("configuration_list", []),
+])
+def test_overview_pages_issue_the_same_number_of_queries_for_10_and_500(support_client, configured_partitions, url_name, args):
+    url = reverse(url_name, args=args)
+    make_configurations(configured_partitions["prod"], 10)
+    small = count_queries(support_client, url)
+    make_configurations(configured_partitions["prod"], 490, prefix="u")
+    large = count_queries(support_client, url)
+    print(f"{url}: {small} queries with 10 configurations, {large} with 500")
+    assert small == large
+
+
+def test_the_configuration_page_issues_the_same_number_of_queries_for_10_and_500(support_client, configured_partitions):
+    [first] = make_configurations(configured_partitions["prod"], 1)
+    ProvisioningStep.objects.bulk_create([ProvisioningStep(configuration=first, name=n, position=i)
+                                          for i, n in enumerate(StepName.values)])
+    make_configurations(configured_partitions["prod"], 9, prefix="u")
+    url = reverse("configuration_detail", args=[first.pk])
+    small = count_queries(support_client, url)
+    live_small = count_queries(support_client, reverse("configuration_live", args=[first.pk]))
+    make_configurations(configured_partitions["prod"], 490, prefix="v")
+    large = count_queries(support_client, url)
+    live_large = count_queries(support_client, reverse("configuration_live", args=[first.pk]))
+    print(f"configuration page: {small} queries with 10 configurations, {large} with 500; live fragment {live_small}/{live_large}")
+    assert small == large and live_small == live_large
+
+
+def test_the_overview_searches_filters_and_paginates(support_client, configured_partitions):
+    make_configurations(configured_partitions["prod"], 120)
+    EmailConfiguration.objects.filter(tenant__slug="t00007").update(status="drift")
+    url = reverse("partition_detail", args=["prod"])
+    html = support_client.get(url).content.decode()
+    assert "Page 1 of 3 · 120 configurations" in html
+    assert html.count('<tr>\n      <td>Tenant') == 50
+    html = support_client.get(url, {"q": "t00007"}).content.decode()
+    assert "orders.t00007.prod.ardamails.com" in html and "orders.t00008.prod" not in html
+    html = support_client.get(url, {"status": "drift"}).content.decode()
+    assert "1 configuration<" in html and "orders.t00007.prod.ardamails.com" in html
+    html = support_client.get(url, {"dmarc": "reject"}).content.decode()
+    assert "Nothing matches these filters." in html
+
+
+def test_counts_per_status_and_dmarc_state_are_shown(support_client, configured_partitions):
+    make_configurations(configured_partitions["prod"], 3)
+    EmailConfiguration.objects.filter(tenant__slug="t00000").update(status="failed")
+    html = support_client.get(reverse("partition_detail", args=["prod"])).content.decode()
+    assert '<span class="badge badge-active">Active</span> 2' in html
+    assert '<span class="badge badge-failed">Failed</span> 1' in html
+    assert '<span class="badge badge-dmarc-none">p=none (monitor)</span> 3' in html
+
+
+def test_an_empty_partition_invites_to_onboard(support_client, configured_partitions):
+    html = support_client.get(reverse("partition_detail", args=["stage"])).content.decode()
+    assert "No tenant is onboarded in stage yet." in html
+
+
+def test_the_onboard_form_shows_the_same_message_as_the_command_line(support_client, configured_partitions):
+    response = support_client.post(reverse("onboard"), {
+        "partition": "prod", "tenant_slug": "postmaster", "tenant_display_name": "X", "config_slug": "orders",
+        "from_local_part": "noreply"})
+    assert response.status_code == 200
+    assert "The tenant slug &#x27;postmaster&#x27; is reserved; choose another." in response.content.decode()
+    assert not EmailConfiguration.objects.exists()
+
+
+def test_onboarding_enqueues_after_commit_and_lands_on_the_configuration_page(
+        support_client, configured_partitions, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = support_client.post(reverse("onboard"), {
+            "partition": "prod", "tenant_slug": "acme", "tenant_display_name": "Acme", "config_slug": "orders",
+            "from_local_part": "noreply"})
+    configuration = EmailConfiguration.objects.get()
+    assert response.status_code == 302 and response["Location"] == configuration.get_absolute_url()
+    assert len(callbacks) == 1 and configuration.status == "draft"
+
+
+def test_the_records_download_as_zone_file_lines_and_csv(support_client, configured_partitions):
+    [c] = make_configurations(configured_partitions["prod"], 1)
+    c.dkim_host, c.dkim_value = f"20261122pm._domainkey.{c.sending_domain}", "k=rsa; p=" + "A" * 300
+    c.save()
+    text = support_client.get(reverse("configuration_records", args=[c.pk, "txt"])).content.decode()
+    assert f'_dmarc.{c.sending_domain}.\t300\tIN\tTXT\t"v=DMARC1; p=none"\n' in text
+    assert f"pm-bounces.{c.sending_domain}.\t3600\tIN\tCNAME\tpm.mtasv.net.\n" in text
+    assert '"k=rsa; p=' + "A" * 246 + '" "' + "A" * 54 + '"' in text
+    csv_text = support_client.get(reverse("configuration_records", args=[c.pk, "csv"])).content.decode()
+    assert csv_text.splitlines()[0] == "purpose,type,name,relative_name,value,ttl,published"
+    assert f"dmarc,TXT,_dmarc.{c.sending_domain},_dmarc.orders.t00000,v=DMARC1; p=none,300,pending" in csv_text
+
+
+MUTATING = [
+    # (url name, POST data, support may?, email admin may?)
+    ("configuration_retry", {}, True, True),
+    ("configuration_check_now", {}, True, True),
+    ("configuration_repair", {}, True, True),
+    ("configuration_ramp", {"to": "quarantine_test"}, True, True),
+    ("configuration_ramp", {"to": "reject_test"}, False, True),
+    ("configuration_offboard", {}, False, True),
+]
+
+
+@pytest.fixture
+def target(configured_partitions):
+    [c] = make_configurations(configured_partitions["prod"], 1, status="failed")
+    return c
+
+
+@pytest.mark.parametrize("name, data, support_may, admin_may", MUTATING)
+def test_anonymous_users_are_sent_to_login_by_every_mutating_view(client, target, name, data, support_may, admin_may):
+    response = client.post(reverse(name, args=[target.pk]), data)
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("name, data, support_may, admin_may", MUTATING)
+def test_support_users_are_allowed_or_refused_by_role(aws, support_client, target, name, data, support_may, admin_may):
+    if name == "configuration_ramp" and data["to"] == "reject_test":
+        EmailConfiguration.objects.filter(pk=target.pk).update(dmarc_state="quarantine")
+    response = support_client.post(reverse(name, args=[target.pk]), data)
+    assert response.status_code == (302 if support_may else 403), response.content[:300]
+
+
+@pytest.mark.parametrize("name, data, support_may, admin_may", MUTATING)
+def test_email_admins_may_use_every_mutating_view(aws, admin_client_ea, target, name, data, support_may, admin_may):
+    if name == "configuration_ramp" and data["to"] == "reject_test":
+        EmailConfiguration.objects.filter(pk=target.pk).update(dmarc_state="quarantine")
+    response = admin_client_ea.post(reverse(name, args=[target.pk]), data)
+    assert response.status_code == 302, response.content[:300]
+
+
+def test_every_mutating_view_refuses_get(admin_client_ea, target):
+    for name, *_ in MUTATING:
+        assert admin_client_ea.get(reverse(name, args=[target.pk])).status_code == 405
+
+
+def test_csrf_is_enforced_on_mutating_views(email_admin_user, target):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(email_admin_user)
+    for name, data, *_ in MUTATING:
+        assert client.post(reverse(name, args=[target.pk]), data).status_code == 403
+    assert client.post(reverse("onboard"), {"partition": "prod"}).status_code == 403
+    assert EmailConfiguration.objects.get(pk=target.pk).status == "failed"
+
+
+def test_buttons_a_support_user_may_not_use_are_not_shown(support_user, email_admin_user, target):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    EmailConfiguration.objects.filter(pk=target.pk).update(
+        status="active", dkim_verified=True, return_path_verified=True, dmarc_state="quarantine",
+        dmarc_changed_at=timezone.now() - timedelta(days=30))
+    pages = {}
+    for user in (support_user, email_admin_user):
+        client = Client()
+        client.force_login(user)
+        pages[user.username] = client.get(reverse("configuration_detail", args=[target.pk])).content.decode()
+    support_html, admin_html = pages[support_user.username], pages[email_admin_user.username]
+    assert 'id="offboard"' not in support_html and 'id="offboard"' in admin_html
+    assert 'data-ramp="reject_test"' not in support_html and 'data-ramp="reject_test"' in admin_html
+    assert 'data-ramp="quarantine_test"' in support_html  # stepping back is for everyone
+

@@ -1,0 +1,315 @@
+"""Issue 5: the DMARC ramp. Every record we can publish parses in checkdmarc and says what its state
+says; every allowed and refused transition; refusals change nothing (no Route53 call, no row)."""
+
+import socket
+from datetime import timedelta
+
+import pytest
+from checkdmarc.dmarc import DMARC_TAG_VALUE_REGEX, parse_dmarc_record
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from provisioning.desired import DMARC_TTL, DMARC_VALUES
+from provisioning.dmarc import (
+    RAMP,
+    DmarcRampError,
+    dmarc_allowed_targets,
+    dmarc_ramp,
+    dmarc_waiting_longest,
+)
+from provisioning.models import DmarcChange
+from tenants.models import DmarcState, EmailConfiguration
+from tenants.roles import is_email_admin
+from tests.harness import DOMAIN, activated, create, rrsets
+
+DMARC_NAME = f"_dmarc.{DOMAIN}"
+WEEK = timedelta(days=7)
+LOWER = {"reject": "quarantine", "quarantine": "none", "none": "none"}
+# What each state asks receivers to do with failing mail, under either spec (reference B2, B4).
+EFFECT = {"none": "none", "quarantine_test": "none", "quarantine": "quarantine", "reject_test": "quarantine",
+          "reject": "reject"}
+
+
+# --- the records -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("checkdmarc tried to use the network")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.mark.parametrize("state", DmarcState.values)
+def test_every_dmarc_record_parses_in_checkdmarc_and_says_what_its_state_says(state, no_network):
+    value = DMARC_VALUES[state]
+    parsed = parse_dmarc_record(value, DOMAIN)  # raises on any syntax or tag error
+    tags = {name: tag["value"] for name, tag in parsed["tags"].items()}
+    # checkdmarc follows RFC 9989 and drops pct (B2); read it with checkdmarc's own tag tokenizer.
+    pct = dict(DMARC_TAG_VALUE_REGEX.findall(value)).get("pct")
+    testing = state.endswith("_test")
+    assert tags["v"] == "DMARC1"
+    assert tags["p"] == state.removesuffix("_test")
+    assert tags["t"] == ("y" if testing else "n")
+    assert pct == ("0" if testing else None)
+    assert ("Support for the pct tag was removed in RFC 9989" in parsed["warnings"]) == testing
+    assert "psd" not in dict(DMARC_TAG_VALUE_REGEX.findall(value))  # would change the Org Domain (B3)
+    effect_9989 = LOWER[tags["p"]] if tags["t"] == "y" else tags["p"]
+    effect_7489 = LOWER[tags["p"]] if pct == "0" else tags["p"]
+    assert effect_9989 == effect_7489 == EFFECT[state]
+
+
+def test_the_ramp_is_every_state_in_order():
+    assert RAMP == ["none", "quarantine_test", "quarantine", "reject_test", "reject"]
+    assert sorted(RAMP) == sorted(DmarcState.values)
+
+
+# --- allowed transitions ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def active(harness, configured_partitions):
+    return activated(harness, configured_partitions)
+
+
+def published(harness):
+    _, [rrset] = rrsets(harness, DMARC_NAME)
+    return rrset["TTL"], [r["Value"] for r in rrset["ResourceRecords"]]
+
+
+def ramp(configuration, harness, to_state, *, now, user=None, actor="emailadmin1", admin=True, **kwargs):
+    return dmarc_ramp(
+        configuration_id=configuration.pk, to_state=to_state, actor=user.username if user else actor,
+        actor_is_email_admin=is_email_admin(user) if user else admin, providers=harness.providers, now=now, **kwargs
+    )
+
+
+def sent_changes(harness):
+    """The Changes of every ChangeResourceRecordSets request, as sent."""
+    sent = []
+    harness.session._session.get_component("event_emitter").register(
+        "before-parameter-build.route53.ChangeResourceRecordSets",
+        lambda params, **kwargs: sent.append(params["ChangeBatch"]["Changes"]),
+    )
+    return sent
+
+
+def test_an_email_admin_walks_the_ramp_to_reject_a_week_per_step(active, harness, email_admin_user):
+    now, changes = active.dmarc_changed_at, sent_changes(harness)
+    for to_state in RAMP[1:]:
+        now += WEEK
+        before = len(harness.route53_calls)
+        change = ramp(active, harness, to_state, now=now, user=email_admin_user, reason=f"ready for {to_state}")
+        assert harness.route53_calls[before:] == ["ListHostedZonesByName", "ChangeResourceRecordSets"]
+        # Only the _dmarc record: one UPSERT of one record set.
+        assert changes.pop() == [{"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": DMARC_NAME + ".", "Type": "TXT", "TTL": DMARC_TTL,
+            "ResourceRecords": [{"Value": f'"{DMARC_VALUES[to_state]}"'}]}}]
+        active.refresh_from_db()
+        assert (active.dmarc_state, active.dmarc_changed_at) == (to_state, now)
+        assert published(harness) == (DMARC_TTL, [f'"{DMARC_VALUES[to_state]}"'])
+        assert (change.actor, change.to_state, change.reason, change.dwell_overridden, change.record_value) == (
+            "emailadmin1", to_state, f"ready for {to_state}", False, DMARC_VALUES[to_state]
+        )
+    assert [(c.from_state, c.to_state) for c in DmarcChange.objects.order_by("created_at", "pk")] == list(
+        zip(RAMP, RAMP[1:])
+    )
+
+
+def test_support_may_ramp_up_to_quarantine(active, harness, support_user):
+    now = active.dmarc_changed_at
+    ramp(active, harness, "quarantine_test", now=now + WEEK, user=support_user)
+    change = ramp(active, harness, "quarantine", now=now + 2 * WEEK, user=support_user)
+    assert (change.actor, change.from_state, change.to_state) == ("support1", "quarantine_test", "quarantine")
+
+
+def test_stepping_back_is_allowed_at_once_for_support_and_in_any_live_status(active, harness, support_user):
+    EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="reject", status="drift", dkim_verified=False)
+    now = active.dmarc_changed_at  # no dwell for going back
+    for from_state, to_state in [("reject", "reject_test"), ("reject_test", "quarantine")]:
+        change = ramp(active, harness, to_state, now=now, user=support_user, reason="complaints from receivers")
+        assert (change.from_state, change.to_state) == (from_state, to_state)
+        assert change.reason == "complaints from receivers"
+        assert published(harness) == (DMARC_TTL, [f'"{DMARC_VALUES[to_state]}"'])
+    assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "quarantine"
+
+
+def test_an_email_admin_may_override_the_dwell_with_a_written_reason(active, harness, email_admin_user):
+    now = active.dmarc_changed_at + timedelta(days=2)
+    change = ramp(active, harness, "quarantine_test", now=now, user=email_admin_user, override_dwell=True,
+                  reason="  tenant asked; reports clean since onboarding  ")
+    assert (change.dwell_overridden, change.reason) == (True, "tenant asked; reports clean since onboarding")
+    assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "quarantine_test"
+
+
+# --- refused transitions ---------------------------------------------------------------------
+
+REFUSALS = [
+    # (id, row fields, to_state, user fixture, days since the last change, ramp kwargs, exact message)
+    ("jump", {}, "quarantine", "email_admin_user", 8, {},
+     "The ramp moves one step at a time: from p=none (monitor) the next step is p=quarantine, test mode."),
+    ("jump back", {"dmarc_state": "quarantine"}, "none", "email_admin_user", 0, {},
+     "Stepping back goes one step at a time: from p=quarantine the step back is p=quarantine, test mode."),
+    ("not active", {"status": "verifying"}, "quarantine_test", "email_admin_user", 8, {},
+     "Only an active configuration may tighten DMARC; this one is verifying."),
+    ("in drift", {"status": "drift"}, "quarantine_test", "email_admin_user", 8, {},
+     "Only an active configuration may tighten DMARC; this one is drift."),
+    ("not verified", {"return_path_verified": False}, "quarantine_test", "email_admin_user", 8, {},
+     "Only a verified configuration may tighten DMARC; Return-Path not verified."),
+    ("neither verified", {"dkim_verified": False, "return_path_verified": False}, "quarantine_test",
+     "email_admin_user", 8, {}, "Only a verified configuration may tighten DMARC; DKIM and Return-Path not verified."),
+    ("dwell not met", {}, "quarantine_test", "email_admin_user", 2, {},
+     "p=none (monitor) has been in place for 2 days; the minimum is 7 days. "
+     "An email admin may override this with a written reason."),
+    ("dwell just short", {}, "quarantine_test", "email_admin_user", 6.99, {},
+     "p=none (monitor) has been in place for 6 days 23 hours; the minimum is 7 days. "
+     "An email admin may override this with a written reason."),
+    ("override without reason", {}, "quarantine_test", "email_admin_user", 2, {"override_dwell": True, "reason": "  "},
+     "Overriding the minimum dwell time needs a written reason."),
+    ("override by support", {}, "quarantine_test", "support_user", 2, {"override_dwell": True, "reason": "please"},
+     "Only an email admin may override the minimum dwell time."),
+    ("reject_test by support", {"dmarc_state": "quarantine"}, "reject_test", "support_user", 8, {},
+     "Moving to p=reject, test mode needs the email admin role."),
+    ("reject by support", {"dmarc_state": "reject_test"}, "reject", "support_user", 8, {},
+     "Moving to p=reject needs the email admin role."),
+    ("reject by support, not even active", {"dmarc_state": "reject_test", "status": "failed"}, "reject",
+     "support_user", 8, {}, "Moving to p=reject needs the email admin role."),
+    ("unknown state", {}, "monitor", "email_admin_user", 8, {},
+     "'monitor' is not a DMARC ramp state; the states are none, quarantine_test, quarantine, reject_test, reject."),
+    ("same state", {}, "none", "email_admin_user", 8, {}, "DMARC is already at p=none (monitor)."),
+    ("offboarded", {"status": "offboarded", "dmarc_state": "quarantine"}, "quarantine_test", "email_admin_user", 8, {},
+     "DMARC cannot change while the configuration is offboarded."),
+]
+
+
+@pytest.mark.parametrize("fields,to_state,user_fixture,days,kwargs,message", [r[1:] for r in REFUSALS],
+                         ids=[r[0] for r in REFUSALS])
+def test_a_refused_step_says_why_and_changes_nothing(
+    active, harness, request, fields, to_state, user_fixture, days, kwargs, message
+):
+    EmailConfiguration.objects.filter(pk=active.pk).update(**fields)
+    before = EmailConfiguration.objects.get(pk=active.pk)
+    dns_before, calls_before = published(harness), len(harness.route53_calls)
+    user = request.getfixturevalue(user_fixture)
+    with pytest.raises(DmarcRampError) as exc:
+        ramp(active, harness, to_state, now=before.dmarc_changed_at + timedelta(days=days), user=user, **kwargs)
+    assert exc.value.message == message
+    assert exc.value.forbidden == message.startswith(("Moving to", "Only an email admin"))  # 403 in the view
+    assert len(harness.route53_calls) == calls_before  # not even a zone lookup
+    assert published(harness) == dns_before
+    assert not DmarcChange.objects.exists()
+    after = EmailConfiguration.objects.get(pk=active.pk)
+    assert (after.dmarc_state, after.dmarc_changed_at) == (before.dmarc_state, before.dmarc_changed_at)
+
+
+def test_a_change_made_meanwhile_is_refused_and_dns_is_put_back_to_match(active, harness, email_admin_user):
+    events = harness.session._session.get_component("event_emitter")
+    raced = []
+
+    def someone_else_steps(**kwargs):
+        if not raced:  # between our read and our write, another admin moves the ramp
+            raced.append(True)
+            EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="quarantine_test")
+
+    events.register("before-call.route53.ChangeResourceRecordSets", someone_else_steps)
+    with pytest.raises(DmarcRampError) as exc:
+        ramp(active, harness, "quarantine_test", now=active.dmarc_changed_at + WEEK, user=email_admin_user)
+    assert exc.value.message == f"DMARC for {DOMAIN} changed meanwhile; reload and try again."
+    assert not DmarcChange.objects.exists()
+    assert published(harness) == (DMARC_TTL, [f'"{DMARC_VALUES["quarantine_test"]}"'])
+
+
+def test_a_route53_failure_is_a_refusal_that_changes_nothing(active, harness, email_admin_user):
+    from botocore.exceptions import ClientError
+
+    def refuse(**kwargs):
+        error = {"Error": {"Code": "InvalidChangeBatch", "Message": "nope"},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}}
+        raise ClientError(error, "ChangeResourceRecordSets")
+
+    harness.session._session.get_component("event_emitter").register(
+        "before-call.route53.ChangeResourceRecordSets", refuse
+    )
+    with pytest.raises(DmarcRampError) as exc:
+        ramp(active, harness, "quarantine_test", now=active.dmarc_changed_at + WEEK, user=email_admin_user)
+    assert exc.value.message == (
+        "Could not publish the DMARC record: Route53 could not update records in the zone prod.ardamails.com: "
+        "nope (InvalidChangeBatch)"
+    )
+    assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "none"
+    assert not DmarcChange.objects.exists()
+
+
+# --- for the pages ---------------------------------------------------------------------------
+
+
+def test_allowed_targets_show_the_next_step_and_the_step_back_with_any_block(active, support_user, email_admin_user):
+    EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="quarantine")
+    active.refresh_from_db()
+    later = active.dmarc_changed_at + WEEK
+    assert dmarc_allowed_targets(configuration=active, user_is_email_admin=False, now=later) == [
+        ("reject_test", "p=reject, test mode", "forward", "Moving to p=reject, test mode needs the email admin role."),
+        ("quarantine_test", "p=quarantine, test mode", "back", ""),
+    ]
+    assert [(t.state, t.blocked) for t in dmarc_allowed_targets(
+        configuration=active, user_is_email_admin=True, now=later)] == [("reject_test", ""), ("quarantine_test", "")]
+    assert dmarc_allowed_targets(configuration=active, user_is_email_admin=True, now=later - timedelta(days=1))[0] == (
+        "reject_test", "p=reject, test mode", "forward",
+        "p=quarantine has been in place for 6 days; the minimum is 7 days. "
+        "An email admin may override this with a written reason.",
+    )
+
+
+def test_at_the_ends_of_the_ramp_there_is_one_target(active):
+    targets = dmarc_allowed_targets(configuration=active, user_is_email_admin=True)
+    assert [(t.state, t.direction) for t in targets] == [("quarantine_test", "forward")]
+    active.dmarc_state = "reject"
+    targets = dmarc_allowed_targets(configuration=active, user_is_email_admin=True)
+    assert [(t.state, t.direction, t.blocked) for t in targets] == [("reject_test", "back", "")]
+
+
+def test_waiting_longest_lists_active_configurations_not_at_reject_oldest_first(configured_partitions):
+    prod = configured_partitions["prod"]
+    rows = {slug: create(prod, config=slug) for slug in ("a1", "b2", "c3", "d4", "e5")}
+    now = rows["a1"].dmarc_changed_at
+    for i, (slug, state, status) in enumerate([("a1", "none", "active"), ("b2", "quarantine", "active"),
+                                                ("c3", "reject", "active"), ("d4", "none", "verifying"),
+                                                ("e5", "reject_test", "active")]):
+        EmailConfiguration.objects.filter(pk=rows[slug].pk).update(
+            dmarc_state=state, status=status, dmarc_changed_at=now - timedelta(days=30 - i))
+    waiting = dmarc_waiting_longest(partition=prod)
+    assert [c.config_slug for c in waiting] == ["a1", "b2", "e5"]
+    assert [c.config_slug for c in dmarc_waiting_longest(partition=prod, limit=1)] == ["a1"]
+    assert list(dmarc_waiting_longest(partition=configured_partitions["dev"])) == []
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def test_ramp_dmarc_acts_as_email_admin_and_records_the_cli_user(active, harness, settings, capsys, monkeypatch):
+    settings.AWS_ENDPOINT_URL = None
+    settings.DMARC_MIN_DWELL = timedelta(0)
+    monkeypatch.setattr("getpass.getuser", lambda: "ops")
+    for state in RAMP[1:]:
+        call_command("ramp_dmarc", DOMAIN, "--to", state, "--reason", "planned")
+    change = DmarcChange.objects.order_by("-created_at", "-pk").first()
+    assert (change.actor, change.from_state, change.to_state, change.reason) == ("cli:ops", "reject_test", "reject",
+                                                                                 "planned")
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f'{DOMAIN}: DMARC reject_test -> reject; published "v=DMARC1; p=reject"'
+    )
+    assert published(harness) == (DMARC_TTL, ['"v=DMARC1; p=reject"'])
+
+
+def test_ramp_dmarc_refusals_are_command_errors_with_the_exact_message(active, harness, settings):
+    settings.AWS_ENDPOINT_URL = None
+    with pytest.raises(CommandError) as exc:
+        call_command("ramp_dmarc", DOMAIN, "--to", "quarantine_test", "--override-dwell")
+    assert str(exc.value) == "Overriding the minimum dwell time needs a written reason."
+    with pytest.raises(CommandError) as exc:
+        call_command("ramp_dmarc", DOMAIN, "--to", "quarantine_test")
+    assert str(exc.value).endswith("the minimum is 7 days. An email admin may override this with a written reason.")
+    call_command("ramp_dmarc", DOMAIN, "--to", "quarantine_test", "--override-dwell", "--reason", "incident 42")
+    assert DmarcChange.objects.get().dwell_overridden

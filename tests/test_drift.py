@@ -1,0 +1,284 @@
+"""Issue 5: drift detection on active configurations, against our read-back of the moto zone and,
+when configured, name servers asked with dnspython (here a small UDP server on 127.0.0.1)."""
+
+import socket
+import threading
+from datetime import timedelta
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from provisioning.drift import configuration_repair, drift_check
+from provisioning.models import RecordCheck
+from tenants.models import EmailConfiguration
+from tests.harness import DOMAIN, activated, create, delete_record, put_txt, rrsets
+
+DMARC_NAME = f"_dmarc.{DOMAIN}"
+
+
+def drift(configuration, harness, now=None):
+    checks = drift_check(configuration_id=configuration.pk, providers=harness.providers, trigger="schedule", now=now)
+    configuration.refresh_from_db()
+    return {c.purpose: c for c in checks}
+
+
+def test_a_deleted_dkim_record_is_drift_naming_the_record_and_its_expected_value(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    delete_record(harness, configuration.dkim_host, "TXT")
+    checks = drift(configuration, harness)
+    assert configuration.status == "drift"
+    assert configuration.last_error == (
+        f"DNS drift: DKIM TXT {configuration.dkim_host} is missing (expected '{configuration.dkim_value}')"
+    )
+    dkim = RecordCheck.objects.get(configuration=configuration, purpose="dkim")
+    assert (dkim.status, dkim.expected, dkim.found, dkim.source) == ("missing", configuration.dkim_value, "", "route53")
+    assert checks["dmarc"].status == "ok" and checks["return_path"].status == "ok"
+    # Postmark still says verified: that is exactly why we look ourselves.
+    assert configuration.dkim_verified
+
+
+def test_repair_republishes_the_records_and_returns_to_active(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    delete_record(harness, configuration.dkim_host, "TXT")
+    drift(configuration, harness)
+    before = len(harness.route53_calls)
+    checks = configuration_repair(configuration_id=configuration.pk, providers=harness.providers)
+    configuration.refresh_from_db()
+    assert configuration.status == "active" and configuration.last_error == ""
+    assert {c.purpose: c.status for c in checks} == {"dkim": "ok", "dmarc": "ok", "return_path": "ok"}
+    assert harness.route53_calls[before:].count("ChangeResourceRecordSets") == 1
+    _, [dkim] = rrsets(harness, configuration.dkim_host)
+    assert dkim["ResourceRecords"] == [{"Value": f'"{configuration.dkim_value}"'}]
+
+
+def test_a_changed_dmarc_value_is_different_with_both_values_named(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    put_txt(harness, DMARC_NAME, "v=DMARC1; p=reject")
+    drift(configuration, harness)
+    assert configuration.status == "drift"
+    assert configuration.last_error == (
+        f"DNS drift: DMARC TXT {DMARC_NAME} is different: expected 'v=DMARC1; p=none', found 'v=DMARC1; p=reject'"
+    )
+
+
+def test_a_second_value_beside_the_right_one_is_drift_too(harness, configured_partitions):
+    # Two DMARC records at one name make receivers ignore DMARC altogether (RFC 7489 §6.6.3).
+    configuration = activated(harness, configured_partitions)
+    put_txt(harness, DMARC_NAME, "v=DMARC1; p=none", "v=DMARC1; p=reject")
+    checks = drift(configuration, harness)
+    assert checks["dmarc"].status == "different"
+    assert checks["dmarc"].found == "v=DMARC1; p=none\nv=DMARC1; p=reject"
+
+
+def test_a_wrong_return_path_target_is_different(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    zone_id, [cname] = rrsets(harness, f"pm-bounces.{DOMAIN}")
+    cname["ResourceRecords"] = [{"Value": "elsewhere.example.com."}]
+    harness.session.client("route53").change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": cname}]}
+    )
+    drift(configuration, harness)
+    assert configuration.last_error == (
+        f"DNS drift: Return-Path CNAME pm-bounces.{DOMAIN} is different: expected 'pm.mtasv.net', "
+        "found 'elsewhere.example.com'"
+    )
+
+
+def test_a_clean_check_stores_ok_rows_and_schedules_the_next_in_about_a_day(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    now = configuration.status_changed_at + timedelta(hours=24)
+    drift(configuration, harness, now=now)
+    assert configuration.status == "active"
+    assert configuration.drift_checked_at == now
+    assert timedelta(hours=21.6) <= configuration.next_drift_check_at - now <= timedelta(hours=26.4)
+    rows = RecordCheck.objects.filter(configuration=configuration)
+    assert [(r.purpose, r.status, r.checked_at, r.found == r.expected) for r in rows] == [
+        ("dkim", "ok", now, True), ("dmarc", "ok", now, True), ("return_path", "ok", now, True)
+    ]
+
+
+def test_fixing_dns_by_hand_clears_the_drift_on_the_next_check(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    put_txt(harness, DMARC_NAME, "v=DMARC1; p=reject")
+    drift(configuration, harness)
+    put_txt(harness, DMARC_NAME, "v=DMARC1; p=none")
+    drift(configuration, harness)
+    assert configuration.status == "active" and configuration.last_error == ""
+
+
+def test_a_drift_check_reads_route53_only_and_costs_four_calls(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    postmark_before, route53_before = len(harness.transport.sent), len(harness.route53_calls)
+    drift(configuration, harness)
+    calls = harness.route53_calls[route53_before:]
+    assert calls == ["ListHostedZonesByName"] + ["ListResourceRecordSets"] * 3
+    assert len(harness.transport.sent) == postmark_before
+    # Figures for the closing note: 10,000 active configurations, each checked once per 24 hours.
+    per_hour = 10_000 / 24
+    print(f"\ndrift: {len(calls)} Route53 calls per check -> {per_hour * len(calls):.0f} calls/hour "
+          f"({per_hour * len(calls) / 3600:.2f}/s) for 10,000 active; {per_hour * 3:.0f}/hour with hosted_zone_id set")
+
+
+def test_a_partition_with_a_known_zone_id_needs_three_calls(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    zone_id, _ = rrsets(harness, DMARC_NAME)
+    configuration.partition.hosted_zone_id = zone_id.split("/")[-1]
+    configuration.partition.save()
+    before = len(harness.route53_calls)
+    drift(configuration, harness)
+    assert harness.route53_calls[before:] == ["ListResourceRecordSets"] * 3
+
+
+def test_configurations_that_are_not_set_up_are_not_checked(harness, configured_partitions):
+    configuration = create(configured_partitions["prod"])
+    assert drift(configuration, harness) == {}
+    assert harness.route53_calls == [] and not RecordCheck.objects.exists()
+
+
+def test_repair_refuses_a_draft(harness, configured_partitions):
+    from provisioning.drift import RepairRefused
+
+    configuration = create(configured_partitions["prod"])
+    with pytest.raises(RepairRefused) as exc:
+        configuration_repair(configuration_id=configuration.pk, providers=harness.providers)
+    assert str(exc.value) == f"Nothing to repair: {DOMAIN} is draft."
+    assert harness.route53_calls == []
+
+
+# --- name servers ----------------------------------------------------------------------------
+
+
+class FakeNameServer:
+    """A UDP DNS server answering from a dict {(name, type): [values]} (authoritative), or REFUSED."""
+
+    def __init__(self, answers, *, refuse=False):
+        self.answers, self.refuse = answers, refuse
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.questions = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            query = dns.message.from_wire(wire)
+            self.sock.sendto(self._answer(query).to_wire(), peer)
+
+    def _answer(self, query):
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        question = query.question[0]
+        name, rtype = question.name.to_text().rstrip("."), dns.rdatatype.to_text(question.rdtype)
+        self.questions.append((name, rtype))
+        if self.refuse:
+            response.set_rcode(dns.rcode.REFUSED)
+        elif (name, rtype) in self.answers:
+            values = [_wire_text(rtype, v) for v in self.answers[(name, rtype)]]
+            response.answer.append(dns.rrset.from_text(question.name, 300, "IN", rtype, *values))
+        else:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        return response
+
+    def close(self):
+        self.sock.close()
+
+
+def _wire_text(rtype, value):
+    if rtype == "TXT":  # 255-byte character-strings, as Route53 serves a long DKIM key
+        return " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
+    return value + "."
+
+
+def published(configuration):
+    return {
+        (configuration.dkim_host, "TXT"): [configuration.dkim_value],
+        (f"pm-bounces.{DOMAIN}", "CNAME"): ["pm.mtasv.net"],
+        (DMARC_NAME, "TXT"): ["v=DMARC1; p=none"],
+    }
+
+
+@pytest.fixture
+def nameserver(settings):
+    servers = []
+
+    def start(answers, **kwargs):
+        server = FakeNameServer(answers, **kwargs)
+        servers.append(server)
+        settings.DRIFT_DNS_NAMESERVERS = [server.address]
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_a_record_must_also_be_served_by_the_name_servers(harness, configured_partitions, nameserver):
+    configuration = activated(harness, configured_partitions)
+    answers = published(configuration)
+    del answers[(configuration.dkim_host, "TXT")]  # Route53 has it; the name server does not
+    server = nameserver(answers)
+    checks = drift(configuration, harness)
+    assert configuration.status == "drift"
+    assert configuration.last_error == (
+        f"DNS drift: DKIM TXT {configuration.dkim_host} is missing at dns:{server.address} "
+        f"(expected '{configuration.dkim_value}')"
+    )
+    assert checks["dkim"].source == f"dns:{server.address}"
+    assert sorted(server.questions) == sorted(answers | {(configuration.dkim_host, "TXT"): []})
+
+
+def test_matching_name_servers_and_route53_are_ok_from_both(harness, configured_partitions, nameserver):
+    configuration = activated(harness, configured_partitions)
+    nameserver(published(configuration))
+    checks = drift(configuration, harness)
+    assert configuration.status == "active"
+    assert {c.source for c in checks.values()} == {"route53+dns"}
+
+
+def test_a_name_server_that_refuses_is_skipped(harness, configured_partitions, nameserver):
+    configuration = activated(harness, configured_partitions)
+    server = nameserver({}, refuse=True)
+    checks = drift(configuration, harness)
+    assert configuration.status == "active"
+    assert {c.source for c in checks.values()} == {"route53"}
+    assert len(server.questions) == 1  # gave up on that server after its first refusal
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def test_check_drift_prints_one_line_per_problem_and_a_summary(harness, configured_partitions, capsys, settings):
+    settings.AWS_ENDPOINT_URL = None
+    configuration = activated(harness, configured_partitions)
+    delete_record(harness, configuration.dkim_host, "TXT")
+    call_command("check_drift", "--partition", "prod")
+    assert capsys.readouterr().out.splitlines() == [
+        f"{DOMAIN}: DKIM TXT {configuration.dkim_host} is missing (expected '{configuration.dkim_value}')",
+        "Checked 1 configurations: 1 in drift, 0 could not be checked.",
+    ]
+    assert EmailConfiguration.objects.get().status == "drift"
+
+
+def test_check_drift_refuses_an_unknown_partition(harness, configured_partitions):
+    with pytest.raises(CommandError) as exc:
+        call_command("check_drift", "--partition", "nowhere")
+    assert str(exc.value) == "No partition is named nowhere."
+
+
+def test_the_repair_command_brings_it_back(harness, configured_partitions, capsys, settings):
+    settings.AWS_ENDPOINT_URL = None
+    configuration = activated(harness, configured_partitions)
+    delete_record(harness, configuration.dkim_host, "TXT")
+    drift(configuration, harness)
+    call_command("repair", DOMAIN)
+    assert capsys.readouterr().out.splitlines()[-1] == f"{DOMAIN}: active"

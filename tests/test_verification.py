@@ -1,0 +1,310 @@
+"""Issue 5: verification turns a provisioned configuration active on its own, on a schedule, or
+fails it after 72 hours naming the missing records. Postmark is the simulator (whose verify calls
+look at the moto zone) behind httpx; Route53 is moto."""
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from django.utils import timezone
+
+from provisioning.models import RecordCheck, VerificationCheck
+from provisioning.postmark.client import PostmarkClient
+from provisioning.providers import Providers
+from provisioning.route53 import Route53Client
+from provisioning.schedule import CLAIM_LEASE
+from provisioning.steps import publish_dns
+from provisioning.tasks import check_drift, verify_configuration
+from provisioning.verification import configuration_check_now, verification_check
+from tenants.models import EmailConfiguration
+from tests.harness import (
+    DOMAIN,
+    activated,
+    create,
+    delete_record,
+    provisioned,
+    run_to_end,
+)
+
+
+def check(configuration, harness, now=None, providers=None):
+    result = verification_check(
+        configuration_id=configuration.pk, providers=providers or harness.providers, trigger="schedule", now=now
+    )
+    configuration.refresh_from_db()
+    return result
+
+
+# --- acceptance 1 ------------------------------------------------------------------------------
+
+
+def test_an_onboarded_configuration_becomes_active_with_no_human_action(harness, configured_partitions):
+    configuration = create(configured_partitions["prod"])
+    run_to_end(configuration, harness)
+    assert configuration.status == "verifying"
+    verification_check(configuration_id=configuration.pk, providers=harness.providers, trigger="provisioning")
+    configuration.refresh_from_db()
+    assert configuration.status == "active"
+    assert configuration.dkim_verified and configuration.return_path_verified
+    assert configuration.last_error == ""
+    # Figures for the closing note: provider calls from onboarding to active (local mode).
+    postmark = [r.route for r in harness.transport.sent]
+    assert postmark == [
+        "GET /servers", "POST /servers", "POST /domains", "GET /webhooks", "POST /webhooks",
+        f"PUT /domains/{configuration.postmark_domain_id}/verifyDkim",
+        f"PUT /domains/{configuration.postmark_domain_id}/verifyReturnPath",
+    ]
+    assert harness.route53_calls == [
+        "ListHostedZonesByName", "ChangeResourceRecordSets",  # provisioning: find the zone, one UPSERT batch
+        "ListHostedZonesByName", "ListResourceRecordSets", "ListResourceRecordSets", "ListResourceRecordSets",
+    ]  # activation: the first drift check reads each of the three names back
+    print(f"\nonboarding -> active: {len(postmark)} Postmark calls + {len(harness.route53_calls)} Route53 calls")
+    assert [(r.purpose, r.status) for r in RecordCheck.objects.filter(configuration=configuration)] == [
+        ("dkim", "ok"), ("dmarc", "ok"), ("return_path", "ok")
+    ]
+
+
+def test_the_verify_calls_use_the_partitions_account_token(harness, configured_partitions):
+    configuration = provisioned(harness, configured_partitions)
+    check(configuration, harness)
+    for route in ("verifyDkim", "verifyReturnPath"):
+        [sent] = [r for r in harness.transport.sent if r.path.endswith(route)]
+        assert sent.method == "PUT"
+        assert sent.headers["x-postmark-account-token"] == "local-account-alpha001"
+
+
+# --- every check is recorded -------------------------------------------------------------------
+
+
+def test_every_check_records_when_it_ran_and_what_each_flag_said(harness, configured_partitions):
+    configuration = provisioned(harness, configured_partitions, records_published=False)
+    started = configuration.verification_started_at
+    check(configuration, harness, now=started + timedelta(seconds=5))
+    [first] = VerificationCheck.objects.filter(configuration=configuration)
+    assert (first.ran_at, first.trigger, first.dkim_verified, first.return_path_verified, first.error) == (
+        started + timedelta(seconds=5), "schedule", False, False, ""
+    )
+    assert configuration.status == "verifying"
+    assert configuration.verification_checked_at == started + timedelta(seconds=5)
+    assert configuration.verification_attempts == 1
+
+
+def test_dkim_alone_is_not_enough_the_return_path_must_verify_too(harness, configured_partitions):
+    configuration = provisioned(harness, configured_partitions)
+    delete_record(harness, f"pm-bounces.{DOMAIN}", "CNAME")
+    check(configuration, harness)
+    assert configuration.status == "verifying"
+    assert (configuration.dkim_verified, configuration.return_path_verified) == (True, False)
+
+
+def test_successive_checks_follow_the_schedule_within_the_jitter(harness, configured_partitions):
+    configuration = provisioned(harness, configured_partitions, records_published=False)
+    now = configuration.verification_started_at
+    waits = []
+    for _ in range(7):
+        check(configuration, harness, now=now)
+        waits.append((configuration.next_check_at - now).total_seconds() / 60)
+        now = configuration.next_check_at
+    for wait, minutes in zip(waits, [1, 2, 5, 10, 30, 60, 60]):
+        assert minutes * 0.9 <= wait <= minutes * 1.1
+    assert configuration.verification_attempts == 7
+    assert VerificationCheck.objects.filter(configuration=configuration).count() == 7
+
+
+# --- 72 hours --------------------------------------------------------------------------------
+
+
+def test_it_keeps_trying_until_72_hours_have_passed(harness, configured_partitions):
+    configuration = provisioned(harness, configured_partitions, records_published=False)
+    check(configuration, harness, now=configuration.verification_started_at + timedelta(hours=71, minutes=59))
+    assert configuration.status == "verifying"
+
+
+def test_after_72_hours_it_fails_naming_each_record_that_was_not_found(harness, configured_partitions):
+    configuration = provisioned(harness, configured_partitions, records_published=False)
+    now = configuration.verification_started_at + timedelta(hours=72)
+    check(configuration, harness, now=now)
+    assert configuration.status == "failed"
+    assert configuration.status_changed_at == now
+    assert configuration.next_check_at is None
+    assert configuration.last_error == (
+        f"Verification gave up after 72 hours: DKIM TXT {configuration.dkim_host} was not found; "
+        f"Return-Path CNAME pm-bounces.{DOMAIN} was not found."
+    )
+
+
+def test_the_reason_names_only_the_record_still_missing(harness, configured_partitions):
+    configuration = provisioned(harness, configured_partitions)
+    delete_record(harness, f"pm-bounces.{DOMAIN}", "CNAME")
+    check(configuration, harness, now=configuration.verification_started_at + timedelta(hours=73))
+    assert configuration.last_error == (
+        f"Verification gave up after 72 hours: Return-Path CNAME pm-bounces.{DOMAIN} was not found."
+    )
+
+
+def test_check_now_on_a_failed_verification_restarts_the_72_hour_clock(
+    harness, configured_partitions, django_capture_on_commit_callbacks
+):
+    configuration = provisioned(harness, configured_partitions, records_published=False)
+    check(configuration, harness, now=configuration.verification_started_at + timedelta(hours=72))
+    assert configuration.status == "failed"
+    with django_capture_on_commit_callbacks() as callbacks:
+        said = configuration_check_now(configuration=configuration)
+    assert said == "Checking verification now; the 72-hour clock has restarted."
+    assert [(c.func, c.args) for c in callbacks] == [(verify_configuration.delay, (configuration.pk, "manual"))]
+    restarted = EmailConfiguration.objects.get(pk=configuration.pk)
+    assert restarted.status == "verifying" and restarted.last_error == "" and restarted.verification_attempts == 0
+    assert restarted.verification_started_at > configuration.verification_started_at
+    # Claimed for the enqueued task, so a beat tick does not check it a second time meanwhile.
+    assert restarted.next_check_at == restarted.verification_started_at + CLAIM_LEASE
+    # Someone put the records back; the enqueued check (run here in-process) makes it active.
+    publish_dns(restarted, harness.providers)
+    check(restarted, harness)
+    assert restarted.status == "active"
+
+
+def test_check_now_while_verifying_makes_it_due_and_restarts_the_clock(
+    harness, configured_partitions, django_capture_on_commit_callbacks
+):
+    configuration = provisioned(harness, configured_partitions, records_published=False)
+    check(configuration, harness)
+    with django_capture_on_commit_callbacks() as callbacks:
+        configuration_check_now(configuration=configuration)
+    configuration.refresh_from_db()
+    assert configuration.status == "verifying" and configuration.verification_attempts == 0
+    assert configuration.next_check_at == configuration.verification_started_at + CLAIM_LEASE
+    assert len(callbacks) == 1
+
+
+def test_check_now_on_an_active_configuration_runs_a_drift_check(
+    harness, configured_partitions, django_capture_on_commit_callbacks
+):
+    configuration = activated(harness, configured_partitions)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert configuration_check_now(configuration=configuration) == "Checking the DNS records now."
+    assert [(c.func, c.args) for c in callbacks] == [(check_drift.delay, (configuration.pk, "manual"))]
+    configuration.refresh_from_db()
+    assert configuration.next_drift_check_at - timezone.now() > CLAIM_LEASE - timedelta(minutes=1)
+
+
+def test_check_now_on_a_failed_provisioning_points_to_retry_and_changes_nothing(
+    harness, configured_partitions, secrets_dir, django_capture_on_commit_callbacks
+):
+    (secrets_dir / "Alpha001-prod-I-EmailPostmarkAccountToken").unlink()
+    configuration = create(configured_partitions["prod"])
+    run_to_end(configuration, harness)
+    with django_capture_on_commit_callbacks() as callbacks:
+        said = configuration_check_now(configuration=configuration)
+    assert said == "Provisioning has not finished; retry provisioning instead."
+    assert callbacks == []
+    assert EmailConfiguration.objects.get(pk=configuration.pk).status == "failed"
+
+
+# --- errors and races ------------------------------------------------------------------------
+
+
+def test_a_transient_postmark_error_is_recorded_and_the_check_rescheduled(harness, configured_partitions):
+    configuration = provisioned(harness, configured_partitions)
+    harness.simulator.inject_fault(method="PUT", path_pattern="verifyDkim", status=503, message="Down for a moment")
+    now = configuration.verification_started_at
+    check(configuration, harness, now=now)
+    [row] = VerificationCheck.objects.filter(configuration=configuration)
+    assert row.error == "Postmark could not check the DKIM record: Down for a moment (HTTP 503, ErrorCode 0)"
+    assert (row.dkim_verified, row.return_path_verified) == (None, None)
+    assert configuration.status == "verifying"
+    assert configuration.last_error == row.error
+    assert 0.9 <= (configuration.next_check_at - now).total_seconds() / 60 <= 1.1
+    check(configuration, harness)  # the next check goes through
+    assert configuration.status == "active" and configuration.last_error == ""
+
+
+def test_a_permanent_postmark_error_fails_at_once_with_the_message(harness, configured_partitions):
+    configuration = provisioned(harness, configured_partitions)
+    harness.simulator.inject_fault(method="PUT", path_pattern="verifyDkim", status=422, error_code=510,
+                                   message="Domain not found.")
+    check(configuration, harness)
+    assert configuration.status == "failed"
+    assert configuration.last_error == (
+        "Verification stopped: Postmark could not check the DKIM record: Domain not found. (HTTP 422, ErrorCode 510)"
+    )
+
+
+def test_a_configuration_that_is_not_verifying_is_not_checked(harness, configured_partitions):
+    configuration = create(configured_partitions["prod"])
+    assert check(configuration, harness) is None
+    assert harness.transport.sent == [] and not VerificationCheck.objects.exists()
+
+
+class StatusChangingTransport(httpx.BaseTransport):
+    """Someone offboards the configuration while Postmark is answering our check."""
+
+    def __init__(self, inner, configuration_id):
+        self.inner, self.configuration_id = inner, configuration_id
+
+    def handle_request(self, request):
+        if request.url.path.endswith("/verifyReturnPath"):
+            EmailConfiguration.objects.filter(pk=self.configuration_id).update(status="offboarded")
+        return self.inner.handle_request(request)
+
+
+def test_a_status_change_during_the_check_is_not_overwritten(harness, configured_partitions):
+    configuration = provisioned(harness, configured_partitions)
+    providers = Providers(
+        postmark=PostmarkClient(base_url="https://api.postmarkapp.com",
+                                transport=StatusChangingTransport(harness.transport, configuration.pk)),
+        route53_for=lambda partition: Route53Client(session=harness.session),
+    )
+    check(configuration, harness, providers=providers)
+    assert configuration.status == "offboarded"
+    assert not RecordCheck.objects.exists()  # no drift check for a configuration that did not become active
+
+
+@pytest.mark.parametrize("trigger", ["schedule", "manual", "provisioning"])
+def test_the_trigger_is_recorded(harness, configured_partitions, trigger):
+    configuration = provisioned(harness, configured_partitions)
+    verification_check(configuration_id=configuration.pk, providers=harness.providers, trigger=trigger)
+    assert VerificationCheck.objects.get().trigger == trigger
+
+
+@pytest.fixture
+def served_simulator(harness, settings):
+    """The harness's simulator over real HTTP, so tasks using Providers.default() reach it."""
+    from provisioning.postmark.simulator import serve
+
+    server, _ = serve(harness.simulator, host="127.0.0.1", port=0)
+    settings.POSTMARK_API_URL = f"http://127.0.0.1:{server.server_address[1]}"
+    settings.AWS_ENDPOINT_URL = None
+    yield harness.simulator
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_provisioning_task_hands_over_to_verification_which_needs_no_human(
+    served_simulator, configured_partitions, django_capture_on_commit_callbacks
+):
+    from provisioning.tasks import provision_configuration
+
+    configuration = create(configured_partitions["prod"])
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert provision_configuration.apply(args=(configuration.pk,)).get() == "finished"
+    assert [(c.func, c.args) for c in callbacks] == [(verify_configuration.delay, (configuration.pk, "provisioning"))]
+    # What the worker does with that message:
+    verify_configuration.apply(args=(configuration.pk, "provisioning")).get()
+    configuration.refresh_from_db()
+    assert configuration.status == "active"
+    assert VerificationCheck.objects.get().trigger == "provisioning"
+
+
+def test_the_verify_command_checks_inline_and_prints_flags_and_status(
+    harness, served_simulator, configured_partitions, capsys
+):
+    from django.core.management import call_command
+
+    configuration = provisioned(harness, configured_partitions)
+    call_command("verify", DOMAIN)
+    assert capsys.readouterr().out.splitlines() == [
+        "DKIM verified: yes  Return-Path verified: yes", f"{DOMAIN}: active"
+    ]
+    call_command("verify", DOMAIN)  # once active it checks the records instead
+    assert capsys.readouterr().out.splitlines()[-1] == f"{DOMAIN}: active"
+    assert VerificationCheck.objects.get(configuration=configuration).trigger == "manual"
