@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test install install-dev browser clean bench
+.PHONY: run test lint install install-dev browser clean bench
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,10 @@ run: install
 	$(PY) manage.py bootstrap_local
 	$(PY) manage.py run_local
 
-test: install-dev browser
+lint: install-dev
+	$(VENV)/bin/ruff check --select F,E9,I --exclude .venv .
+
+test: install-dev browser lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install-dev
