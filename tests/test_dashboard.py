@@ -188,3 +188,29 @@ def test_buttons_a_support_user_may_not_use_are_not_shown(support_user, email_ad
     assert 'data-ramp="reject_test"' not in support_html and 'data-ramp="reject_test"' in admin_html
     assert 'data-ramp="quarantine_test"' in support_html  # stepping back is for everyone
 
+
+
+ONBOARD_DATA = {"partition": "prod", "tenant_slug": "acme", "tenant_display_name": "Acme", "config_slug": "orders",
+                "from_local_part": "noreply"}
+
+
+def test_onboarding_needs_a_role(client, configured_partitions, support_user):
+    assert client.post(reverse("onboard"), ONBOARD_DATA)["Location"].startswith(reverse("login"))
+    from django.contrib.auth import get_user_model
+
+    no_role = get_user_model().objects.create_user("staff-no-role", password="x", is_staff=True)
+    client.force_login(no_role)
+    assert client.get(reverse("onboard")).status_code == 403
+    assert client.post(reverse("onboard"), ONBOARD_DATA).status_code == 403
+    client.force_login(support_user)
+    assert client.post(reverse("onboard"), ONBOARD_DATA).status_code == 302
+    assert EmailConfiguration.objects.count() == 1
+
+
+@pytest.mark.parametrize("name, data, support_may, admin_may", MUTATING)
+def test_staff_without_a_role_may_view_but_not_act(client, target, name, data, support_may, admin_may):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.create_user("viewer", password="x", is_staff=True))
+    assert client.get(reverse("configuration_detail", args=[target.pk])).status_code == 200
+    assert client.post(reverse(name, args=[target.pk]), data).status_code == 403

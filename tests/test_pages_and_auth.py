@@ -55,6 +55,11 @@ def test_no_page_or_admin_form_shows_the_token_or_its_ciphertext(client, superus
     c = configuration_with_token
     key = c.partition.read_secret("EmailEncryptionKey")
     urls = [
+        reverse("home"),
+        reverse("configuration_list"),
+        reverse("configuration_live", args=[c.pk]),
+        reverse("configuration_records", args=[c.pk, "txt"]),
+        reverse("configuration_records", args=[c.pk, "csv"]),
         reverse("partition_list"),
         reverse("partition_detail", args=["prod"]),
         reverse("configuration_detail", args=[c.pk]),
