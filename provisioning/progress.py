@@ -8,8 +8,10 @@ from tenants.models import ConfigurationStatus, EmailConfiguration
 from .providers import Providers
 from .services import configuration_provision
 
+# Provisioning is over once verification has taken over; --until-active also waits for DNS.
 FINAL_STATES = {ConfigurationStatus.VERIFYING, ConfigurationStatus.ACTIVE, ConfigurationStatus.FAILED,
                 ConfigurationStatus.DRIFT}
+ACTIVE_STATES = {ConfigurationStatus.ACTIVE, ConfigurationStatus.FAILED, ConfigurationStatus.DRIFT}
 
 
 def run_inline(configuration_id: int, *, write: Callable[[str], None], providers: Providers | None = None) -> str:
@@ -23,7 +25,10 @@ def run_inline(configuration_id: int, *, write: Callable[[str], None], providers
     return outcome.state
 
 
-def follow_progress(configuration_id: int, *, write: Callable[[str], None], timeout: float, poll: float = 0.5) -> str:
+def follow_progress(
+    configuration_id: int, *, write: Callable[[str], None], timeout: float, poll: float = 0.5,
+    until: set[str] = FINAL_STATES,
+) -> str:
     """Print each step change until the configuration reaches a final state or the timeout passes."""
     deadline, seen = time.monotonic() + timeout, {}
     while True:
@@ -34,6 +39,6 @@ def follow_progress(configuration_id: int, *, write: Callable[[str], None], time
                 seen[step.name] = key
                 suffix = f": {step.last_error}" if step.last_error else ""
                 write(f"  {step.get_name_display()}: {step.get_status_display().lower()} (attempt {step.attempts}){suffix}")
-        if configuration.status in FINAL_STATES or time.monotonic() > deadline:
+        if configuration.status in until or time.monotonic() > deadline:
             return configuration.status
         time.sleep(poll)

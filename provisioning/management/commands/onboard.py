@@ -3,8 +3,15 @@ import time
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from provisioning.progress import FINAL_STATES, follow_progress, run_inline
+from provisioning.progress import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    follow_progress,
+    run_inline,
+)
+from provisioning.providers import Providers
 from provisioning.services import configuration_onboard
+from provisioning.verification import verification_check
 from tenants.forms import OnboardForm
 
 
@@ -25,7 +32,9 @@ class Command(BaseCommand):
         parser.add_argument("--config", required=True, help="configuration slug")
         parser.add_argument("--display-name", default="", help="tenant display name (new tenants; default: the slug)")
         parser.add_argument("--from-local-part", default="noreply")
-        parser.add_argument("--wait", action="store_true", help="follow progress until a final state")
+        parser.add_argument("--wait", action="store_true", help="follow progress until provisioning is over")
+        parser.add_argument("--until-active", action="store_true",
+                            help="with --wait: keep following until DNS verification makes it active")
         parser.add_argument("--inline", action="store_true", help="run the workflow in this process (no worker)")
         parser.add_argument("--timeout", type=float, default=300.0, help="seconds --wait follows progress")
 
@@ -49,12 +58,15 @@ class Command(BaseCommand):
         started = time.monotonic()
         if o["inline"]:
             run_inline(configuration.pk, write=self.stdout.write)
+            if o["until_active"]:
+                verification_check(configuration_id=configuration.pk, providers=Providers.default(), trigger="provisioning")
         elif not o["wait"]:
             self.stdout.write("Provisioning queued; follow it with `manage.py status " + configuration.sending_domain + "`.")
             return
-        final = follow_progress(configuration.pk, write=self.stdout.write, timeout=o["timeout"])
+        until = ACTIVE_STATES if o["until_active"] else FINAL_STATES
+        final = follow_progress(configuration.pk, write=self.stdout.write, timeout=o["timeout"], until=until)
         self.stdout.write(f"{configuration.sending_domain}: {final} after {time.monotonic() - started:.1f}s")
-        if final not in FINAL_STATES:
+        if final not in until:
             raise CommandError(
                 f"Still {final} after {o['timeout']:.0f}s. Is a worker running (make run)? "
                 f"Follow it with `manage.py status {configuration.sending_domain}`."
