@@ -16,7 +16,8 @@ from .providers import Providers
 from .steps import zone_id
 
 OFFBOARDABLE = [ConfigurationStatus.VERIFYING, ConfigurationStatus.ACTIVE, ConfigurationStatus.DRIFT,
-                ConfigurationStatus.FAILED, ConfigurationStatus.DRAFT]
+                ConfigurationStatus.FAILED, ConfigurationStatus.DRAFT,
+                ConfigurationStatus.OFFBOARDING]  # an offboarding that stopped half-way runs again
 NOT_FOUND_CODES = {510, 601, 1300}  # domain, server, webhook not found (postmark-api.md §6)
 NO_DELETE_ACCESS = 604
 
@@ -37,13 +38,38 @@ def _ignore_gone(call) -> None:
             raise
 
 
-def configuration_offboard(*, configuration_id: int, providers: Providers) -> str:
+def offboarding_claim(*, configuration_id: int) -> EmailConfiguration:
+    """Take the row out of every other workflow first: provisioning, verification, drift and the
+    DMARC ramp all act only on their own states, so none of them touches it from here on."""
+    claimed = EmailConfiguration.objects.filter(
+        pk=configuration_id, status__in=OFFBOARDABLE, provisioning_run_id__isnull=True
+    ).update(status=ConfigurationStatus.OFFBOARDING, status_changed_at=timezone.now(),
+             next_check_at=None, next_drift_check_at=None)
     configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
-    if configuration.status not in OFFBOARDABLE or configuration.provisioning_run_id:
+    if not claimed:
         raise OffboardError(
             f"{configuration.sending_domain} is {configuration.get_status_display().lower()}; "
-            "wait for provisioning to finish before offboarding."
+            "only a configuration that is not being provisioned can be offboarded."
         )
+    return configuration
+
+
+def configuration_offboard(*, configuration_id: int, providers: Providers) -> str:
+    configuration = offboarding_claim(configuration_id=configuration_id)
+    try:
+        note = _remove_everything(configuration, providers)
+    except (ProviderError, secrets.MissingSecret) as exc:
+        # Stays "offboarding" (no other workflow picks it up); running offboard again resumes.
+        EmailConfiguration.objects.filter(pk=configuration.pk).update(last_error=f"Offboarding stopped: {exc}")
+        raise
+    EmailConfiguration.objects.filter(pk=configuration.pk, status=ConfigurationStatus.OFFBOARDING).update(
+        status=ConfigurationStatus.OFFBOARDED, status_changed_at=timezone.now(), last_error="",
+        postmark_webhook_id=None, postmark_domain_id=None,
+    )
+    return note
+
+
+def _remove_everything(configuration: EmailConfiguration, providers: Providers) -> str:
     partition, postmark = configuration.partition, providers.postmark
     if configuration.dkim_host or configuration.postmark_domain_id:
         providers.route53_for(partition).delete(
@@ -64,8 +90,4 @@ def configuration_offboard(*, configuration_id: int, providers: Providers) -> st
             if exc.error_code != NO_DELETE_ACCESS:
                 raise
             note += " The Postmark server was kept: this account may not delete servers (ErrorCode 604)."
-    EmailConfiguration.objects.filter(pk=configuration.pk).update(
-        status=ConfigurationStatus.OFFBOARDED, status_changed_at=timezone.now(), last_error="",
-        postmark_webhook_id=None, postmark_domain_id=None, next_check_at=None, next_drift_check_at=None,
-    )
     return note

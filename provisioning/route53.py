@@ -258,8 +258,13 @@ class Route53Client:
         }
 
     def _call(self, operation: str, method: str, **params) -> dict:
-        with _translated_errors(operation):
-            return getattr(self._client, method)(**params)
+        try:
+            with _translated_errors(operation):
+                return getattr(self._client, method)(**params)
+        except ProviderError as exc:
+            if exc.error_code == "NoSuchHostedZone":
+                self._zone_ids.clear()  # the zone was re-created under a new id: look it up again
+            raise
 
     # zones
 

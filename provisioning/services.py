@@ -25,6 +25,7 @@ from tenants.services import configuration_create
 from .errors import ProviderError
 from .models import STEP_ORDER, ProvisioningStep, StepStatus
 from .providers import Providers
+from .schedule import CLAIM_LEASE, claim_due
 from .steps import STEP_FUNCTIONS
 
 log = logging.getLogger(__name__)
@@ -51,27 +52,43 @@ def _lease(extra_seconds: float = 0) -> timezone.datetime:
     return timezone.now() + timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS + extra_seconds)
 
 
-def provisioning_claim(*, configuration_id: int, run_id: uuid.UUID | None) -> uuid.UUID | None:
-    """Claim the row for a new run (run_id None) or renew an existing run's lease; None if not ours."""
+def provisioning_claim(*, configuration_id: int, run_id: uuid.UUID) -> bool:
+    """Hold the row for run `run_id`; False if another run holds it or there is nothing to do.
+
+    The run id travels in the task message. The same run renews its lease: a retry after a
+    transient error, or Celery redelivering the message after a worker died (acks_late). A new run
+    takes the row only when nobody holds it: draft, failed, or provisioning with an expired lease.
+    """
     rows = EmailConfiguration.objects.filter(pk=configuration_id)
+    if rows.filter(status=ConfigurationStatus.PROVISIONING, provisioning_run_id=run_id).update(
+        provisioning_lease_until=_lease()
+    ):
+        return True
     now = timezone.now()
-    if run_id is not None:
-        renewed = rows.filter(status=ConfigurationStatus.PROVISIONING, provisioning_run_id=run_id).update(
-            provisioning_lease_until=_lease()
-        )
-        return run_id if renewed else None
-    new_id = uuid.uuid4()
     stale = Q(status=ConfigurationStatus.PROVISIONING) & (
         Q(provisioning_lease_until__lt=now) | Q(provisioning_lease_until__isnull=True)
     )
-    claimed = rows.filter(CLAIMABLE | stale).update(
+    return bool(rows.filter(CLAIMABLE | stale).update(
         status=ConfigurationStatus.PROVISIONING,
         status_changed_at=now,
-        provisioning_run_id=new_id,
+        provisioning_run_id=run_id,
         provisioning_lease_until=_lease(),
         last_error="",
-    )
-    return new_id if claimed else None
+    ))
+
+
+def provisioning_sweep(*, now=None, limit: int = 100) -> list[tuple[int, uuid.UUID]]:
+    """Hand rows whose run died (lease expired, no message left) to a new run; bounded per tick."""
+    now = now or timezone.now()
+    handed = []
+    for pk in claim_due(statuses=[ConfigurationStatus.PROVISIONING], due_field="provisioning_lease_until",
+                        now=now, limit=limit):
+        run_id = uuid.uuid4()
+        if EmailConfiguration.objects.filter(pk=pk, status=ConfigurationStatus.PROVISIONING).update(
+            provisioning_run_id=run_id, provisioning_lease_until=_lease()
+        ):
+            handed.append((pk, run_id))
+    return handed
 
 
 def _steps(configuration: EmailConfiguration) -> list[ProvisioningStep]:
@@ -93,10 +110,10 @@ def _record(step: ProvisioningStep, **fields) -> None:
     step.save(update_fields=[*fields, "updated_at"])
 
 
-def _fail(configuration: EmailConfiguration, step: ProvisioningStep, message: str) -> RunOutcome:
+def _fail(configuration: EmailConfiguration, step: ProvisioningStep, message: str, run_id: uuid.UUID) -> RunOutcome:
     now = timezone.now()
     _record(step, status=StepStatus.FAILED, last_error=message, finished_at=now)
-    EmailConfiguration.objects.filter(pk=configuration.pk).update(
+    EmailConfiguration.objects.filter(pk=configuration.pk, provisioning_run_id=run_id).update(
         status=ConfigurationStatus.FAILED, status_changed_at=now, last_error=f"{step.get_name_display()}: {message}",
         provisioning_run_id=None, provisioning_lease_until=None,
     )
@@ -110,9 +127,9 @@ def _run_step(configuration, step, run_id, providers) -> RunOutcome | None:
         STEP_FUNCTIONS[step.name](configuration, providers)
     except ProviderError as exc:
         if not exc.transient:
-            return _fail(configuration, step, exc.message)
+            return _fail(configuration, step, exc.message, run_id)
         if step.attempts >= settings.PROVISIONING_MAX_ATTEMPTS:
-            return _fail(configuration, step, f"{exc.message} (gave up after {step.attempts} attempts)")
+            return _fail(configuration, step, f"{exc.message} (gave up after {step.attempts} attempts)", run_id)
         delay = backoff_seconds(step.attempts)
         _record(step, status=StepStatus.RETRYING, last_error=exc.message)
         EmailConfiguration.objects.filter(pk=configuration.pk, provisioning_run_id=run_id).update(
@@ -120,7 +137,12 @@ def _run_step(configuration, step, run_id, providers) -> RunOutcome | None:
         )
         return RunOutcome("retry", run_id=run_id, retry_in=delay)
     except CONFIGURATION_ERRORS as exc:
-        return _fail(configuration, step, str(exc))
+        return _fail(configuration, step, str(exc), run_id)
+    except Exception as exc:
+        # A bug or an unexpected answer must not strand the row in "provisioning": fail the step
+        # so Retry works, and leave the traceback (which never holds a token) to the log.
+        log.exception("step %s of %s failed unexpectedly", step.name, configuration.sending_domain)
+        return _fail(configuration, step, f"Unexpected error ({type(exc).__name__}); the worker log has details.", run_id)
     _record(step, status=StepStatus.DONE, last_error="", finished_at=timezone.now())
     return None
 
@@ -129,23 +151,31 @@ def configuration_provision(
     *, configuration_id: int, providers: Providers, run_id: uuid.UUID | None = None
 ) -> RunOutcome:
     """Run (or resume) provisioning from the first step not done; hand over to verification at the end."""
-    run_id = provisioning_claim(configuration_id=configuration_id, run_id=run_id)
-    if run_id is None:
+    run_id = run_id or uuid.uuid4()
+    if not provisioning_claim(configuration_id=configuration_id, run_id=run_id):
         exists = EmailConfiguration.objects.filter(pk=configuration_id).exists()
         return RunOutcome("busy" if exists else "gone")
     configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
-    for step in _steps(configuration):
+    steps = _steps(configuration)
+    failed = next((s for s in steps if s.status == StepStatus.FAILED), None)
+    if failed is not None:
+        # A stale message for a run that already failed: only an explicit retry resumes a failed step.
+        return _fail(configuration, failed, failed.last_error, run_id)
+    for step in steps:
         if step.status == StepStatus.DONE:
             continue
         outcome = _run_step(configuration, step, run_id, providers)
         if outcome is not None:
             return outcome
     now = timezone.now()
-    finished = EmailConfiguration.objects.filter(pk=configuration_id, provisioning_run_id=run_id).update(
+    finished = EmailConfiguration.objects.filter(
+        pk=configuration_id, status=ConfigurationStatus.PROVISIONING, provisioning_run_id=run_id
+    ).update(
         status=ConfigurationStatus.VERIFYING, status_changed_at=now, last_error="",
         provisioning_run_id=None, provisioning_lease_until=None,
-        # Verification's 72-hour clock starts now and its first check is due at once.
-        verification_started_at=now, verification_attempts=0, next_check_at=now,
+        # Verification's 72-hour clock starts now. The task queues the first check at once, so the
+        # row is claimed like a tick would (schedule.CLAIM_LEASE); a lost check is retried by a tick.
+        verification_started_at=now, verification_attempts=0, next_check_at=now + CLAIM_LEASE,
     )
     if finished:
         log.info("provisioned %s; verification takes over", configuration.sending_domain)
@@ -153,10 +183,15 @@ def configuration_provision(
 
 
 def configuration_enqueue_provisioning(configuration: EmailConfiguration) -> None:
-    """Queue a run once the surrounding transaction has committed (the worker must see the row)."""
+    """Queue a new run once the surrounding transaction has committed (the worker must see the row).
+
+    The run id is minted here and travels in the message, so a redelivered message resumes its
+    own run instead of finding the row "busy" with itself.
+    """
     from .tasks import provision_configuration
 
-    transaction.on_commit(lambda: provision_configuration.delay(configuration.pk))
+    run_id = str(uuid.uuid4())
+    transaction.on_commit(lambda: provision_configuration.delay(configuration.pk, run_id))
 
 
 def configuration_onboard(

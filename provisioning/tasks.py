@@ -11,7 +11,7 @@ from .drift import drift_check
 from .drift import drift_tick as claim_drift_checks
 from .errors import ProviderError
 from .providers import Providers
-from .services import configuration_provision
+from .services import configuration_provision, provisioning_sweep
 from .verification import verification_check
 from .verification import verification_tick as claim_verification_checks
 
@@ -76,3 +76,12 @@ def drift_tick():
     for i, configuration_id in enumerate(ids):
         check_drift.apply_async((configuration_id, "schedule"), countdown=i * DRIFT_SPREAD_SECONDS)
     return len(ids)
+
+
+@shared_task
+def provisioning_sweep_tick():
+    """Restart runs whose worker died and whose message is gone (their lease has expired)."""
+    handed = provisioning_sweep()
+    for configuration_id, run_id in handed:
+        provision_configuration.delay(configuration_id, str(run_id))
+    return len(handed)

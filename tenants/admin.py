@@ -3,15 +3,10 @@ from django.contrib import admin
 from .models import EmailConfiguration, Partition, Tenant
 
 
-@admin.register(Partition)
-class PartitionAdmin(admin.ModelAdmin):
-    """Read-only: partitions come from deployment configuration (`manage.py sync_partitions`)."""
+class ReadOnlyAdminMixin:
+    """For rows written only by services (or deployment configuration): shown, never edited here."""
 
-    list_display = ("name", "infrastructure", "mail_zone", "delivery_type", "hosted_zone_id", "synced_at")
-    list_filter = ("infrastructure", "delivery_type")
-    search_fields = ("name", "mail_zone")
-
-    def has_add_permission(self, request):
+    def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
@@ -21,10 +16,26 @@ class PartitionAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(Partition)
+class PartitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: partitions come from deployment configuration (`manage.py sync_partitions`)."""
+
+    list_display = ("name", "infrastructure", "mail_zone", "delivery_type", "hosted_zone_id", "synced_at")
+    list_filter = ("infrastructure", "delivery_type")
+    search_fields = ("name", "mail_zone")
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = ("slug", "display_name", "created_at")
     search_fields = ("slug", "display_name")
+
+    def get_readonly_fields(self, request, obj=None):
+        # The slug is part of every sending domain already provisioned for the tenant.
+        return ("slug",) if obj else ()
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # configurations are offboarded, not deleted (PROTECT would refuse anyway)
 
 
 @admin.register(EmailConfiguration)
@@ -47,6 +58,12 @@ class EmailConfigurationAdmin(admin.ModelAdmin):
         "verification_started_at", "verification_attempts", "next_check_at", "drift_checked_at",
         "next_drift_check_at", "provisioning_lease_until", "created_at", "updated_at",
     )
+
+    def has_add_permission(self, request):
+        return False  # onboarding validates, creates and queues provisioning: use the Onboard page
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deleting would orphan the Postmark server, domain, webhook and DNS: offboard
 
     def get_readonly_fields(self, request, obj=None):
         # Once created, the identity fields define the sending domain at the providers: fixed.

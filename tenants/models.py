@@ -74,6 +74,7 @@ class ConfigurationStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     DRIFT = "drift", "Drift"
     FAILED = "failed", "Failed"
+    OFFBOARDING = "offboarding", "Offboarding"
     OFFBOARDED = "offboarded", "Offboarded"
 
 

@@ -76,10 +76,13 @@ def sync_partitions(entries: list[dict]) -> SyncResult:
         changed = {k: v for k, v in entry.items() if getattr(partition, k) != v}
         if partition.position != position:
             changed["position"] = position
-        if "mail_zone" in changed and partition.configurations.exists():
+        # The sending domain, the Postmark account (infrastructure) and the server type are baked
+        # into what was provisioned; changing them under existing configurations would orphan it.
+        fixed = [k for k in ("mail_zone", "infrastructure", "delivery_type") if k in changed]
+        if fixed and partition.configurations.exists():
+            what = ", ".join(f"{k.replace('_', ' ')} ({getattr(partition, k)} → {changed[k]})" for k in fixed)
             raise PartitionConfigError(
-                f"Partition {partition.name} has email configurations in {partition.mail_zone}; "
-                f"its mail zone cannot change to {entry['mail_zone']}."
+                f"Partition {partition.name} has email configurations; its {what} cannot change."
             )
         if not changed:
             result.unchanged.append(partition.name)

@@ -17,6 +17,16 @@ from tests.harness import make_harness
 KNOWN_TOKEN = "a3f1c0de-5ec2-4e7a-9d1b-tok3n-must-never-show"
 
 
+@pytest.fixture(autouse=True)
+def fresh_provider_clients():
+    """Each test builds its own Route53 clients (moto zone ids differ from test to test)."""
+    from provisioning.providers import forget_cached_clients
+
+    forget_cached_clients()
+    yield
+    forget_cached_clients()
+
+
 @pytest.fixture
 def secrets_dir(tmp_path, settings):
     path = tmp_path / "secret"

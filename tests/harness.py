@@ -141,8 +141,9 @@ def create(partition, tenant="acme", config="orders"):
     return EmailConfiguration.objects.create(tenant=t, partition=partition, config_slug=config)
 
 
-def run_to_end(configuration, harness):
-    outcome = configuration_provision(configuration_id=configuration.pk, providers=harness.providers)
+def run_to_end(configuration, harness, run_id=None):
+    """Run like a worker: the first message's run id, then Celery's retries with the same run id."""
+    outcome = configuration_provision(configuration_id=configuration.pk, providers=harness.providers, run_id=run_id)
     while outcome.state == "retry":
         outcome = configuration_provision(
             configuration_id=configuration.pk, providers=harness.providers, run_id=outcome.run_id

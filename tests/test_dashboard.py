@@ -49,6 +49,19 @@ def test_the_configuration_page_issues_the_same_number_of_queries_for_10_and_500
     small = count_queries(support_client, url)
     live_small = count_queries(support_client, reverse("configuration_live", args=[first.pk]))
     make_configurations(configured_partitions["prod"], 490, prefix="v")
+    # This configuration's own history grows too: many checks and DMARC changes, all its records.
+    from django.utils import timezone
+
+    from provisioning.models import DmarcChange, RecordCheck, VerificationCheck
+
+    now = timezone.now()
+    VerificationCheck.objects.bulk_create([VerificationCheck(configuration=first, ran_at=now, trigger="schedule",
+                                                             dkim_verified=False, return_path_verified=False)
+                                           for _ in range(200)])
+    DmarcChange.objects.bulk_create([DmarcChange(configuration=first, from_state="none", to_state="quarantine_test",
+                                                 actor="x", record_value="v=DMARC1") for _ in range(50)])
+    RecordCheck.objects.bulk_create([RecordCheck(configuration=first, name=f"n{i}.prod.ardamails.com", type="TXT",
+                                                 purpose="dmarc", expected="x", checked_at=now) for i in range(3)])
     large = count_queries(support_client, url)
     live_large = count_queries(support_client, reverse("configuration_live", args=[first.pk]))
     print(f"configuration page: {small} queries with 10 configurations, {large} with 500; live fragment {live_small}/{live_large}")
@@ -140,20 +153,60 @@ def test_anonymous_users_are_sent_to_login_by_every_mutating_view(client, target
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
-@pytest.mark.parametrize("name, data, support_may, admin_may", MUTATING)
-def test_support_users_are_allowed_or_refused_by_role(aws, support_client, target, name, data, support_may, admin_may):
-    if name == "configuration_ramp" and data["to"] == "reject_test":
-        EmailConfiguration.objects.filter(pk=target.pk).update(dmarc_state="quarantine")
-    response = support_client.post(reverse(name, args=[target.pk]), data)
-    assert response.status_code == (302 if support_may else 403), response.content[:300]
+# What each action must have done when it is allowed (and must not have done when refused).
+# Each entry: url name, POST data, the target's starting fields, a check of the effect.
+def _old():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    return timezone.now() - timedelta(days=30)
 
 
-@pytest.mark.parametrize("name, data, support_may, admin_may", MUTATING)
-def test_email_admins_may_use_every_mutating_view(aws, admin_client_ea, target, name, data, support_may, admin_may):
-    if name == "configuration_ramp" and data["to"] == "reject_test":
-        EmailConfiguration.objects.filter(pk=target.pk).update(dmarc_state="quarantine")
-    response = admin_client_ea.post(reverse(name, args=[target.pk]), data)
-    assert response.status_code == 302, response.content[:300]
+ACTIONS = {
+    "retry": ("configuration_retry", {}, {"status": "failed"},
+              lambda c, callbacks: len(callbacks) == 1),
+    "check now": ("configuration_check_now", {}, {"status": "verifying", "postmark_domain_id": 7},
+                  lambda c, callbacks: len(callbacks) == 1 and c.next_check_at is not None),
+    "repair": ("configuration_repair", {}, {"status": "drift", "dkim_host": "2026pm._domainkey.orders.t00000.prod.ardamails.com",
+                                            "dkim_value": "k=rsa; p=MIGf"},
+               lambda c, callbacks: c.status == "active" and c.record_checks.filter(status="ok").count() == 3),
+    "ramp to quarantine test": ("configuration_ramp", {"to": "quarantine_test"}, {},
+                                lambda c, callbacks: c.dmarc_state == "quarantine_test"),
+    "ramp to reject test": ("configuration_ramp", {"to": "reject_test"}, {"dmarc_state": "quarantine"},
+                            lambda c, callbacks: c.dmarc_state == "reject_test"),
+    "offboard": ("configuration_offboard", {}, {}, lambda c, callbacks: c.status == "offboarded"),
+}
+SUPPORT_MAY = {"retry", "check now", "repair", "ramp to quarantine test"}
+
+
+def _act(client, configured_partitions, action, capture):
+    name, data, fields, _ = ACTIONS[action]
+    [c] = make_configurations(configured_partitions["prod"], 1)
+    EmailConfiguration.objects.filter(pk=c.pk).update(
+        **{"dkim_verified": True, "return_path_verified": True, "dmarc_changed_at": _old(), **fields})
+    with capture(execute=False) as callbacks:
+        response = client.post(reverse(name, args=[c.pk]), data)
+    c.refresh_from_db()
+    return response, c, callbacks
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_support_users_may_act_or_are_refused_with_403_and_no_effect(
+        harness, support_client, configured_partitions, action, django_capture_on_commit_callbacks):
+    response, c, callbacks = _act(support_client, configured_partitions, action, django_capture_on_commit_callbacks)
+    done = ACTIONS[action][3](c, callbacks)
+    if action in SUPPORT_MAY:
+        assert response.status_code == 302 and done, response.content[:300]
+    else:
+        assert response.status_code == 403 and not done
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_email_admins_may_use_every_action(
+        harness, admin_client_ea, configured_partitions, action, django_capture_on_commit_callbacks):
+    response, c, callbacks = _act(admin_client_ea, configured_partitions, action, django_capture_on_commit_callbacks)
+    assert response.status_code == 302 and ACTIONS[action][3](c, callbacks), response.content[:300]
 
 
 def test_every_mutating_view_refuses_get(admin_client_ea, target):

@@ -11,6 +11,7 @@ def test_production_settings_pass_check_deploy_without_warnings(tmp_path):
         DJANGO_SETTINGS_MODULE="ardamail_admin.settings.production",
         SECRET_KEY="k" * 20 + "-ProductionOnly-" + "x9Y8z7W6v5U4t3S2r1Q0p" * 2,
         ALLOWED_HOSTS="ardamail-admin.example.com",
+        PUBLIC_BASE_URL="https://ardamail-admin.example.com",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
     )
     result = subprocess.run(
@@ -28,3 +29,14 @@ def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_production_settings_refuse_a_plain_http_public_url(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(DJANGO_SETTINGS_MODULE="ardamail_admin.settings.production", SECRET_KEY="x" * 60,
+               ALLOWED_HOSTS="x.example.com", PUBLIC_BASE_URL="http://127.0.0.1:8000",
+               DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=settings.BASE_DIR, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "PUBLIC_BASE_URL must be an https:// URL in production, not 'http://127.0.0.1:8000'." in result.stderr

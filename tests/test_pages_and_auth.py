@@ -91,3 +91,17 @@ def test_saving_the_admin_form_keeps_the_token(client, superuser, configuration_
     c.refresh_from_db()
     assert c.server_token() == KNOWN_TOKEN
     assert c.sending_domain == "orders.acme.prod.ardamails.com"
+
+
+def test_the_admin_cannot_add_delete_or_rename_what_services_own(client, superuser, configuration_with_token):
+    c = configuration_with_token
+    client.force_login(superuser)
+    assert client.get(reverse("admin:tenants_emailconfiguration_add")).status_code == 403
+    assert client.post(reverse("admin:tenants_emailconfiguration_delete", args=[c.pk]), {"post": "yes"}).status_code == 403
+    assert client.post(reverse("admin:tenants_tenant_delete", args=[c.tenant.pk]), {"post": "yes"}).status_code == 403
+    client.post(reverse("admin:tenants_tenant_change", args=[c.tenant.pk]), {"slug": "globex", "display_name": "G"})
+    c.refresh_from_db()
+    assert c.tenant.slug == "acme" and c.tenant.display_name == "G"
+    for name in ("provisioningstep", "verificationcheck", "recordcheck", "dmarcchange"):
+        assert client.get(reverse(f"admin:provisioning_{name}_changelist")).status_code == 200
+        assert client.get(reverse(f"admin:provisioning_{name}_add")).status_code == 403

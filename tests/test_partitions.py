@@ -35,9 +35,25 @@ def test_sync_refuses_to_move_the_zone_of_a_partition_in_use(partitions, tmp_pat
     path = tmp_path / "p.toml"
     path.write_text('[[partition]]\nname="prod"\ninfrastructure="Alpha001"\nmail_zone="prod.other.com"\n'
                     'delivery_type="Live"\n')
-    with pytest.raises(PartitionConfigError, match="its mail zone cannot change to prod.other.com"):
+    with pytest.raises(PartitionConfigError) as exc:
         sync_partitions(load_file(path))
+    assert str(exc.value) == ("Partition prod has email configurations; its mail zone "
+                              "(prod.ardamails.com → prod.other.com) cannot change.")
     assert Partition.objects.get(name="prod").mail_zone == "prod.ardamails.com"
+
+
+def test_sync_refuses_to_move_a_partition_in_use_to_another_account_or_server_type(partitions, tmp_path):
+    tenant = Tenant.objects.create(slug="acme", display_name="Acme")
+    EmailConfiguration.objects.create(tenant=tenant, partition=partitions["prod"], config_slug="orders")
+    path = tmp_path / "p.toml"
+    path.write_text('[[partition]]\nname="prod"\ninfrastructure="Alpha002"\nmail_zone="prod.ardamails.com"\n'
+                    'delivery_type="Sandbox"\n')
+    with pytest.raises(PartitionConfigError) as exc:
+        sync_partitions(load_file(path))
+    assert str(exc.value) == ("Partition prod has email configurations; its infrastructure (Alpha001 → Alpha002), "
+                              "delivery type (Live → Sandbox) cannot change.")
+    prod = Partition.objects.get(name="prod")
+    assert (prod.infrastructure, prod.delivery_type) == ("Alpha001", "Live")
 
 
 @pytest.mark.parametrize(

@@ -325,13 +325,17 @@ def test_a_2048_bit_key_gives_a_dkim_value_longer_than_one_txt_string():
     assert value.startswith("k=rsa; p=MIIBIjANBg") and len(value) > 255
 
 
-def test_its_state_endpoint_hides_tokens(client, raw):
+def test_its_state_endpoint_hides_tokens_and_webhook_secrets(client, raw):
     token = new_server(client)["ApiTokens"][0]
+    client.create_webhook(server_token=token, url="https://dash.example.com/webhooks/postmark/prod/",
+                          http_headers=[{"Name": "Authorization", "Value": "Bearer hook-s3cret"}],
+                          triggers=webhook_triggers())
 
     answer = raw.get("/__simulator/state")
 
     assert answer.json()["servers"][0]["ApiTokens"] == ["***"]
-    assert token not in answer.text
+    assert answer.json()["webhooks"][0]["HttpHeaders"] == [{"Name": "Authorization", "Value": "***"}]
+    assert token not in answer.text and "hook-s3cret" not in answer.text
 
 
 def test_its_control_endpoints_inject_faults_and_reset(client, raw, sim):

@@ -1,3 +1,4 @@
+import uuid
 
 from provisioning.desired import DMARC_TTL
 from provisioning.models import ProvisioningStep
@@ -79,7 +80,7 @@ def test_only_one_run_at_a_time(harness, configured_partitions):
     from provisioning.services import provisioning_claim
 
     configuration = create(configured_partitions["prod"])
-    assert provisioning_claim(configuration_id=configuration.pk, run_id=None) is not None
+    assert provisioning_claim(configuration_id=configuration.pk, run_id=uuid.uuid4()) is True
     assert configuration_provision(configuration_id=configuration.pk, providers=harness.providers).state == "busy"
     assert harness.transport.sent == []
 

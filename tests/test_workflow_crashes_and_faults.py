@@ -1,5 +1,6 @@
 """Acceptance for issue 3: crash at every step boundary and inside every step; provider faults."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.utils import timezone
 from provisioning.services import (
     configuration_provision,
     configuration_retry,
+    provisioning_sweep,
     steps_reset_failed,
 )
 from tenants.models import EmailConfiguration
@@ -51,21 +53,64 @@ def expire_lease(configuration):
     )
 
 
+@pytest.mark.parametrize("recovery", ["redelivery", "sweep"])
 @pytest.mark.parametrize("route, when", CRASH_POINTS, ids=[f"{w}-{r}" for r, w in CRASH_POINTS])
-def test_a_crash_anywhere_resumes_without_duplicates(harness, configured_partitions, route, when):
+def test_a_crash_anywhere_resumes_without_duplicates(harness, configured_partitions, route, when, recovery):
     configuration = create(configured_partitions["prod"])
     crash = CrashPoint(route, when)
     if route.startswith("route53"):
         harness.route53_crash = crash
     else:
         harness.transport.crash = crash
+    message_run_id = uuid.uuid4()
     with pytest.raises(SimulatedCrash):
-        run_to_end(configuration, harness)
+        run_to_end(configuration, harness, run_id=message_run_id)
     configuration.refresh_from_db()
     assert configuration.status == "provisioning"
-    expire_lease(configuration)
-    assert run_to_end(configuration, harness).state == "finished"
+    if recovery == "redelivery":
+        # acks_late: Celery hands the unacknowledged message, same run id, to the next worker at once.
+        resume_run_id = message_run_id
+    else:
+        # The message is gone too: once the lease runs out the sweeper hands the row to a new run.
+        assert provisioning_sweep() == []
+        expire_lease(configuration)
+        [(swept_pk, resume_run_id)] = provisioning_sweep()
+        assert swept_pk == configuration.pk and resume_run_id != message_run_id
+        assert provisioning_sweep() == []  # handed over once, not every tick
+    assert run_to_end(configuration, harness, run_id=resume_run_id).state == "finished"
     assert_clean_end_state(harness, configuration)
+
+
+def test_a_stale_message_of_a_failed_run_does_not_rerun_the_failed_step(harness, configured_partitions):
+    configuration = create(configured_partitions["prod"])
+    harness.simulator.inject_fault(method="POST", path_pattern="^/webhooks", status=422, error_code=300, message="No.")
+    run_id = uuid.uuid4()
+    assert run_to_end(configuration, harness, run_id=run_id).state == "failed"
+    sent = len(harness.transport.sent)
+    assert run_to_end(configuration, harness, run_id=run_id).state == "failed"  # redelivered after the failure
+    assert len(harness.transport.sent) == sent
+    assert configuration.status == "failed" and configuration.provisioning_run_id is None
+
+
+def test_an_unexpected_answer_fails_the_step_instead_of_stranding_the_row(configured_partitions, caplog):
+    import httpx
+
+    from provisioning.postmark.client import PostmarkClient
+    from provisioning.providers import Providers
+
+    def postmark(request):  # a server object without ApiTokens
+        if request.method == "GET":
+            return httpx.Response(200, json={"TotalCount": 0, "Servers": []})
+        return httpx.Response(200, json={"ID": 5, "Name": "x"})
+
+    providers = Providers(postmark=PostmarkClient(base_url="https://api.postmarkapp.com", transport=httpx.MockTransport(postmark)),
+                          route53_for=None)
+    configuration = create(configured_partitions["prod"])
+    outcome = configuration_provision(configuration_id=configuration.pk, providers=providers)
+    configuration.refresh_from_db()
+    assert outcome.state == "failed" and configuration.status == "failed"
+    assert configuration.last_error == "Postmark server: Unexpected error (KeyError); the worker log has details."
+    assert configuration_retry(configuration) is True
 
 
 def test_a_crash_after_the_last_step_before_the_handover_resumes(harness, configured_partitions):

@@ -96,6 +96,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR),
         "data_folder_out": str(_BROKER_DIR),
+        # kombu keeps its exchange table in ./control unless told otherwise: keep it under var/.
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for the next one
@@ -107,6 +109,7 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "verification-tick": {"task": "provisioning.tasks.verification_tick", "schedule": 30.0},
     "drift-tick": {"task": "provisioning.tasks.drift_tick", "schedule": 300.0},
+    "provisioning-sweep": {"task": "provisioning.tasks.provisioning_sweep_tick", "schedule": 60.0},
 }
 
 # --- Partitions and secrets --------------------------------------------------

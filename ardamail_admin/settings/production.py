@@ -7,6 +7,14 @@ DEBUG = False
 SECRET_KEY = env("SECRET_KEY")  # no default: refuse to start without one
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 
+# Postmark sends the partition's webhook secret as a Bearer header to this URL: it must be the
+# dashboard's real public address, over HTTPS, never the local default.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL")
+if not PUBLIC_BASE_URL.startswith("https://"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"PUBLIC_BASE_URL must be an https:// URL in production, not {PUBLIC_BASE_URL!r}.")
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)

@@ -368,6 +368,10 @@ class PostmarkSimulator:
         state = self.state()
         for server in state["servers"]:
             server["ApiTokens"] = ["***" for _ in server["ApiTokens"]]
+        for hook in state["webhooks"]:  # the Bearer header carries the partition's webhook secret
+            hook["HttpHeaders"] = [{**h, "Value": "***"} for h in hook.get("HttpHeaders") or []]
+            if hook.get("HttpAuth"):
+                hook["HttpAuth"] = {**hook["HttpAuth"], "Password": "***"}
         return state
 
 
