@@ -32,7 +32,8 @@ from .steps import zone_id
 
 RAMP = [DmarcState.NONE, DmarcState.QUARANTINE_TEST, DmarcState.QUARANTINE, DmarcState.REJECT_TEST, DmarcState.REJECT]
 NEEDS_EMAIL_ADMIN = {DmarcState.REJECT_TEST, DmarcState.REJECT}  # rejecting mail is the email admins' call
-FROZEN = {ConfigurationStatus.DRAFT, ConfigurationStatus.OFFBOARDED}  # nothing published (yet, or any more)
+# Nothing published (yet, or any more), or being removed right now.
+FROZEN = {ConfigurationStatus.DRAFT, ConfigurationStatus.OFFBOARDING, ConfigurationStatus.OFFBOARDED}
 
 
 class DmarcRampError(Exception):
@@ -204,9 +205,23 @@ def dmarc_ramp(
         # Someone else moved it (or the status changed) between our read and our write: put DNS back
         # to what the database now says, so the two agree, and let the person decide again.
         configuration.refresh_from_db(fields=["dmarc_state"])
-        _publish(configuration, configuration.dmarc_state, providers)
+        _put_back(configuration, providers)
         raise DmarcRampError(f"DMARC for {configuration.sending_domain} changed meanwhile; reload and try again.")
     return change
+
+
+def _put_back(configuration: EmailConfiguration, providers: Providers) -> None:
+    """Re-publish the _dmarc record the database holds, after our own publish lost the race."""
+    try:
+        _publish(configuration, configuration.dmarc_state, providers)
+    except ProviderError as exc:
+        # DNS now holds the step we published, the database the other one: say so, and how to fix it.
+        domain = configuration.sending_domain
+        raise DmarcRampError(
+            f"DMARC for {domain} changed meanwhile, and its DNS record could not be put back to match: "
+            f"{exc.message}. DNS may not match what this page shows; run `manage.py repair {domain}` to "
+            "re-publish the records."
+        ) from exc
 
 
 def dmarc_waiting_longest(*, partition: Partition, limit: int = 5) -> QuerySet[EmailConfiguration]:

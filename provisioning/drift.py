@@ -14,6 +14,7 @@ import dns.exception
 import dns.nameserver
 import dns.resolver
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -155,7 +156,8 @@ def _save_checks(configuration: EmailConfiguration, checks: list[RecordCheck]) -
     return list(configuration.record_checks.order_by("purpose"))
 
 
-def _apply_outcome(configuration: EmailConfiguration, checks: list[RecordCheck], now: datetime) -> None:
+def _apply_outcome(configuration: EmailConfiguration, checks: list[RecordCheck], now: datetime) -> bool:
+    """Record the outcome on the row, unless the row changed since it was loaded; True if applied."""
     problems = [c for c in checks if c.status != RecordStatus.OK]
     status = configuration.status
     fields = {"drift_checked_at": now}
@@ -167,8 +169,13 @@ def _apply_outcome(configuration: EmailConfiguration, checks: list[RecordCheck],
             fields.update(status=ACTIVE, last_error="")
         if fields.get("status", status) != status:
             fields["status_changed_at"] = now
-    # Conditional on the status we compared under: an offboard or ramp meanwhile is not overwritten.
-    EmailConfiguration.objects.filter(pk=configuration.pk, status=status).update(**fields)
+    # Conditional on everything the desired records were computed from, as loaded: an offboard, a
+    # DMARC ramp or a new DKIM key meanwhile means DNS was compared with records no longer desired.
+    rows = EmailConfiguration.objects.filter(
+        pk=configuration.pk, status=status, dmarc_state=configuration.dmarc_state,
+        dkim_host=configuration.dkim_host, dkim_value=configuration.dkim_value,
+    )
+    return bool(rows.update(**fields))
 
 
 # --- services --------------------------------------------------------------------------------
@@ -177,15 +184,26 @@ def _apply_outcome(configuration: EmailConfiguration, checks: list[RecordCheck],
 def drift_check(
     *, configuration_id: int, providers: Providers, trigger: str, now: datetime | None = None
 ) -> list[RecordCheck]:
-    """Compare desired records with DNS, store one RecordCheck per record, move active <-> drift."""
+    """Compare desired records with DNS, store one RecordCheck per record, move active <-> drift.
+
+    Returns [] and records nothing when there is nothing to compare or the row changed during the read.
+    """
     now = now or timezone.now()
     configuration = EmailConfiguration.objects.select_related("tenant", "partition").filter(pk=configuration_id).first()
     if configuration is None or configuration.status not in CHECKABLE or not configuration.dkim_host:
         return []
     desired = desired_for(configuration)
     sources = _sources(configuration, desired, providers)  # network I/O, outside any transaction
-    checks = _save_checks(configuration, [_compare(record, sources, now) for record in desired])
-    _apply_outcome(configuration, checks, now)
+    checks = sorted((_compare(record, sources, now) for record in desired), key=lambda c: c.purpose)  # as stored
+    # One transaction, so the RecordCheck rows always match the row state they were compared under
+    # (on PostgreSQL a ramp's own conditional UPDATE waits for this commit).
+    with transaction.atomic():
+        if not _apply_outcome(configuration, checks, now):
+            # The row changed during the read: this comparison is stale, so it records nothing and
+            # the caller gets no records. The claim lease (or the next interval) brings a fresh check.
+            log.info("drift check (%s) of %s superseded by a change meanwhile", trigger, configuration.sending_domain)
+            return []
+        checks = _save_checks(configuration, checks)
     log.info("drift check (%s) of %s: %s", trigger, configuration.sending_domain,
              ", ".join(f"{c.purpose}={c.status}" for c in checks))
     return checks

@@ -4,7 +4,8 @@ The gate is Postmark's DKIMVerified and ReturnPathDomainVerified (postmark-api.m
 "Quick provisioning recipe"); SPF and signature confirmation are not needed for a domain. Checks
 run fast at first, then hourly, and give up after VERIFICATION_TIMEOUT_HOURS with the missing
 records named. Every check leaves a VerificationCheck row. Status changes are conditional UPDATEs
-on status=verifying, so an offboard or a "Check now" that lands meanwhile is never overwritten.
+on status=verifying and on the verification_started_at the check loaded, so an offboard or a
+"Check now" (which restarts the clock but stays verifying) that lands meanwhile is never overwritten.
 """
 
 import logging
@@ -13,6 +14,8 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
+from django.db.models.expressions import Combinable
 from django.utils import timezone
 
 from tenants import secrets
@@ -40,11 +43,21 @@ def next_check_delay(attempts: int) -> timedelta:
 
 
 def _update_if_verifying(configuration: EmailConfiguration, **fields) -> bool:
-    changed = EmailConfiguration.objects.filter(pk=configuration.pk, status=VERIFYING).update(**fields)
-    if changed:
-        for name, value in fields.items():
+    """Apply `fields` only if the row is still in the verification run this check loaded."""
+    # A "Check now" meanwhile keeps status=verifying but restarts the clock: a check that loaded the
+    # old verification_started_at must not fail, reschedule or activate the new run.
+    rows = EmailConfiguration.objects.filter(
+        pk=configuration.pk, status=VERIFYING, verification_started_at=configuration.verification_started_at
+    )
+    if not rows.update(**fields):
+        return False
+    computed = [name for name, value in fields.items() if isinstance(value, Combinable)]  # F(...) + 1
+    for name, value in fields.items():
+        if name not in computed:
             setattr(configuration, name, value)
-    return bool(changed)
+    if computed:
+        configuration.refresh_from_db(fields=computed)  # the value the database computed, not the expression
+    return True
 
 
 def _ask_postmark(configuration: EmailConfiguration, providers: Providers) -> tuple[bool, bool]:
@@ -84,16 +97,17 @@ def _fail(configuration: EmailConfiguration, now: datetime, reason: str, **field
 
 
 def _reschedule(configuration: EmailConfiguration, now: datetime, **fields) -> None:
-    attempts = configuration.verification_attempts + 1
+    # Counted in SQL: two checks of one run in flight at once (a lost task's lease ran out) both count.
+    delay = next_check_delay(configuration.verification_attempts + 1)
     _update_if_verifying(
-        configuration, verification_attempts=attempts, next_check_at=now + next_check_delay(attempts), **fields
+        configuration, verification_attempts=F("verification_attempts") + 1, next_check_at=now + delay, **fields
     )
 
 
 def _activate(configuration: EmailConfiguration, now: datetime, providers: Providers, **flags) -> None:
     activated = _update_if_verifying(
         configuration, status=ConfigurationStatus.ACTIVE, status_changed_at=now, last_error="",
-        next_check_at=None, verification_attempts=configuration.verification_attempts + 1,
+        next_check_at=None, verification_attempts=F("verification_attempts") + 1,
         next_drift_check_at=now + drift_interval(), **flags,
     )
     if not activated:
@@ -171,7 +185,10 @@ def _restart_verification(configuration: EmailConfiguration, now: datetime) -> b
               "next_check_at": now + CLAIM_LEASE}
     if configuration.status != VERIFYING:
         fields.update(status=VERIFYING, status_changed_at=now)
-    rows = EmailConfiguration.objects.filter(pk=configuration.pk, status=configuration.status)
+    # Conditional on the run as loaded, like every transition here: of two clicks at once, one restarts.
+    rows = EmailConfiguration.objects.filter(
+        pk=configuration.pk, status=configuration.status, verification_started_at=configuration.verification_started_at
+    )
     return bool(rows.update(**fields))
 
 

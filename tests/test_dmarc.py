@@ -181,6 +181,8 @@ REFUSALS = [
     ("same state", {}, "none", "email_admin_user", 8, {}, "DMARC is already at p=none (monitor)."),
     ("offboarded", {"status": "offboarded", "dmarc_state": "quarantine"}, "quarantine_test", "email_admin_user", 8, {},
      "DMARC cannot change while the configuration is offboarded."),
+    ("being offboarded", {"status": "offboarding", "dmarc_state": "quarantine"}, "quarantine_test", "email_admin_user",
+     8, {}, "DMARC cannot change while the configuration is offboarding."),
 ]
 
 
@@ -240,6 +242,38 @@ def test_a_route53_failure_is_a_refusal_that_changes_nothing(active, harness, em
     )
     assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "none"
     assert not DmarcChange.objects.exists()
+
+
+def test_a_failed_put_back_after_a_lost_race_says_dns_may_not_match_and_how_to_repair(
+    active, harness, email_admin_user
+):
+    from botocore.exceptions import ClientError
+
+    changes = []
+
+    def drift_check_meanwhile_then_route53_fails(**kwargs):
+        changes.append(True)
+        if len(changes) == 1:  # our step is being published; a drift check moves the row meanwhile
+            EmailConfiguration.objects.filter(pk=active.pk).update(status="drift")
+        else:  # putting DNS back to "none" fails
+            error = {"Error": {"Code": "ServiceUnavailable", "Message": "Try again later"},
+                     "ResponseMetadata": {"HTTPStatusCode": 503}}
+            raise ClientError(error, "ChangeResourceRecordSets")
+
+    harness.session._session.get_component("event_emitter").register(
+        "before-call.route53.ChangeResourceRecordSets", drift_check_meanwhile_then_route53_fails
+    )
+    with pytest.raises(DmarcRampError) as exc:
+        ramp(active, harness, "quarantine_test", now=active.dmarc_changed_at + WEEK, user=email_admin_user)
+    assert exc.value.message == (
+        f"DMARC for {DOMAIN} changed meanwhile, and its DNS record could not be put back to match: Route53 could "
+        "not update records in the zone prod.ardamails.com: Try again later (ServiceUnavailable). DNS may not "
+        f"match what this page shows; run `manage.py repair {DOMAIN}` to re-publish the records."
+    )
+    assert len(changes) == 2
+    assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "none"
+    assert not DmarcChange.objects.exists()
+    assert published(harness) == (DMARC_TTL, [f'"{DMARC_VALUES["quarantine_test"]}"'])  # what the message warns of
 
 
 # --- for the pages ---------------------------------------------------------------------------

@@ -308,3 +308,27 @@ def test_the_verify_command_checks_inline_and_prints_flags_and_status(
     call_command("verify", DOMAIN)  # once active it checks the records instead
     assert capsys.readouterr().out.splitlines()[-1] == f"{DOMAIN}: active"
     assert VerificationCheck.objects.get(configuration=configuration).trigger == "manual"
+
+
+def delete_zone(harness, zone_name):
+    """The hosted zone is gone (deleted in the console, or the wrong account): zone lookups find nothing."""
+    client = harness.session.client("route53")
+    zone_id = client.list_hosted_zones_by_name(DNSName=zone_name)["HostedZones"][0]["Id"]
+    sets = client.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    changes = [{"Action": "DELETE", "ResourceRecordSet": s} for s in sets if s["Type"] not in ("SOA", "NS")]
+    client.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+    client.delete_hosted_zone(Id=zone_id)
+
+
+def test_the_verify_command_reports_a_route53_failure_as_a_command_error(
+    harness, served_simulator, configured_partitions
+):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    activated(harness, configured_partitions)
+    delete_zone(harness, "prod.ardamails.com")
+    with pytest.raises(CommandError) as exc:
+        call_command("verify", DOMAIN)
+    assert str(exc.value) == "No public Route53 hosted zone named prod.ardamails.com."
+    assert EmailConfiguration.objects.get().status == "active"

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from provisioning.cli import configuration_for
 from provisioning.drift import drift_check, record_problem
+from provisioning.errors import ProviderError
 from provisioning.providers import Providers
 from provisioning.verification import verification_check
 from tenants.models import ConfigurationStatus
@@ -17,7 +18,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, sending_domain, **options):
         configuration = configuration_for(sending_domain)
-        providers = Providers.default()
+        try:
+            self._check(configuration, Providers.default())
+        except ProviderError as exc:  # Route53 unreachable, the zone gone, …: the message says which
+            raise CommandError(exc.message) from exc
+        configuration.refresh_from_db()
+        self.stdout.write(f"{configuration.sending_domain}: {configuration.status}")
+        if configuration.last_error:
+            self.stdout.write(f"  {configuration.last_error}")
+
+    def _check(self, configuration, providers):
         if configuration.status == ConfigurationStatus.VERIFYING:
             check = verification_check(configuration_id=configuration.pk, providers=providers, trigger="manual")
             if check is not None:
@@ -33,7 +43,3 @@ class Command(BaseCommand):
                 f"{configuration.sending_domain} is {configuration.status}; only verifying, active or drift "
                 "configurations can be checked."
             )
-        configuration.refresh_from_db()
-        self.stdout.write(f"{configuration.sending_domain}: {configuration.status}")
-        if configuration.last_error:
-            self.stdout.write(f"  {configuration.last_error}")

@@ -1,0 +1,161 @@
+"""Races between a check already in flight and a person acting meanwhile: "Check now" during a
+scheduled verification check, a DMARC ramp during a drift check. The competing action runs inside
+the check's own provider call (an httpx transport for Postmark, a botocore event for Route53), so
+the interleaving is exact and nothing in the code under test is patched."""
+
+from datetime import timedelta
+
+import httpx
+from django.utils import timezone
+
+from provisioning.desired import DMARC_VALUES
+from provisioning.dmarc import dmarc_ramp
+from provisioning.drift import drift_check
+from provisioning.models import RecordCheck, VerificationCheck
+from provisioning.postmark.client import PostmarkClient
+from provisioning.providers import Providers
+from provisioning.schedule import CLAIM_LEASE
+from provisioning.tasks import verify_configuration
+from provisioning.verification import configuration_check_now, verification_check
+from tenants.models import EmailConfiguration
+from tests.harness import DOMAIN, activated, delete_record, provisioned, put_txt
+
+
+class DuringRequest(httpx.BaseTransport):
+    """Runs `action` once, while the first request whose path ends with `suffix` is in flight."""
+
+    def __init__(self, inner: httpx.BaseTransport, suffix: str, action):
+        self.inner, self.suffix, self.action = inner, suffix, action
+
+    def handle_request(self, request):
+        if self.action is not None and request.url.path.endswith(self.suffix):
+            action, self.action = self.action, None
+            action()
+        return self.inner.handle_request(request)
+
+
+def providers_during(harness, suffix, action) -> Providers:
+    postmark = PostmarkClient(base_url="https://api.postmarkapp.com",
+                              transport=DuringRequest(harness.transport, suffix, action))
+    return Providers(postmark=postmark, route53_for=harness.providers.route53_for)
+
+
+def click_check_now(configuration_id):
+    return lambda: configuration_check_now(configuration=EmailConfiguration.objects.get(pk=configuration_id))
+
+
+def scheduled_check(configuration, providers):
+    verification_check(configuration_id=configuration.pk, providers=providers, trigger="schedule")
+    return EmailConfiguration.objects.get(pk=configuration.pk)
+
+
+def assert_restarted_by_check_now(row):
+    assert row.status == "verifying" and row.last_error == ""
+    assert timezone.now() - row.verification_started_at < timedelta(minutes=1)
+    assert row.verification_attempts == 0
+    assert row.next_check_at == row.verification_started_at + CLAIM_LEASE  # still claimed for the manual task
+
+
+# --- "Check now" during a scheduled verification check ------------------------------------------
+
+
+def test_check_now_during_a_check_that_times_out_is_not_failed_by_that_check(
+    harness, configured_partitions, django_capture_on_commit_callbacks
+):
+    configuration = provisioned(harness, configured_partitions, records_published=False)
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(
+        verification_started_at=timezone.now() - timedelta(hours=73)
+    )
+    providers = providers_during(harness, "/verifyDkim", click_check_now(configuration.pk))
+    with django_capture_on_commit_callbacks() as callbacks:
+        row = scheduled_check(configuration, providers)
+    # The check loaded the old clock and saw 73 hours; "Check now" restarted the clock meanwhile.
+    assert_restarted_by_check_now(row)
+    assert [(c.func, c.args) for c in callbacks] == [(verify_configuration.delay, (configuration.pk, "manual"))]
+    # What the in-flight check saw is still on record.
+    [seen] = VerificationCheck.objects.filter(configuration=configuration)
+    assert (seen.trigger, seen.dkim_verified, seen.return_path_verified) == ("schedule", False, False)
+
+
+def test_check_now_during_a_check_that_reschedules_keeps_its_claim_and_count(harness, configured_partitions):
+    configuration = provisioned(harness, configured_partitions, records_published=False)
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(verification_attempts=4)
+    row = scheduled_check(configuration, providers_during(harness, "/verifyDkim", click_check_now(configuration.pk)))
+    assert_restarted_by_check_now(row)
+
+
+def test_a_transient_error_in_a_check_that_times_out_does_not_fail_a_restarted_clock(harness, configured_partitions):
+    configuration = provisioned(harness, configured_partitions, records_published=False)
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(
+        verification_started_at=timezone.now() - timedelta(hours=73)
+    )
+    harness.simulator.inject_fault(method="PUT", path_pattern="verifyDkim", status=503, message="Down for a moment")
+    row = scheduled_check(configuration, providers_during(harness, "/verifyDkim", click_check_now(configuration.pk)))
+    assert_restarted_by_check_now(row)
+
+
+def test_two_checks_in_flight_at_once_are_both_counted(harness, configured_partitions):
+    # A lost task's lease ran out and a tick started a second check while the first was still asking.
+    configuration = provisioned(harness, configured_partitions, records_published=False)
+
+    def second_check():
+        verification_check(configuration_id=configuration.pk, providers=harness.providers, trigger="schedule")
+
+    row = scheduled_check(configuration, providers_during(harness, "/verifyDkim", second_check))
+    assert row.status == "verifying"
+    assert row.verification_attempts == 2
+    assert VerificationCheck.objects.filter(configuration=configuration).count() == 2
+
+
+# --- a DMARC ramp during a drift check ---------------------------------------------------------
+
+
+def test_a_dmarc_ramp_during_a_drift_check_is_not_reported_as_drift(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    before = {c.purpose: (c.expected, c.status, c.checked_at) for c in RecordCheck.objects.all()}
+    ramped = []
+
+    def ramp_once(**kwargs):
+        if not ramped:  # the drift check has loaded the row at p=none and starts reading Route53
+            ramped.append(dmarc_ramp(
+                configuration_id=configuration.pk, to_state="quarantine_test", actor="support1",
+                actor_is_email_admin=False, providers=harness.providers,
+                now=configuration.dmarc_changed_at + timedelta(days=7),
+            ))
+
+    events = harness.session._session.get_component("event_emitter")
+    events.register("before-call.route53.ListResourceRecordSets", ramp_once)
+    checks = drift_check(configuration_id=configuration.pk, providers=harness.providers, trigger="schedule")
+    row = EmailConfiguration.objects.get(pk=configuration.pk)
+    assert (row.status, row.last_error, row.dmarc_state) == ("active", "", "quarantine_test")
+    assert ramped and checks == []
+    # The check compared with a state that no longer holds: it records nothing.
+    assert {c.purpose: (c.expected, c.status, c.checked_at) for c in RecordCheck.objects.all()} == before
+    assert row.next_drift_check_at == configuration.next_drift_check_at
+    # The next check compares with the new state.
+    checks = drift_check(configuration_id=configuration.pk, providers=harness.providers, trigger="schedule")
+    assert {c.purpose: c.status for c in checks} == {"dkim": "ok", "dmarc": "ok", "return_path": "ok"}
+    assert [c.expected for c in checks if c.purpose == "dmarc"] == [DMARC_VALUES["quarantine_test"]]
+    assert EmailConfiguration.objects.get(pk=configuration.pk).status == "active"
+
+
+def test_a_dkim_key_change_during_a_drift_check_is_not_reported_as_drift(harness, configured_partitions):
+    # The DKIM host changed (a new key published, the old one removed) while the check was reading.
+    configuration = activated(harness, configured_partitions)
+    new_host, new_value = "20990101000000pm._domainkey." + DOMAIN, "k=rsa;p=NEWKEY"
+    changed = []
+
+    def change_key_once(**kwargs):
+        if not changed:
+            changed.append(True)
+            put_txt(harness, new_host, new_value)
+            delete_record(harness, configuration.dkim_host, "TXT")
+            EmailConfiguration.objects.filter(pk=configuration.pk).update(dkim_host=new_host, dkim_value=new_value)
+
+    events = harness.session._session.get_component("event_emitter")
+    events.register("before-call.route53.ListResourceRecordSets", change_key_once)
+    checks = drift_check(configuration_id=configuration.pk, providers=harness.providers, trigger="schedule")
+    row = EmailConfiguration.objects.get(pk=configuration.pk)
+    assert (row.status, row.last_error) == ("active", "")
+    assert checks == []
+    assert RecordCheck.objects.get(configuration=configuration, purpose="dkim").status == "ok"
