@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
@@ -126,3 +128,43 @@ def local_providers(configured_partitions, settings, monkeypatch):
             yield simulator
         finally:
             server.shutdown()
+
+
+@pytest.fixture
+def celery_worker(local_providers):
+    """A real Celery worker (threads) on the configured broker: Redis in CI, the filesystem locally."""
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_postrun
+    from django.db import connection
+
+    from ardamail_admin.celery import app
+
+    if os.environ.get("REQUIRE_SERVICES"):
+        assert app.conf.broker_url.startswith("redis://"), "CI must run the worker on Redis"
+
+    def close_thread_connection(**kwargs):
+        # A real worker's Django fixup does this; without it the test database cannot be dropped.
+        connection.close()
+
+    task_postrun.connect(close_thread_connection, weak=False)
+    try:
+        with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30):
+            yield app
+    finally:
+        task_postrun.disconnect(close_thread_connection)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """On PostgreSQL, end connections that in-process worker and live-server threads left open,
+    so the test database can be dropped at the end of the run."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )

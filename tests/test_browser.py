@@ -35,16 +35,6 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def worker(local_providers):
-    from celery.contrib.testing.worker import start_worker
-
-    from ardamail_admin.celery import app
-
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30):
-        yield
-
-
 def log_in(page, base, username):
     page.goto(base + "/")
     page.fill("input[name=username]", username)
@@ -54,7 +44,7 @@ def log_in(page, base, username):
 
 
 def test_support_staff_onboard_watch_copy_and_are_refused_admin_actions(
-        browser, worker, live_server, email_admin_user, support_user):
+        browser, celery_worker, live_server, email_admin_user, support_user):
     ARTIFACTS.mkdir(exist_ok=True)
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)

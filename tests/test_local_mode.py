@@ -1,7 +1,6 @@
 """Issue 3 acceptance 1: `onboard --wait` in local mode, with the simulator served over HTTP,
 moto for Route53 and (second test) a real Celery worker on the configured broker (Redis in CI)."""
 
-import os
 
 import pytest
 from django.core.management import call_command
@@ -47,18 +46,11 @@ def test_onboard_refuses_bad_input_and_changes_nothing(local_providers):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_onboard_wait_with_a_real_worker_reaches_verifying_then_active_on_its_own(local_providers, capsys):
-    from celery.contrib.testing.worker import start_worker
-
-    from ardamail_admin.celery import app
-
-    if os.environ.get("REQUIRE_SERVICES"):
-        assert app.conf.broker_url.startswith("redis://"), "CI must run the worker on Redis"
-    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, shutdown_timeout=30):
-        # Issue 5 acceptance 1: the provisioning task hands over to verification, which the same
-        # worker runs against the simulator (records in the moto zone): active, with no human action.
-        call_command("onboard", "--partition", "prod", "--tenant", "acme", "--config", "orders",
-                     "--wait", "--until-active", "--timeout", "60")
+def test_onboard_wait_with_a_real_worker_reaches_verifying_then_active_on_its_own(celery_worker, capsys):
+    # Issue 5 acceptance 1: the provisioning task hands over to verification, which the same
+    # worker runs against the simulator (records in the moto zone): active, with no human action.
+    call_command("onboard", "--partition", "prod", "--tenant", "acme", "--config", "orders",
+                 "--wait", "--until-active", "--timeout", "60")
     out = capsys.readouterr().out
     assert "orders.acme.prod.ardamails.com: active after" in out, out
     assert EmailConfiguration.objects.get().status == "active"
