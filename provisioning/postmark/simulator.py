@@ -26,12 +26,23 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from .simulator_records import (
+    RETURN_PATH_TARGET,
+    ApiError,
+    _check_stream,
+    _check_url,
+    _invalid,
+    _merge_triggers,
+    _new_domain,
+    _new_server,
+    _no_triggers,
+    _paging,
+    _public,
+)
+
 ACCOUNT, SERVER = "account", "server"
-RETURN_PATH_TARGET = "pm.mtasv.net"
-STREAMS = ("outbound",)  # every server's default transactional stream; the only one simulated
 DELIVERY_TYPES = ("Live", "Sandbox")
 COLORS = ("Purple", "Blue", "Turquoise", "Green", "Red", "Yellow", "Grey", "Orange")
-MAX_COUNT = 500
 WEBHOOK_NOT_FOUND = 1300  # UNCONFIRMED: Postmark documents no webhook error codes (fact sheet §6)
 DOMAIN_NAME = re.compile(r"^(?=.{1,255}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
 ROUTES = [
@@ -56,16 +67,6 @@ ROUTES = [
     ("POST", r"/__simulator/reset", None, "_control_reset"),
     ("GET", r"/__simulator/state", None, "_control_state"),
 ]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error_code: int, message: str):
-        super().__init__(message)
-        self.status, self.error_code, self.message = status, error_code, message
-
-
-def _invalid(error_code: int, message: str):
-    raise ApiError(422, error_code, message)
 
 
 class PostmarkSimulator:
@@ -373,70 +374,6 @@ class PostmarkSimulator:
             if hook.get("HttpAuth"):
                 hook["HttpAuth"] = {**hook["HttpAuth"], "Password": "***"}
         return state
-
-
-def _paging(query, *, error_code):
-    try:
-        count, offset = int(query["count"]), int(query["offset"])
-    except (KeyError, ValueError):
-        _invalid(error_code, "The 'count' and 'offset' query parameters are required integers.")
-    if not 0 < count <= MAX_COUNT or offset < 0:
-        _invalid(error_code, f"'count' must be between 1 and {MAX_COUNT} and 'offset' must not be negative.")
-    return count, offset
-
-
-def _check_url(url):
-    if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
-        _invalid(606, "The webhook URL is missing or invalid.")
-
-
-def _check_stream(stream):
-    if stream not in STREAMS:
-        _invalid(1235, f"The message stream '{stream}' was not found.")
-
-
-def _no_triggers():
-    return {"Open": {"Enabled": False, "PostFirstOpenOnly": False}, "Click": {"Enabled": False},
-            "Delivery": {"Enabled": False}, "Bounce": {"Enabled": False, "IncludeContent": False},
-            "SpamComplaint": {"Enabled": False, "IncludeContent": False}, "SubscriptionChange": {"Enabled": False}}
-
-
-def _merge_triggers(current, given):
-    merged = copy.deepcopy(current)
-    for name, settings in (given or {}).items():
-        if name in merged and isinstance(settings, dict):
-            merged[name].update({k: v for k, v in settings.items() if k in merged[name]})
-    return merged
-
-
-def _public(record):
-    """A copy without the simulator's own bookkeeping keys (Account, ServerID on webhooks)."""
-    return {k: copy.deepcopy(v) for k, v in record.items() if k not in ("Account", "ServerID")}
-
-
-def _new_server(server_id, name, delivery_type, color):
-    inbound_hash = uuid.uuid4().hex
-    return {
-        "ID": server_id, "Name": name, "ApiTokens": [str(uuid.uuid4())],
-        "ServerLink": f"https://account.postmarkapp.com/servers/{server_id}/streams",
-        "Color": color, "SmtpApiActivated": True, "RawEmailEnabled": False, "DeliveryType": delivery_type,
-        "InboundAddress": f"{inbound_hash}@inbound.postmarkapp.com", "InboundHookUrl": "", "BounceHookUrl": "",
-        "OpenHookUrl": "", "DeliveryHookUrl": "", "ClickHookUrl": "", "PostFirstOpenOnly": False,
-        "InboundDomain": "", "InboundHash": inbound_hash, "InboundSpamThreshold": 0, "TrackOpens": False,
-        "TrackLinks": "None", "IncludeBounceContentInHook": False, "EnableSmtpApiErrorHooks": False,
-    }
-
-
-def _new_domain(domain_id, name, return_path, selector, dkim_value):
-    return {
-        "ID": domain_id, "Name": name,
-        "SPFVerified": False, "SPFHost": name, "SPFTextValue": "v=spf1 a mx include:spf.mtasv.net ~all",
-        "DKIMVerified": False, "WeakDKIM": False, "DKIMHost": "", "DKIMTextValue": "",
-        "DKIMPendingHost": f"{selector}._domainkey.{name}", "DKIMPendingTextValue": dkim_value,
-        "DKIMRevokedHost": "", "DKIMRevokedTextValue": "", "SafeToRemoveRevokedKeyFromDNS": False,
-        "DKIMUpdateStatus": "Pending", "ReturnPathDomain": return_path, "ReturnPathDomainVerified": False,
-        "ReturnPathDomainCNAMEValue": RETURN_PATH_TARGET,
-    }
 
 
 class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
