@@ -55,6 +55,7 @@ class DmarcTarget(NamedTuple):
     label: str
     direction: str  # "forward" | "back"
     blocked: str  # why it would be refused; "" when it is allowed
+    overridable: bool = False  # blocked only by the dwell time, and the user may override it
 
 
 @dataclass(frozen=True)
@@ -153,12 +154,18 @@ def dmarc_allowed_targets(
     targets = [(RAMP[j], direction) for j, direction in ((i + 1, "forward"), (i - 1, "back")) if 0 <= j < len(RAMP)]
     result = []
     for state, direction in targets:
+        blocked, overridable = "", False
         try:
             dmarc_plan(configuration=configuration, to_state=state, actor_is_email_admin=user_is_email_admin, now=now)
-            blocked = ""
         except DmarcRampError as exc:
             blocked = exc.message
-        result.append(DmarcTarget(state, _label(state), direction, blocked))
+            try:  # would a written reason and the override get it through?
+                dmarc_plan(configuration=configuration, to_state=state, actor_is_email_admin=user_is_email_admin,
+                           override_dwell=True, reason="(reason)", now=now)
+                overridable = True
+            except DmarcRampError:
+                pass
+        result.append(DmarcTarget(state, _label(state), direction, blocked, overridable))
     return result
 
 

@@ -284,8 +284,9 @@ def test_allowed_targets_show_the_next_step_and_the_step_back_with_any_block(act
     active.refresh_from_db()
     later = active.dmarc_changed_at + WEEK
     assert dmarc_allowed_targets(configuration=active, user_is_email_admin=False, now=later) == [
-        ("reject_test", "p=reject, test mode", "forward", "Moving to p=reject, test mode needs the email admin role."),
-        ("quarantine_test", "p=quarantine, test mode", "back", ""),
+        ("reject_test", "p=reject, test mode", "forward", "Moving to p=reject, test mode needs the email admin role.",
+         False),
+        ("quarantine_test", "p=quarantine, test mode", "back", "", False),
     ]
     assert [(t.state, t.blocked) for t in dmarc_allowed_targets(
         configuration=active, user_is_email_admin=True, now=later)] == [("reject_test", ""), ("quarantine_test", "")]
@@ -293,7 +294,12 @@ def test_allowed_targets_show_the_next_step_and_the_step_back_with_any_block(act
         "reject_test", "p=reject, test mode", "forward",
         "p=quarantine has been in place for 6 days; the minimum is 7 days. "
         "An email admin may override this with a written reason.",
+        True,  # only the dwell time blocks it, and an email admin may override that
     )
+    EmailConfiguration.objects.filter(pk=active.pk).update(status="drift")
+    active.refresh_from_db()
+    [forward, _] = dmarc_allowed_targets(configuration=active, user_is_email_admin=True, now=later - timedelta(days=1))
+    assert forward.blocked.startswith("Only an active configuration may tighten DMARC") and not forward.overridable
 
 
 def test_at_the_ends_of_the_ramp_there_is_one_target(active):
