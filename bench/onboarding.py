@@ -63,9 +63,11 @@ def main() -> None:
             session = boto3.session.Session(region_name="us-east-1")
             session._session.get_component("event_emitter").register(
                 "before-call.route53.*", lambda model, **kw: route53_calls.update([model.name]))
+            # One Route53 client per process, as Providers.default() keeps (zone ids cached in it).
+            route53 = Route53Client(endpoint_url=moto_url, session=session)
             providers = Providers(
                 postmark=PostmarkClient(base_url=f"http://127.0.0.1:{server.server_address[1]}"),
-                route53_for=lambda partition: Route53Client(endpoint_url=moto_url, session=session),
+                route53_for=lambda partition: route53,
             )
             prod = Partition.objects.get(name="prod")
             durations = []
