@@ -27,7 +27,7 @@ from .providers import Providers
 from .records import DnsRecord
 from .route53 import normalise_name
 from .schedule import claim_due, jittered
-from .steps import publish_dns, zone_id
+from .steps import publish_records, zone_id
 
 log = logging.getLogger(__name__)
 
@@ -228,5 +228,5 @@ def configuration_repair(*, configuration_id: int, providers: Providers) -> list
         raise RepairRefused(
             f"{configuration.sending_domain} has no DKIM record from Postmark yet; finish provisioning first."
         )
-    publish_dns(configuration, providers)
+    publish_records(configuration, providers)
     return drift_check(configuration_id=configuration_id, providers=providers, trigger="repair")

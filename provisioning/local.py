@@ -27,3 +27,23 @@ def simulator_account_tokens() -> dict[str, str]:
         except secrets.MissingSecret:
             continue
     return tokens
+
+
+def republish_local_dns() -> int:
+    """moto keeps nothing between runs: re-publish every live configuration's records into it."""
+    from tenants.models import ConfigurationStatus, EmailConfiguration
+
+    from .providers import Providers
+    from .steps import publish_records
+
+    providers = Providers.default()
+    configurations = (
+        EmailConfiguration.objects.select_related("tenant", "partition")
+        .exclude(dkim_host="")
+        .exclude(status__in=[ConfigurationStatus.DRAFT, ConfigurationStatus.OFFBOARDED])
+    )
+    count = 0
+    for configuration in configurations:
+        publish_records(configuration, providers)
+        count += 1
+    return count

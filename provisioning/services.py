@@ -25,8 +25,8 @@ from tenants.services import configuration_create
 from .errors import ProviderError
 from .models import STEP_ORDER, ProvisioningStep, StepStatus
 from .providers import Providers
-from .schedule import CLAIM_LEASE, claim_due
-from .steps import STEP_FUNCTIONS
+from .schedule import CLAIM_LEASE
+from .steps import STEP_FUNCTIONS, Superseded
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ CLAIMABLE = Q(status__in=[ConfigurationStatus.DRAFT, ConfigurationStatus.FAILED]
 
 @dataclass
 class RunOutcome:
-    state: str  # "finished" | "retry" | "failed" | "busy" | "gone"
+    state: str  # "finished" | "retry" | "failed" | "busy" | "gone" | "superseded"
     run_id: uuid.UUID | None = None
     retry_in: float | None = None
 
@@ -59,11 +59,9 @@ def provisioning_claim(*, configuration_id: int, run_id: uuid.UUID) -> bool:
     transient error, or Celery redelivering the message after a worker died (acks_late). A new run
     takes the row only when nobody holds it: draft, failed, or provisioning with an expired lease.
     """
-    rows = EmailConfiguration.objects.filter(pk=configuration_id)
-    if rows.filter(status=ConfigurationStatus.PROVISIONING, provisioning_run_id=run_id).update(
-        provisioning_lease_until=_lease()
-    ):
+    if _renew_lease(configuration_id=configuration_id, run_id=run_id):
         return True
+    rows = EmailConfiguration.objects.filter(pk=configuration_id)
     now = timezone.now()
     stale = Q(status=ConfigurationStatus.PROVISIONING) & (
         Q(provisioning_lease_until__lt=now) | Q(provisioning_lease_until__isnull=True)
@@ -77,14 +75,31 @@ def provisioning_claim(*, configuration_id: int, run_id: uuid.UUID) -> bool:
     ))
 
 
+def _renew_lease(*, configuration_id: int, run_id: uuid.UUID) -> bool:
+    """The run's heartbeat: extend its lease, or learn that it has lost the row."""
+    return bool(EmailConfiguration.objects.filter(
+        pk=configuration_id, status=ConfigurationStatus.PROVISIONING, provisioning_run_id=run_id
+    ).update(provisioning_lease_until=_lease()))
+
+
 def provisioning_sweep(*, now=None, limit: int = 100) -> list[tuple[int, uuid.UUID]]:
-    """Hand rows whose run died (lease expired, no message left) to a new run; bounded per tick."""
+    """Hand rows whose run died (lease expired, no message left) to a new run; bounded per tick.
+
+    Each hand-over is one conditional UPDATE on the old run id and the expired lease, so a run
+    that renews its lease in between keeps the row.
+    """
     now = now or timezone.now()
+    expired = Q(provisioning_lease_until__lt=now) | Q(provisioning_lease_until__isnull=True)
+    stale = (
+        EmailConfiguration.objects.filter(expired, status=ConfigurationStatus.PROVISIONING)
+        .order_by("provisioning_lease_until", "pk")
+        .values_list("pk", "provisioning_run_id")[:limit]
+    )
     handed = []
-    for pk in claim_due(statuses=[ConfigurationStatus.PROVISIONING], due_field="provisioning_lease_until",
-                        now=now, limit=limit):
+    for pk, old_run_id in stale:
         run_id = uuid.uuid4()
-        if EmailConfiguration.objects.filter(pk=pk, status=ConfigurationStatus.PROVISIONING).update(
+        if EmailConfiguration.objects.filter(expired, pk=pk, status=ConfigurationStatus.PROVISIONING,
+                                             provisioning_run_id=old_run_id).update(
             provisioning_run_id=run_id, provisioning_lease_until=_lease()
         ):
             handed.append((pk, run_id))
@@ -136,6 +151,9 @@ def _run_step(configuration, step, run_id, providers) -> RunOutcome | None:
             provisioning_lease_until=_lease(delay)
         )
         return RunOutcome("retry", run_id=run_id, retry_in=delay)
+    except Superseded:
+        log.warning("run %s of %s lost its lease to another run; stopping", run_id, configuration.sending_domain)
+        return RunOutcome("superseded")
     except CONFIGURATION_ERRORS as exc:
         return _fail(configuration, step, str(exc), run_id)
     except Exception as exc:
@@ -164,6 +182,8 @@ def configuration_provision(
     for step in steps:
         if step.status == StepStatus.DONE:
             continue
+        if not _renew_lease(configuration_id=configuration_id, run_id=run_id):
+            return RunOutcome("superseded")  # our lease ran out and the sweeper gave the row away
         outcome = _run_step(configuration, step, run_id, providers)
         if outcome is not None:
             return outcome
@@ -177,8 +197,9 @@ def configuration_provision(
         # row is claimed like a tick would (schedule.CLAIM_LEASE); a lost check is retried by a tick.
         verification_started_at=now, verification_attempts=0, next_check_at=now + CLAIM_LEASE,
     )
-    if finished:
-        log.info("provisioned %s; verification takes over", configuration.sending_domain)
+    if not finished:
+        return RunOutcome("superseded")
+    log.info("provisioned %s; verification takes over", configuration.sending_domain)
     return RunOutcome("finished", run_id=run_id)
 
 

@@ -6,10 +6,13 @@ A crash between the provider call and the database write is therefore resolved o
 by finding what was created, never by creating it again.
 """
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.utils import timezone
 
 from tenants import secrets
-from tenants.models import EmailConfiguration
+from tenants.models import ConfigurationStatus, EmailConfiguration
 
 from .desired import desired_for
 from .errors import ProviderError
@@ -21,10 +24,31 @@ SERVER_NAME_EXISTS = 603
 DOMAIN_EXISTS = 512
 
 
+class Superseded(Exception):
+    """This run no longer holds the configuration (its lease ran out and another run took over)."""
+
+
 def _save(configuration: EmailConfiguration, **fields) -> None:
+    """Record a provider's answer, but only while this run still holds the row (it was loaded
+    right after the claim, so its run id is this run's)."""
     for name, value in fields.items():
         setattr(configuration, name, value)
-    EmailConfiguration.objects.filter(pk=configuration.pk).update(**fields)
+    if not EmailConfiguration.objects.filter(
+        pk=configuration.pk, status=ConfigurationStatus.PROVISIONING,
+        provisioning_run_id=configuration.provisioning_run_id,
+    ).update(**fields):
+        raise Superseded(configuration.sending_domain)
+
+
+def _hold(configuration: EmailConfiguration) -> None:
+    """Renew this run's lease right before a call that creates or changes something at a provider,
+    or stop if another run has the row: a run that stalled past its lease must not act any more."""
+    lease = timezone.now() + timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS)
+    if not EmailConfiguration.objects.filter(
+        pk=configuration.pk, status=ConfigurationStatus.PROVISIONING,
+        provisioning_run_id=configuration.provisioning_run_id,
+    ).update(provisioning_lease_until=lease):
+        raise Superseded(configuration.sending_domain)
 
 
 def _account_token(configuration: EmailConfiguration) -> str:
@@ -38,6 +62,7 @@ def ensure_server(configuration: EmailConfiguration, providers: Providers) -> No
     name = configuration.identity().server_name
     server = postmark.find_server(account_token=token, name=name)
     if server is None:
+        _hold(configuration)
         try:
             server = postmark.create_server(
                 account_token=token, name=name, delivery_type=configuration.partition.delivery_type
@@ -69,6 +94,7 @@ def ensure_domain(configuration: EmailConfiguration, providers: Providers) -> No
         return
     postmark, token = providers.postmark, _account_token(configuration)
     identity = configuration.identity()
+    _hold(configuration)
     try:
         domain = postmark.create_domain(
             account_token=token, name=identity.domain, return_path_domain=identity.return_path_domain
@@ -92,11 +118,17 @@ def zone_id(configuration: EmailConfiguration, providers: Providers) -> str:
     return partition.hosted_zone_id or providers.route53_for(partition).zone_id_for(partition.mail_zone)
 
 
-def publish_dns(configuration: EmailConfiguration, providers: Providers) -> None:
+def publish_records(configuration: EmailConfiguration, providers: Providers) -> None:
+    """UPSERT every desired record in one batch (repair and local mode use this too)."""
     partition = configuration.partition
     providers.route53_for(partition).upsert(
         zone_id=zone_id(configuration, providers), zone_name=partition.mail_zone, records=desired_for(configuration)
     )
+
+
+def publish_dns(configuration: EmailConfiguration, providers: Providers) -> None:
+    _hold(configuration)
+    publish_records(configuration, providers)
 
 
 def webhook_url(configuration: EmailConfiguration) -> str:
@@ -113,8 +145,10 @@ def ensure_webhook(configuration: EmailConfiguration, providers: Providers) -> N
     postmark = providers.postmark
     existing = next((h for h in postmark.list_webhooks(server_token=server_token) if h.get("Url") == url), None)
     if existing is None:
+        _hold(configuration)
         hook = postmark.create_webhook(server_token=server_token, url=url, http_headers=headers, triggers=triggers)
     elif existing.get("HttpHeaders") != headers or existing.get("Triggers") != triggers:
+        _hold(configuration)
         hook = postmark.edit_webhook(
             server_token=server_token, webhook_id=existing["ID"], url=url, http_headers=headers, triggers=triggers
         )

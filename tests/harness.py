@@ -51,6 +51,8 @@ class RecordingTransport(httpx.BaseTransport):
         self.sent: list[SentRequest] = []
         self.crash: CrashPoint | None = None
         self.race_routes: set[str] = set()
+        # route -> callable run once after that request's response arrives: another worker's turn.
+        self.after_response: dict[str, object] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
@@ -65,6 +67,9 @@ class RecordingTransport(httpx.BaseTransport):
         response = self.inner.handle_request(request)
         response.read()
         self._maybe_crash(sent.route, "after")
+        interlude = self.after_response.pop(sent.route, None)
+        if interlude is not None:
+            interlude()
         return response
 
     def _maybe_crash(self, route: str, when: str) -> None:

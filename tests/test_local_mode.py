@@ -60,3 +60,49 @@ def test_onboard_inline_until_active_verifies_in_the_same_process(local_provider
     call_command("onboard", "--partition", "prod", "--tenant", "acme", "--config", "orders", "--inline", "--until-active")
     assert "orders.acme.prod.ardamails.com: active after" in capsys.readouterr().out
     assert EmailConfiguration.objects.get().status == "active"
+
+
+def test_local_mode_keeps_simulated_postmark_state_across_restarts(tmp_path):
+    import json
+
+    from provisioning.management.commands.postmark_simulator import persisting
+    from provisioning.postmark.client import PostmarkClient
+    from provisioning.postmark.simulator import PostmarkSimulator, serve
+
+    state = tmp_path / "postmark-simulator.json"
+    first = PostmarkSimulator(account_tokens={"acct": "Alpha001"})
+    server, _ = serve(first, port=0, app=persisting(first, state))
+    client = PostmarkClient(base_url=f"http://127.0.0.1:{server.server_address[1]}")
+    created = client.create_server(account_token="acct", name="ardamail x.acme.prod.ardamails.com", delivery_type="Live")
+    server.shutdown()
+    assert json.loads(state.read_text())["servers"][0]["ID"] == created["ID"]
+
+    second = PostmarkSimulator(account_tokens={"acct": "Alpha001"})
+    second.restore(json.loads(state.read_text()))
+    server, _ = serve(second, port=0)
+    client = PostmarkClient(base_url=f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        assert client.find_server(account_token="acct", name=created["Name"])["ApiTokens"] == created["ApiTokens"]
+        assert client.list_webhooks(server_token=created["ApiTokens"][0]) == []  # the token still works
+        later = client.create_server(account_token="acct", name="ardamail y.acme.prod.ardamails.com", delivery_type="Live")
+        assert later["ID"] == created["ID"] + 1  # ids go on, never reused
+    finally:
+        server.shutdown()
+
+
+def test_starting_local_mode_again_republishes_dns_into_the_fresh_moto(local_providers):
+    import boto3
+
+    from provisioning.local import republish_local_dns
+
+    call_command("onboard", "--partition", "prod", "--tenant", "acme", "--config", "orders", "--inline")
+    before = zone_values()
+    r53 = boto3.client("route53", region_name="us-east-1")
+    zone_id = r53.list_hosted_zones_by_name(DNSName="prod.ardamails.com")["HostedZones"][0]["Id"]
+    sets = [s for s in r53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+            if s["Type"] in ("TXT", "CNAME")]
+    r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={
+        "Changes": [{"Action": "DELETE", "ResourceRecordSet": s} for s in sets]})
+    assert zone_values() == []
+    assert republish_local_dns() == 1
+    assert zone_values() == before

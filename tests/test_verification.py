@@ -13,7 +13,7 @@ from provisioning.postmark.client import PostmarkClient
 from provisioning.providers import Providers
 from provisioning.route53 import Route53Client
 from provisioning.schedule import CLAIM_LEASE
-from provisioning.steps import publish_dns
+from provisioning.steps import publish_records
 from provisioning.tasks import check_drift, verify_configuration
 from provisioning.verification import configuration_check_now, verification_check
 from tenants.models import EmailConfiguration
@@ -158,7 +158,7 @@ def test_check_now_on_a_failed_verification_restarts_the_72_hour_clock(
     # Claimed for the enqueued task, so a beat tick does not check it a second time meanwhile.
     assert restarted.next_check_at == restarted.verification_started_at + CLAIM_LEASE
     # Someone put the records back; the enqueued check (run here in-process) makes it active.
-    publish_dns(restarted, harness.providers)
+    publish_records(restarted, harness.providers)
     check(restarted, harness)
     assert restarted.status == "active"
 

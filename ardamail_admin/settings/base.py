@@ -128,6 +128,13 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 PROVISIONING_MAX_ATTEMPTS = env.int("PROVISIONING_MAX_ATTEMPTS", default=6)
 PROVISIONING_BACKOFF_BASE_SECONDS = env.float("PROVISIONING_BACKOFF_BASE_SECONDS", default=2.0)
 PROVISIONING_LEASE_SECONDS = env.int("PROVISIONING_LEASE_SECONDS", default=600)
+# A live run renews its lease before every step and provider write; one step's worst case is a few
+# Postmark calls of POSTMARK_TIMEOUT_SECONDS or boto's retries (about 4 minutes). A shorter lease
+# would let the sweeper hand a live run's row to a second run.
+if PROVISIONING_LEASE_SECONDS < 300:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("PROVISIONING_LEASE_SECONDS must be at least 300 (a step may take minutes).")
 
 # --- Verification, drift detection, DMARC ramp (issue 5) ---------------------
 VERIFICATION_TIMEOUT_HOURS = env.int("VERIFICATION_TIMEOUT_HOURS", default=72)

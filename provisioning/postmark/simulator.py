@@ -117,6 +117,20 @@ class PostmarkSimulator:
                 "emails": list(self._emails),
             })
 
+    def dump(self) -> dict:
+        """What local mode saves between runs (tokens included: it stays in var/, like the secrets)."""
+        state = self.state()
+        return {key: state[key] for key in ("servers", "domains", "webhooks")}
+
+    def restore(self, saved: dict) -> None:
+        with self._lock:
+            self._servers = {s["ID"]: s for s in saved.get("servers", [])}
+            self._domains = {d["ID"]: d for d in saved.get("domains", [])}
+            self._webhooks = {w["ID"]: w for w in saved.get("webhooks", [])}
+            for kind, rows, start in (("server", self._servers, 1001), ("domain", self._domains, 3001),
+                                      ("webhook", self._webhooks, 5001)):
+                self._ids[kind] = itertools.count(max(rows, default=start - 1) + 1)
+
     # -- WSGI ---------------------------------------------------------------------------------
 
     def __call__(self, environ, start_response):
@@ -385,10 +399,13 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def serve(simulator: PostmarkSimulator, host: str = "127.0.0.1", port: int = 0):
-    """Serve in a background thread; `server.server_address` has the port, `server.shutdown()` stops it."""
+def serve(simulator: PostmarkSimulator, host: str = "127.0.0.1", port: int = 0, *, app=None):
+    """Serve in a background thread; `server.server_address` has the port, `server.shutdown()` stops it.
+
+    `app` may wrap the simulator (local mode saves its state after each change).
+    """
     simulator.timeout_by_sleeping = True
-    server = make_server(host, port, simulator, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    server = make_server(host, port, app or simulator, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="postmark-simulator", daemon=True)
     thread.start()
     return server, thread

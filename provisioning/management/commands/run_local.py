@@ -8,7 +8,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from provisioning.local import ensure_local_zones
+from provisioning.local import ensure_local_zones, republish_local_dns
 
 
 def wait_for_port(port: int, *, timeout: float = 30.0) -> None:
@@ -49,6 +49,8 @@ class Command(BaseCommand):
             wait_for_port(moto_port)
             zones = ensure_local_zones(settings.AWS_ENDPOINT_URL)
             self.stdout.write(f"moto Route53 on :{moto_port} with zones {', '.join(sorted(zones))}")
+            if republished := republish_local_dns():
+                self.stdout.write(f"Re-published the DNS records of {republished} configuration(s) into moto")
             procs.append(subprocess.Popen([*manage, "postmark_simulator", "--port", str(pm_port)], env=env))
             wait_for_port(pm_port)
             beat_schedule = settings.BASE_DIR / "var" / "celerybeat-schedule"
