@@ -24,7 +24,7 @@ from tenants.models import (
     Partition,
 )
 
-from .desired import desired_records
+from .desired import desired_for, desired_records
 from .errors import ProviderError
 from .models import DmarcChange
 from .providers import Providers
@@ -211,16 +211,23 @@ def dmarc_ramp(
     if change is None:
         # Someone else moved it (or the status changed) between our read and our write: put DNS back
         # to what the database now says, so the two agree, and let the person decide again.
-        configuration.refresh_from_db(fields=["dmarc_state"])
+        configuration.refresh_from_db(fields=["dmarc_state", "status"])
         _put_back(configuration, providers)
         raise DmarcRampError(f"DMARC for {configuration.sending_domain} changed meanwhile; reload and try again.")
     return change
 
 
 def _put_back(configuration: EmailConfiguration, providers: Providers) -> None:
-    """Re-publish the _dmarc record the database holds, after our own publish lost the race."""
+    """Re-publish the _dmarc record the database holds, after our own publish lost the race; if an
+    offboarding won it, remove the record we just wrote instead (it must not outlive the rest)."""
     try:
-        _publish(configuration, configuration.dmarc_state, providers)
+        if configuration.status in FROZEN:
+            partition = configuration.partition
+            dmarc = [r for r in desired_for(configuration) if r.purpose == "dmarc"]
+            providers.route53_for(partition).delete(
+                zone_id=zone_id(configuration, providers), zone_name=partition.mail_zone, records=dmarc)
+        else:
+            _publish(configuration, configuration.dmarc_state, providers)
     except ProviderError as exc:
         # DNS now holds the step we published, the database the other one: say so, and how to fix it.
         domain = configuration.sending_domain

@@ -229,4 +229,11 @@ def configuration_repair(*, configuration_id: int, providers: Providers) -> list
             f"{configuration.sending_domain} has no DKIM record from Postmark yet; finish provisioning first."
         )
     publish_records(configuration, providers)
+    status = EmailConfiguration.objects.filter(pk=configuration_id).values_list("status", flat=True).first()
+    if status in (ConfigurationStatus.OFFBOARDING, ConfigurationStatus.OFFBOARDED):
+        # Offboarding started while we published: take back what we wrote, it must not outlive it.
+        partition = configuration.partition
+        providers.route53_for(partition).delete(
+            zone_id=zone_id(configuration, providers), zone_name=partition.mail_zone, records=desired_for(configuration))
+        raise RepairRefused(f"{configuration.sending_domain} is being offboarded; nothing was repaired.")
     return drift_check(configuration_id=configuration_id, providers=providers, trigger="repair")

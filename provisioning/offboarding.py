@@ -5,6 +5,10 @@ be run again. Postmark refuses server deletion unless support enabled it (ErrorC
 server is then kept, which is harmless once its domain and DNS are gone, and the note says so.
 """
 
+import uuid
+from datetime import timedelta
+
+from django.db.models import Q
 from django.utils import timezone
 
 from tenants import secrets
@@ -16,8 +20,8 @@ from .providers import Providers
 from .steps import zone_id
 
 OFFBOARDABLE = [ConfigurationStatus.VERIFYING, ConfigurationStatus.ACTIVE, ConfigurationStatus.DRIFT,
-                ConfigurationStatus.FAILED, ConfigurationStatus.DRAFT,
-                ConfigurationStatus.OFFBOARDING]  # an offboarding that stopped half-way runs again
+                ConfigurationStatus.FAILED, ConfigurationStatus.DRAFT]
+LEASE = timedelta(minutes=10)  # an offboarding killed mid-way can be run again after this
 NOT_FOUND_CODES = {510, 601, 1300}  # domain, server, webhook not found (postmark-api.md §6)
 NO_DELETE_ACCESS = 604
 
@@ -38,33 +42,44 @@ def _ignore_gone(call) -> None:
             raise
 
 
-def offboarding_claim(*, configuration_id: int) -> EmailConfiguration:
-    """Take the row out of every other workflow first: provisioning, verification, drift and the
-    DMARC ramp all act only on their own states, so none of them touches it from here on."""
-    claimed = EmailConfiguration.objects.filter(
-        pk=configuration_id, status__in=OFFBOARDABLE, provisioning_run_id__isnull=True
-    ).update(status=ConfigurationStatus.OFFBOARDING, status_changed_at=timezone.now(),
-             next_check_at=None, next_drift_check_at=None)
+def _refusal(configuration: EmailConfiguration) -> str:
+    domain, status = configuration.sending_domain, configuration.status
+    if status == ConfigurationStatus.PROVISIONING:
+        return f"{domain} is being provisioned; offboard it once provisioning has finished or failed."
+    if status == ConfigurationStatus.OFFBOARDING:
+        return f"{domain} is being offboarded right now."
+    return f"{domain} is already offboarded."
+
+
+def offboarding_claim(*, configuration_id: int) -> tuple[EmailConfiguration, uuid.UUID]:
+    """Take the row out of every other workflow first (provisioning, verification, drift and the
+    DMARC ramp act only on their own states), holding it with a token and a lease so that a second
+    click waits; an offboarding that stopped half-way (lease released or expired) runs again."""
+    now, token = timezone.now(), uuid.uuid4()
+    free = Q(status__in=OFFBOARDABLE, provisioning_run_id__isnull=True)
+    resumable = Q(status=ConfigurationStatus.OFFBOARDING) & (
+        Q(provisioning_lease_until__lt=now) | Q(provisioning_lease_until__isnull=True))
+    claimed = EmailConfiguration.objects.filter(free | resumable, pk=configuration_id).update(
+        status=ConfigurationStatus.OFFBOARDING, status_changed_at=now, provisioning_run_id=token,
+        provisioning_lease_until=now + LEASE, next_check_at=None, next_drift_check_at=None)
     configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
     if not claimed:
-        raise OffboardError(
-            f"{configuration.sending_domain} is {configuration.get_status_display().lower()}; "
-            "only a configuration that is not being provisioned can be offboarded."
-        )
-    return configuration
+        raise OffboardError(_refusal(configuration))
+    return configuration, token
 
 
 def configuration_offboard(*, configuration_id: int, providers: Providers) -> str:
-    configuration = offboarding_claim(configuration_id=configuration_id)
+    configuration, token = offboarding_claim(configuration_id=configuration_id)
+    ours = EmailConfiguration.objects.filter(pk=configuration.pk, provisioning_run_id=token)
     try:
         note = _remove_everything(configuration, providers)
     except (ProviderError, secrets.MissingSecret) as exc:
         # Stays "offboarding" (no other workflow picks it up); running offboard again resumes.
-        EmailConfiguration.objects.filter(pk=configuration.pk).update(last_error=f"Offboarding stopped: {exc}")
+        ours.update(last_error=f"Offboarding stopped: {exc}", provisioning_run_id=None, provisioning_lease_until=None)
         raise
-    EmailConfiguration.objects.filter(pk=configuration.pk, status=ConfigurationStatus.OFFBOARDING).update(
+    ours.update(
         status=ConfigurationStatus.OFFBOARDED, status_changed_at=timezone.now(), last_error="",
-        postmark_webhook_id=None, postmark_domain_id=None,
+        postmark_webhook_id=None, postmark_domain_id=None, provisioning_run_id=None, provisioning_lease_until=None,
     )
     return note
 

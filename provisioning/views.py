@@ -5,6 +5,7 @@ from django.views.decorators.http import require_POST
 
 from tenants.models import EmailConfiguration
 from tenants.roles import email_admin_required, is_email_admin, support_required
+from tenants.secrets import MissingSecret
 
 from .errors import ProviderError
 from .presenters import configuration_context, record_rows, records_csv, zone_file_lines
@@ -86,7 +87,9 @@ def configuration_repair_view(request, pk):
         messages.error(request, f"Repair did not complete: {exc}")
         return redirect(configuration)
     bad = [c for c in checks if c.status != "ok"]
-    if bad:
+    if not checks:
+        messages.warning(request, "Records re-published, but the configuration changed during the check; check again.")
+    elif bad:
         messages.error(request, f"Re-published, but {len(bad)} record(s) still differ; see the records table.")
     else:
         messages.success(request, "Records re-published and confirmed.")
@@ -123,6 +126,6 @@ def configuration_offboard_view(request, pk):
     configuration = _configuration(pk)
     try:
         messages.success(request, configuration_offboard(configuration_id=configuration.pk, providers=Providers.default()))
-    except (OffboardError, ProviderError) as exc:
+    except (OffboardError, ProviderError, MissingSecret) as exc:
         messages.error(request, str(exc))
     return redirect(configuration)

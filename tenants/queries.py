@@ -29,7 +29,7 @@ def partition_counts(partition: Partition | None) -> Counts:
         qs = qs.filter(partition=partition)
     by_status = _counts(qs.values("status").annotate(n=Count("id")).order_by(), "status", ConfigurationStatus.choices)
     by_dmarc = _counts(
-        qs.exclude(status=ConfigurationStatus.OFFBOARDED).values("dmarc_state").annotate(n=Count("id")).order_by(),
+        qs.exclude(status__in=[ConfigurationStatus.OFFBOARDING, ConfigurationStatus.OFFBOARDED]).values("dmarc_state").annotate(n=Count("id")).order_by(),
         "dmarc_state", DmarcState.choices,
     )
     return Counts(by_status, by_dmarc, sum(n for _, _, n in by_status))

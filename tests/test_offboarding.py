@@ -45,7 +45,7 @@ def test_an_interrupted_offboarding_resumes_where_it_stopped(harness, configured
 def test_it_refuses_while_a_provisioning_run_holds_the_row_and_changes_nothing(harness, configured_partitions):
     configuration = create(configured_partitions["prod"])
     EmailConfiguration.objects.filter(pk=configuration.pk).update(status="provisioning", provisioning_run_id=uuid.uuid4())
-    with pytest.raises(OffboardError, match="is provisioning; only a configuration that is not being provisioned"):
+    with pytest.raises(OffboardError, match="is being provisioned; offboard it once provisioning has finished or failed"):
         configuration_offboard(configuration_id=configuration.pk, providers=harness.providers)
     configuration.refresh_from_db()
     assert configuration.status == "provisioning"

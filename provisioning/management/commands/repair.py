@@ -18,6 +18,8 @@ class Command(BaseCommand):
             checks = configuration_repair(configuration_id=configuration.pk, providers=Providers.default())
         except ProviderError as exc:  # RepairRefused included
             raise CommandError(str(exc)) from exc
+        if not checks:
+            self.stdout.write("Records re-published, but the configuration changed during the check; check again.")
         for check in checks:
             outcome = "ok" if check.status == "ok" else record_problem(check)
             self.stdout.write(f"{check.type:<5} {check.name}: {outcome}")
