@@ -5,6 +5,7 @@ ProviderError that says what failed and whether retrying can help. Facts about R
 and moto cited as "A…" are in /work/shared/reference/route53-dmarc-ses-cloudflare.md, section A.
 """
 
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -214,6 +215,9 @@ class Route53Client:
         self._boto = None
         self._expires_at: datetime | None = None
         self._zone_ids: dict[str, str] = {}
+        # One instance serves every thread of a process (providers.route53_for_partition): boto3
+        # clients are thread-safe, sessions are not, so building the client is serialised.
+        self._build_lock = threading.Lock()
 
     @classmethod
     def for_partition(cls, partition) -> "Route53Client":
@@ -228,10 +232,12 @@ class Route53Client:
     @property
     def _client(self):
         """The boto3 route53 client, rebuilt with fresh role credentials shortly before they expire."""
-        expiring = self._expires_at is not None and datetime.now(timezone.utc) >= self._expires_at - ROLE_REFRESH_MARGIN
-        if self._boto is None or expiring:
-            self._boto = self._build_client()
-        return self._boto
+        with self._build_lock:
+            expiring = (self._expires_at is not None
+                        and datetime.now(timezone.utc) >= self._expires_at - ROLE_REFRESH_MARGIN)
+            if self._boto is None or expiring:
+                self._boto = self._build_client()
+            return self._boto
 
     def _build_client(self):
         credentials = self._role_credentials()  # {} without a role: boto's default credential chain applies
@@ -277,17 +283,20 @@ class Route53Client:
 
     def _public_zone_id(self, zone: str) -> str | None:
         """Exact-name lookup; only found ids are cached, so a zone created later is still found."""
-        if zone not in self._zone_ids:
-            # DNSName is where the listing starts, not a filter (A4), and moto only returns exact
-            # matches (A6.7): compare the name ourselves, and skip private zones of the same name.
-            answer = self._call(
-                f"look up the hosted zone {zone}", "list_hosted_zones_by_name", DNSName=zone, MaxItems="10"
-            )
-            for hosted in answer["HostedZones"]:
-                if hosted["Name"].lower() == zone + "." and not hosted.get("Config", {}).get("PrivateZone"):
-                    self._zone_ids[zone] = _strip_prefix(hosted["Id"])
-                    break
-        return self._zone_ids.get(zone)
+        cached = self._zone_ids.get(zone)
+        if cached is not None:
+            return cached
+        # DNSName is where the listing starts, not a filter (A4), and moto only returns exact
+        # matches (A6.7): compare the name ourselves, and skip private zones of the same name.
+        answer = self._call(
+            f"look up the hosted zone {zone}", "list_hosted_zones_by_name", DNSName=zone, MaxItems="10"
+        )
+        for hosted in answer["HostedZones"]:
+            if hosted["Name"].lower() == zone + "." and not hosted.get("Config", {}).get("PrivateZone"):
+                zone_id = _strip_prefix(hosted["Id"])
+                self._zone_ids[zone] = zone_id
+                return zone_id  # from the local: another thread may clear the cache meanwhile
+        return None
 
     def _most_specific_zone(self, name: str) -> tuple[str, str] | None:
         # Records belong in the most specific zone: a delegated subzone hides the parent's (A4).

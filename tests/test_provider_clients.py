@@ -37,3 +37,28 @@ def test_a_recreated_zone_is_looked_up_again_after_the_first_error(aws, partitio
                     names=["_dmarc.orders.acme.prod.ardamails.com"])
     assert exc.value.error_code == "NoSuchHostedZone" and not exc.value.transient
     assert client.zone_id_for("prod.ardamails.com") == new_id.split("/")[-1]
+
+
+def test_threads_sharing_a_client_build_the_boto_client_once(aws, partitions):
+    import threading
+
+    from provisioning.route53 import Route53Client
+
+    session = boto3.session.Session(region_name="us-east-1")
+    built = []
+    session._session.get_component("event_emitter").register(
+        "creating-client-class.route53", lambda **kwargs: built.append(1))
+    client = Route53Client(session=session)
+    make_zone()
+    start = threading.Barrier(16)
+
+    def use():
+        start.wait()
+        client.zone_id_for("prod.ardamails.com")
+
+    threads = [threading.Thread(target=use) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1
