@@ -19,5 +19,7 @@ urlpatterns = [
     path("configurations/<int:pk>/check/", provisioning_views.configuration_check_now_view, name="configuration_check_now"),
     path("configurations/<int:pk>/repair/", provisioning_views.configuration_repair_view, name="configuration_repair"),
     path("configurations/<int:pk>/dmarc/", provisioning_views.configuration_ramp_view, name="configuration_ramp"),
+    path("configurations/<int:pk>/test-email/", provisioning_views.configuration_test_email_view,
+         name="configuration_test_email"),
     path("configurations/<int:pk>/offboard/", provisioning_views.configuration_offboard_view, name="configuration_offboard"),
 ]

@@ -129,3 +129,18 @@ def configuration_offboard_view(request, pk):
     except (OffboardError, ProviderError, MissingSecret) as exc:
         messages.error(request, str(exc))
     return redirect(configuration)
+
+
+@require_POST
+@support_required
+def configuration_test_email_view(request, pk):
+    from .sending import SendRefused, configuration_send_test_email
+
+    configuration = _configuration(pk)
+    try:
+        messages.success(request, configuration_send_test_email(
+            configuration_id=configuration.pk, to=request.POST.get("to", ""),
+            sent_by=request.user.get_username(), providers=Providers.default()))
+    except (SendRefused, ProviderError, MissingSecret) as exc:
+        messages.error(request, str(exc))
+    return redirect(configuration)
