@@ -7,19 +7,31 @@ from tenants.models import EmailConfiguration
 from tenants.roles import email_admin_required, is_email_admin, support_required
 from tenants.secrets import MissingSecret
 
+from .dmarc import NEEDS_EMAIL_ADMIN, DmarcRampError, dmarc_allowed_targets, dmarc_ramp
+from .drift import configuration_repair
 from .errors import ProviderError
+from .offboarding import OffboardError, configuration_offboard
 from .presenters import configuration_context, record_rows, records_csv, zone_file_lines
 from .providers import Providers
+from .sending import SendRefused, configuration_send_test_email
 from .services import configuration_retry
+from .verification import configuration_check_now
 
 
 def _configuration(pk):
     return get_object_or_404(EmailConfiguration.objects.select_related("tenant", "partition"), pk=pk)
 
 
-def _full_context(request, configuration):
-    from .dmarc import NEEDS_EMAIL_ADMIN, dmarc_allowed_targets
+def _outcome(request, configuration, action, *errors):
+    """Run a service that answers with a sentence for the person; its refusals become messages."""
+    try:
+        messages.success(request, action())
+    except errors as exc:
+        messages.error(request, str(exc))
+    return redirect(configuration)
 
+
+def _full_context(request, configuration):
     context = configuration_context(configuration, user=request.user)
     context["dmarc_changes"] = list(configuration.dmarc_changes.all()[:10])
     targets = dmarc_allowed_targets(configuration=configuration, user_is_email_admin=context["can_admin"])
@@ -68,8 +80,6 @@ def configuration_retry_view(request, pk):
 @require_POST
 @support_required
 def configuration_check_now_view(request, pk):
-    from .verification import configuration_check_now
-
     configuration = _configuration(pk)
     messages.info(request, configuration_check_now(configuration=configuration))
     return redirect(configuration)
@@ -78,8 +88,6 @@ def configuration_check_now_view(request, pk):
 @require_POST
 @support_required
 def configuration_repair_view(request, pk):
-    from .drift import configuration_repair
-
     configuration = _configuration(pk)
     try:
         checks = configuration_repair(configuration_id=configuration.pk, providers=Providers.default())
@@ -99,8 +107,6 @@ def configuration_repair_view(request, pk):
 @require_POST
 @support_required
 def configuration_ramp_view(request, pk):
-    from .dmarc import DmarcRampError, dmarc_ramp
-
     configuration = _configuration(pk)
     try:
         change = dmarc_ramp(
@@ -121,26 +127,22 @@ def configuration_ramp_view(request, pk):
 @require_POST
 @email_admin_required
 def configuration_offboard_view(request, pk):
-    from .offboarding import OffboardError, configuration_offboard
-
     configuration = _configuration(pk)
-    try:
-        messages.success(request, configuration_offboard(configuration_id=configuration.pk, providers=Providers.default()))
-    except (OffboardError, ProviderError, MissingSecret) as exc:
-        messages.error(request, str(exc))
-    return redirect(configuration)
+    return _outcome(
+        request, configuration,
+        lambda: configuration_offboard(configuration_id=configuration.pk, providers=Providers.default()),
+        OffboardError, ProviderError, MissingSecret,
+    )
 
 
 @require_POST
 @support_required
 def configuration_test_email_view(request, pk):
-    from .sending import SendRefused, configuration_send_test_email
-
     configuration = _configuration(pk)
-    try:
-        messages.success(request, configuration_send_test_email(
+    return _outcome(
+        request, configuration,
+        lambda: configuration_send_test_email(
             configuration_id=configuration.pk, to=request.POST.get("to", ""),
-            sent_by=request.user.get_username(), providers=Providers.default()))
-    except (SendRefused, ProviderError, MissingSecret) as exc:
-        messages.error(request, str(exc))
-    return redirect(configuration)
+            sent_by=request.user.get_username(), providers=Providers.default()),
+        SendRefused, ProviderError, MissingSecret,
+    )

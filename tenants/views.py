@@ -4,6 +4,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 
+from provisioning.dmarc import dmarc_waiting_longest
 from provisioning.services import configuration_onboard
 
 from . import queries, roles
@@ -37,8 +38,6 @@ def _overview(request, partition):
 
 
 def partition_detail(request, name):
-    from provisioning.dmarc import dmarc_waiting_longest
-
     partition = get_object_or_404(Partition, name=name)
     context = _overview(request, partition)
     context["missing"] = partition.missing_secrets()
