@@ -127,6 +127,10 @@ def _compare(record: DnsRecord, sources: list[tuple[str, Values]], now: datetime
     return check
 
 
+# What repair says when its check was superseded (drift_check returned nothing); view and command.
+REPAIR_SUPERSEDED = "Records re-published, but the configuration changed during the check; check again."
+
+
 def record_problem(check: RecordCheck) -> str:
     """"DKIM TXT <name> is missing (expected '<value>')", for the page, the error and the command line."""
     what = f"{PURPOSE_LABELS.get(check.purpose, check.purpose)} {check.type} {check.name}"

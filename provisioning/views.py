@@ -8,7 +8,7 @@ from tenants.roles import email_admin_required, is_email_admin, support_required
 from tenants.secrets import MissingSecret
 
 from .dmarc import NEEDS_EMAIL_ADMIN, DmarcRampError, dmarc_allowed_targets, dmarc_ramp
-from .drift import configuration_repair
+from .drift import REPAIR_SUPERSEDED, configuration_repair
 from .errors import ProviderError
 from .offboarding import OffboardError, configuration_offboard
 from .presenters import configuration_context, record_rows, records_csv, zone_file_lines
@@ -96,7 +96,7 @@ def configuration_repair_view(request, pk):
         return redirect(configuration)
     bad = [c for c in checks if c.status != "ok"]
     if not checks:
-        messages.warning(request, "Records re-published, but the configuration changed during the check; check again.")
+        messages.warning(request, REPAIR_SUPERSEDED)
     elif bad:
         messages.error(request, f"Re-published, but {len(bad)} record(s) still differ; see the records table.")
     else:
@@ -116,7 +116,7 @@ def configuration_ramp_view(request, pk):
             providers=Providers.default(),
         )
     except DmarcRampError as exc:
-        if getattr(exc, "forbidden", False):
+        if exc.forbidden:
             return HttpResponse(str(exc), status=403)
         messages.error(request, str(exc))
     else:

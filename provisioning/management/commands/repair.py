@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from provisioning.cli import configuration_for
-from provisioning.drift import configuration_repair, record_problem
+from provisioning.drift import REPAIR_SUPERSEDED, configuration_repair, record_problem
 from provisioning.errors import ProviderError
 from provisioning.providers import Providers
 
@@ -19,7 +19,7 @@ class Command(BaseCommand):
         except ProviderError as exc:  # RepairRefused included
             raise CommandError(str(exc)) from exc
         if not checks:
-            self.stdout.write("Records re-published, but the configuration changed during the check; check again.")
+            self.stdout.write(REPAIR_SUPERSEDED)
         for check in checks:
             outcome = "ok" if check.status == "ok" else record_problem(check)
             self.stdout.write(f"{check.type:<5} {check.name}: {outcome}")
