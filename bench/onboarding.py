@@ -29,13 +29,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=20)
     args = parser.parse_args()
-    from provisioning.local import ensure_local_zones, simulator_account_tokens
-    from provisioning.postmark.client import PostmarkClient
-    from provisioning.postmark.simulator import PostmarkSimulator, serve
+    from integrations.dns.route53 import Route53
+    from integrations.email.postmark import PostmarkClient
+    from localdev.postmark_simulator import PostmarkSimulator, serve
+    from localdev.zones import ensure_local_zones, simulator_account_tokens
     from provisioning.providers import Providers
-    from provisioning.route53 import Route53Client
-    from provisioning.services import configuration_provision
+    from provisioning.runs import provision_run
     from provisioning.verification import verification_check
+    from tenants.lifecycle import take
+    from tenants.models import Work
     from tenants.crypto import generate_key
     from tenants.models import EmailConfiguration, Partition, Tenant
     from tenants.partitions import load_file, sync_partitions
@@ -55,19 +57,19 @@ def main() -> None:
                 for name, value in (("EmailPostmarkAccountToken", f"local-account-{p.infrastructure.lower()}"),
                                     ("EmailEncryptionKey", generate_key()), ("EmailWebhookSecret", "bench")):
                     (secrets_dir / p.secret_label(name)).write_text(value)
-            ensure_local_zones(moto_url)
+            ensure_local_zones()
             simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(),
-                                          dns_lookup=Route53Client(endpoint_url=moto_url).lookup)
+                                          dns_lookup=Route53(endpoint_url=moto_url).lookup)
             server, _ = serve(simulator, host="127.0.0.1", port=0)
             route53_calls = Counter()
             session = boto3.session.Session(region_name="us-east-1")
             session._session.get_component("event_emitter").register(
                 "before-call.route53.*", lambda model, **kw: route53_calls.update([model.name]))
             # One Route53 client per process, as Providers.default() keeps (zone ids cached in it).
-            route53 = Route53Client(endpoint_url=moto_url, session=session)
+            route53 = Route53(endpoint_url=moto_url, session=session)
             providers = Providers(
                 postmark=PostmarkClient(base_url=f"http://127.0.0.1:{server.server_address[1]}"),
-                route53_for=lambda partition: route53,
+                dns_for=lambda partition: route53,
             )
             prod = Partition.objects.get(name="prod")
             durations = []
@@ -75,7 +77,8 @@ def main() -> None:
                 tenant = Tenant.objects.create(slug=f"bench{i:04d}", display_name=f"Bench {i}")
                 c = EmailConfiguration.objects.create(tenant=tenant, partition=prod, config_slug="orders")
                 start = time.perf_counter()
-                assert configuration_provision(configuration_id=c.pk, providers=providers).state == "finished"
+                hold = take(c.pk, Work.PROVISION, expect={"draft"})
+                assert provision_run(configuration_id=c.pk, providers=providers, token=hold.token).state == "finished"
                 verification_check(configuration_id=c.pk, providers=providers, trigger="provisioning")
                 durations.append((time.perf_counter() - start) * 1000)
                 c.refresh_from_db()

@@ -1,11 +1,12 @@
 """The DMARC ramp: a small explicit state machine, one published _dmarc record per state.
 
-none -> quarantine_test -> quarantine -> reject_test -> reject (reference B4, "Implication"): the
-test states carry t=y (RFC 9989) with pct=0 (RFC 7489) so both kinds of receiver apply one level
-lower, and every record stays meaningful under both specs (reference B2; values in desired.py).
-Forward goes one step at a time, only for active and verified configurations, after a minimum
-dwell; one step back is always allowed. Every check happens before anything changes: a refusal
-sends nothing to Route53 and writes nothing.
+none -> quarantine_test -> quarantine -> reject_test -> reject (docs/dmarc.md#ramp-practice; the
+records are in provisioning.records). Forward goes one step at a time, only for active and
+verified configurations, after a minimum dwell; one step back is always allowed. Which
+configuration states allow a change at all, and the role, are the lifecycle's (ACTIONS["ramp_dmarc"]).
+Every check happens before anything changes: a refusal sends nothing to the DNS provider and
+writes nothing. A step holds the configuration while it publishes, so a DNS check running
+meanwhile yields and never reports the new record as drift.
 """
 
 from dataclasses import dataclass
@@ -14,38 +15,20 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
-from tenants.models import (
-    ConfigurationStatus,
-    DmarcState,
-    EmailConfiguration,
-    Partition,
-)
+from integrations.errors import ProviderError
+from tenants.lifecycle import ActionRefused, Lost, refusal, require, take
+from tenants.models import ConfigurationStatus, DmarcState, EmailConfiguration, Work
+from tenants.roles import Actor
 
-from .desired import desired_for, desired_records
-from .errors import ProviderError
 from .models import DmarcChange
 from .providers import Providers
-from .steps import zone_id
+from .records import dmarc_record
+from .results import ActionResult
 
 RAMP = [DmarcState.NONE, DmarcState.QUARANTINE_TEST, DmarcState.QUARANTINE, DmarcState.REJECT_TEST, DmarcState.REJECT]
 NEEDS_EMAIL_ADMIN = {DmarcState.REJECT_TEST, DmarcState.REJECT}  # rejecting mail is the email admins' call
-# Nothing published (yet, or any more), or being removed right now.
-FROZEN = {ConfigurationStatus.DRAFT, ConfigurationStatus.OFFBOARDING, ConfigurationStatus.OFFBOARDED}
-
-
-class DmarcRampError(Exception):
-    """A refused or failed ramp step; the message is written for the person who asked.
-
-    `forbidden` marks refusals of the person's role rather than of the step (a view answers 403).
-    """
-
-    def __init__(self, message: str, *, forbidden: bool = False):
-        super().__init__(message)
-        self.message = message
-        self.forbidden = forbidden
 
 
 class DmarcTarget(NamedTuple):
@@ -84,8 +67,6 @@ def _move_refusal(configuration: EmailConfiguration, to_state: str) -> str:
     current = configuration.dmarc_state
     if to_state == current:
         return f"DMARC is already at {_label(current)}."
-    if configuration.status in FROZEN:
-        return f"DMARC cannot change while the configuration is {configuration.get_status_display().lower()}."
     i, j = RAMP.index(current), RAMP.index(to_state)
     if j > i + 1:
         return f"The ramp moves one step at a time: from {_label(current)} the next step is {_label(RAMP[i + 1])}."
@@ -128,121 +109,92 @@ def dmarc_plan(
     *, configuration: EmailConfiguration, to_state: str, actor_is_email_admin: bool, reason: str = "",
     override_dwell: bool = False, now: datetime | None = None,
 ) -> Step:
-    """The step from the current state to `to_state`, or DmarcRampError saying why not. Pure: no I/O."""
+    """The step from the current state to `to_state`, or ActionRefused saying why not. Pure: no I/O."""
     now = now or timezone.now()
     refusal = _move_refusal(configuration, to_state)
     if refusal:
-        raise DmarcRampError(refusal)
+        raise ActionRefused(refusal)
     forward = RAMP.index(to_state) > RAMP.index(configuration.dmarc_state)
     if forward:
         refusal = _role_refusal(configuration, to_state, email_admin=actor_is_email_admin,
                                 override_dwell=override_dwell, now=now)
         if refusal:
-            raise DmarcRampError(refusal, forbidden=True)
+            raise ActionRefused(refusal, forbidden=True)
         refusal = _forward_refusal(configuration, to_state, reason=reason, override_dwell=override_dwell, now=now)
         if refusal:
-            raise DmarcRampError(refusal)
+            raise ActionRefused(refusal)
     overridden = forward and now - configuration.dmarc_changed_at < settings.DMARC_MIN_DWELL
     return Step(configuration.dmarc_state, to_state, forward, overridden)
 
 
-def dmarc_allowed_targets(
-    *, configuration: EmailConfiguration, user_is_email_admin: bool, now: datetime | None = None
-) -> list[DmarcTarget]:
+def dmarc_allowed_targets(*, configuration: EmailConfiguration, actor: Actor,
+                          now: datetime | None = None) -> list[DmarcTarget]:
     """For the page: the next step forward and the one step back, each with why it is blocked ("" if not)."""
     i = RAMP.index(configuration.dmarc_state)
     targets = [(RAMP[j], direction) for j, direction in ((i + 1, "forward"), (i - 1, "back")) if 0 <= j < len(RAMP)]
+    general = refusal("ramp_dmarc", configuration, actor, now=now)
     result = []
     for state, direction in targets:
-        blocked, overridable = "", False
-        try:
-            dmarc_plan(configuration=configuration, to_state=state, actor_is_email_admin=user_is_email_admin, now=now)
-        except DmarcRampError as exc:
-            blocked = exc.message
-            try:  # would a written reason and the override get it through?
-                dmarc_plan(configuration=configuration, to_state=state, actor_is_email_admin=user_is_email_admin,
-                           override_dwell=True, reason="(reason)", now=now)
-                overridable = True
-            except DmarcRampError:
-                pass
+        blocked, overridable = general.message if general else "", False
+        if not blocked:
+            try:
+                dmarc_plan(configuration=configuration, to_state=state, actor_is_email_admin=actor.is_email_admin, now=now)
+            except ActionRefused as exc:
+                blocked = exc.message
+                overridable = _overridable(configuration, state, actor, now)
         result.append(DmarcTarget(state, _label(state), direction, blocked, overridable))
     return result
 
 
-def _publish(configuration: EmailConfiguration, state: str, providers: Providers) -> str:
-    """UPSERT only the _dmarc TXT (TTL DMARC_TTL, short so a step back takes effect in minutes)."""
-    records = [
-        r for r in desired_records(domain=configuration.sending_domain, dkim_host="", dkim_value="", dmarc_state=state)
-        if r.purpose == "dmarc"
-    ]
-    partition = configuration.partition
-    providers.route53_for(partition).upsert(
-        zone_id=zone_id(configuration, providers), zone_name=partition.mail_zone, records=records
-    )
-    return records[0].value
+def _overridable(configuration, state, actor: Actor, now) -> bool:
+    """Would a written reason and the dwell override get this step through?"""
+    try:
+        dmarc_plan(configuration=configuration, to_state=state, actor_is_email_admin=actor.is_email_admin,
+                   override_dwell=True, reason="(reason)", now=now)
+    except ActionRefused:
+        return False
+    return True
 
 
-def _record(configuration, step: Step, *, value: str, actor: str, reason: str, now) -> DmarcChange | None:
-    rows = EmailConfiguration.objects.filter(pk=configuration.pk, dmarc_state=step.from_state)
-    rows = rows.filter(status=ConfigurationStatus.ACTIVE) if step.forward else rows.exclude(status__in=FROZEN)
-    with transaction.atomic():
-        if not rows.update(dmarc_state=step.to_state, dmarc_changed_at=now):
-            return None
-        return DmarcChange.objects.create(
-            configuration=configuration, from_state=step.from_state, to_state=step.to_state, actor=actor,
-            reason=reason.strip(), dwell_overridden=step.dwell_overridden, record_value=value,
-        )
-
-
-def dmarc_ramp(
-    *, configuration_id: int, to_state: str, actor: str, actor_is_email_admin: bool, reason: str = "",
-    override_dwell: bool = False, providers: Providers, now: datetime | None = None,
-) -> DmarcChange:
+def configuration_ramp_dmarc(
+    *, configuration_id: int, actor: Actor, to_state: str, reason: str = "", override_dwell: bool = False,
+    providers: Providers, now: datetime | None = None,
+) -> ActionResult:
     """Move one step along the ramp: publish the new _dmarc record, then record who, when, from, to and why."""
     now = now or timezone.now()
     configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
-    step = dmarc_plan(configuration=configuration, to_state=to_state, actor_is_email_admin=actor_is_email_admin,
+    require("ramp_dmarc", configuration, actor)
+    step = dmarc_plan(configuration=configuration, to_state=to_state, actor_is_email_admin=actor.is_email_admin,
                       reason=reason, override_dwell=override_dwell, now=now)
+    hold = take(configuration_id, Work.RAMP, expect={configuration.status}, same={"dmarc_state": step.from_state})
+    if hold is None:
+        raise ActionRefused(f"DMARC for {configuration.sending_domain} changed meanwhile; reload and try again.")
     try:
-        value = _publish(configuration, step.to_state, providers)
+        record = dmarc_record(configuration, step.to_state)
+        providers.zone(configuration.partition).upsert([record], before_write=hold.renew)
     except ProviderError as exc:
-        raise DmarcRampError(f"Could not publish the DMARC record: {exc.message}") from exc
-    change = _record(configuration, step, value=value, actor=actor, reason=reason, now=now)
-    if change is None:
-        # Someone else moved it (or the status changed) between our read and our write: put DNS back
-        # to what the database now says, so the two agree, and let the person decide again.
-        configuration.refresh_from_db(fields=["dmarc_state", "status"])
-        _put_back(configuration, providers)
-        raise DmarcRampError(f"DMARC for {configuration.sending_domain} changed meanwhile; reload and try again.")
-    return change
+        hold.release()
+        raise ActionRefused(f"Could not publish the DMARC record: {exc.message}") from exc
+    except Lost:
+        raise ActionRefused(f"DMARC for {configuration.sending_domain} changed meanwhile; nothing was published.") \
+            from None
+    with transaction.atomic():
+        if not hold.release(dmarc_state=step.to_state, dmarc_changed_at=now):
+            raise _lost_after_publish(configuration)
+        change = DmarcChange.objects.create(
+            configuration=configuration, from_state=step.from_state, to_state=step.to_state, actor=actor.name,
+            reason=reason.strip(), dwell_overridden=step.dwell_overridden, record_value=record.value,
+        )
+    return ActionResult(f"DMARC is now {change.record_value}", details=[
+        f"{configuration.sending_domain}: DMARC {change.from_state} -> {change.to_state}; "
+        f'published "{change.record_value}"'])
 
 
-def _put_back(configuration: EmailConfiguration, providers: Providers) -> None:
-    """Re-publish the _dmarc record the database holds, after our own publish lost the race; if an
-    offboarding won it, remove the record we just wrote instead (it must not outlive the rest)."""
-    try:
-        if configuration.status in FROZEN:
-            partition = configuration.partition
-            dmarc = [r for r in desired_for(configuration) if r.purpose == "dmarc"]
-            providers.route53_for(partition).delete(
-                zone_id=zone_id(configuration, providers), zone_name=partition.mail_zone, records=dmarc)
-        else:
-            _publish(configuration, configuration.dmarc_state, providers)
-    except ProviderError as exc:
-        # DNS now holds the step we published, the database the other one: say so, and how to fix it.
-        domain = configuration.sending_domain
-        raise DmarcRampError(
-            f"DMARC for {domain} changed meanwhile, and its DNS record could not be put back to match: "
-            f"{exc.message}. DNS may not match what this page shows; run `manage.py repair {domain}` to "
-            "re-publish the records."
-        ) from exc
-
-
-def dmarc_waiting_longest(*, partition: Partition, limit: int = 5) -> QuerySet[EmailConfiguration]:
-    """Active configurations not yet at reject, longest in their current state first (partition overview)."""
-    return (
-        EmailConfiguration.objects.select_related("tenant")
-        .filter(partition=partition, status=ConfigurationStatus.ACTIVE)
-        .exclude(dmarc_state=DmarcState.REJECT)
-        .order_by("dmarc_changed_at", "pk")[:limit]
+def _lost_after_publish(configuration: EmailConfiguration) -> ActionRefused:
+    """The step's hold ran out between publishing and recording (it took longer than the lease):
+    DNS may now hold a record the database does not know; a DNS check will show it as drift."""
+    domain = configuration.sending_domain
+    return ActionRefused(
+        f"DMARC for {domain} was published but could not be recorded because the step took too long. "
+        f"DNS may not match what this page shows; run `manage.py repair {domain}` to re-publish the records."
     )

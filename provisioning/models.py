@@ -3,6 +3,8 @@ from django.db.models import Q
 
 from tenants.models import EmailConfiguration
 
+from .records import RecordStatus
+
 
 class StepName(models.TextChoices):
     SERVER = "server", "Postmark server"
@@ -68,13 +70,6 @@ class VerificationCheck(models.Model):
 
     def __str__(self):
         return f"{self.configuration_id}@{self.ran_at:%Y-%m-%d %H:%M}"
-
-
-class RecordStatus(models.TextChoices):
-    OK = "ok", "Published"
-    MISSING = "missing", "Missing"
-    DIFFERENT = "different", "Different"
-    UNKNOWN = "unknown", "Not checked"
 
 
 class RecordCheck(models.Model):

@@ -1,108 +1,113 @@
 """Offboarding (email admins): remove the DNS records, webhook and sending domain; try the server.
 
-Every removal treats "already gone" as done, so an offboarding that stopped half-way can simply
-be run again. Postmark refuses server deletion unless support enabled it (ErrorCode 604); the
-server is then kept, which is harmless once its domain and DNS are gone, and the note says so.
+The secrets it will need are checked first (tenants.lifecycle.ACTIONS), so a missing or wrong key
+refuses the offboarding before anything is removed. It then moves the row to "offboarding" under
+a hold, which every other workflow respects. Every removal treats "already gone" as done, so an
+offboarding that stopped half-way can be run again: a worker that died mid-way is resumed by the
+dispatcher once its lease runs out, and one that hit an error waits, with the error shown, for a
+person to run it again. Postmark refuses server deletion unless support enabled it; the server is
+then kept, which is harmless once its domain and DNS are gone, and the note says so.
 """
 
 import uuid
 from datetime import timedelta
 
-from django.db.models import Q
 from django.utils import timezone
 
-from tenants import secrets
-from tenants.models import ConfigurationStatus, EmailConfiguration
+from integrations.errors import ProviderError
+from tenants.credentials import CREDENTIAL_ERRORS, credentials_problem
+from tenants.lifecycle import (
+    ACTIONS,
+    ActionRefused,
+    Hold,
+    Lost,
+    refusal,
+    require,
+    resume,
+    take,
+)
+from tenants.models import ConfigurationStatus, EmailConfiguration, Work
+from tenants.roles import Actor
 
-from .desired import desired_for
-from .errors import ProviderError
 from .providers import Providers
-from .steps import zone_id
+from .records import desired_for
+from .results import ActionResult, WorkOutcome
+from .runs import backoff_seconds
 
-OFFBOARDABLE = [ConfigurationStatus.VERIFYING, ConfigurationStatus.ACTIVE, ConfigurationStatus.DRIFT,
-                ConfigurationStatus.FAILED, ConfigurationStatus.DRAFT]
-LEASE = timedelta(minutes=10)  # an offboarding killed mid-way can be run again after this
-NOT_FOUND_CODES = {510, 601, 1300}  # domain, server, webhook not found (postmark-api.md §6)
-NO_DELETE_ACCESS = 604
+OFFBOARDING = ConfigurationStatus.OFFBOARDING
 
 
-class OffboardError(Exception):
-    pass
-
-
-def _gone(exc: ProviderError) -> bool:
-    return exc.status == 404 or exc.error_code in NOT_FOUND_CODES
-
-
-def _ignore_gone(call) -> None:
-    try:
-        call()
-    except ProviderError as exc:
-        if not _gone(exc):
-            raise
-
-
-def _refusal(configuration: EmailConfiguration) -> str:
-    domain, status = configuration.sending_domain, configuration.status
-    if status == ConfigurationStatus.PROVISIONING:
-        return f"{domain} is being provisioned; offboard it once provisioning has finished or failed."
-    if status == ConfigurationStatus.OFFBOARDING:
-        return f"{domain} is being offboarded right now."
-    return f"{domain} is already offboarded."
-
-
-def offboarding_claim(*, configuration_id: int) -> tuple[EmailConfiguration, uuid.UUID]:
-    """Take the row out of every other workflow first (provisioning, verification, drift and the
-    DMARC ramp act only on their own states), holding it with a token and a lease so that a second
-    click waits; an offboarding that stopped half-way (lease released or expired) runs again."""
-    now, token = timezone.now(), uuid.uuid4()
-    free = Q(status__in=OFFBOARDABLE, provisioning_run_id__isnull=True)
-    resumable = Q(status=ConfigurationStatus.OFFBOARDING) & (
-        Q(provisioning_lease_until__lt=now) | Q(provisioning_lease_until__isnull=True))
-    claimed = EmailConfiguration.objects.filter(free | resumable, pk=configuration_id).update(
-        status=ConfigurationStatus.OFFBOARDING, status_changed_at=now, provisioning_run_id=token,
-        provisioning_lease_until=now + LEASE, next_check_at=None, next_drift_check_at=None)
+def configuration_offboard(*, configuration_id: int, actor: Actor, providers: Providers) -> ActionResult:
     configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
-    if not claimed:
-        raise OffboardError(_refusal(configuration))
-    return configuration, token
+    require("offboard", configuration, actor)
+    status = configuration.status
+    hold = take(configuration_id, Work.OFFBOARD, expect={status}, to=None if status == OFFBOARDING else OFFBOARDING,
+                due_at=timezone.now(), last_error="")
+    if hold is None:
+        configuration.refresh_from_db()
+        problem = refusal("offboard", configuration, actor)
+        raise problem or ActionRefused(f"{configuration.sending_domain} changed meanwhile; reload and try again.")
+    configuration.refresh_from_db()
+    return _offboard(hold, configuration, providers)
 
 
-def configuration_offboard(*, configuration_id: int, providers: Providers) -> str:
-    configuration, token = offboarding_claim(configuration_id=configuration_id)
-    ours = EmailConfiguration.objects.filter(pk=configuration.pk, provisioning_run_id=token)
+def offboard_run(*, configuration_id: int, providers: Providers, token: uuid.UUID, trigger: str = "") -> WorkOutcome:
+    """Resume an offboarding whose worker died (the dispatcher's hold)."""
+    hold = resume(configuration_id, token, Work.OFFBOARD)
+    if hold is None:
+        return WorkOutcome("busy")
+    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+    problem = credentials_problem(configuration, ACTIONS["offboard"].needs(configuration))
+    if problem:
+        hold.release(due_at=None, last_error=f"Offboarding stopped: {problem}")
+        return WorkOutcome("stopped")
     try:
-        note = _remove_everything(configuration, providers)
-    except (ProviderError, secrets.MissingSecret) as exc:
-        # Stays "offboarding" (no other workflow picks it up); running offboard again resumes.
-        ours.update(last_error=f"Offboarding stopped: {exc}", provisioning_run_id=None, provisioning_lease_until=None)
-        raise
-    ours.update(
-        status=ConfigurationStatus.OFFBOARDED, status_changed_at=timezone.now(), last_error="",
-        postmark_webhook_id=None, postmark_domain_id=None, provisioning_run_id=None, provisioning_lease_until=None,
-    )
-    return note
+        _offboard(hold, configuration, providers)
+    except ActionRefused:
+        return WorkOutcome("stopped")
+    return WorkOutcome("finished")
 
 
-def _remove_everything(configuration: EmailConfiguration, providers: Providers) -> str:
-    partition, postmark = configuration.partition, providers.postmark
+def _offboard(hold: Hold, configuration: EmailConfiguration, providers: Providers) -> ActionResult:
+    try:
+        note = _remove_everything(configuration, hold, providers)
+    except Lost:
+        raise ActionRefused(f"{configuration.sending_domain} is being offboarded by another worker.") from None
+    except (ProviderError, *CREDENTIAL_ERRORS) as exc:
+        # Stays "offboarding". A passing trouble (throttling, a timeout) is tried again by the
+        # dispatcher; anything else waits for a person to run offboard again.
+        transient = isinstance(exc, ProviderError) and exc.transient
+        due = timezone.now() + _retry_delay() if transient else None
+        hold.release(due_at=due, last_error=f"Offboarding stopped: {exc}")
+        again = "it is tried again shortly" if transient else "run offboard again to resume"
+        raise ActionRefused(f"Offboarding stopped: {exc}. Nothing more was removed; {again}.") from exc
+    hold.move(expect={OFFBOARDING}, to=ConfigurationStatus.OFFBOARDED, release=True, due_at=None, last_error="",
+              postmark_webhook_id=None, postmark_domain_id=None)
+    return ActionResult(note)
+
+
+def _retry_delay() -> timedelta:
+    return timedelta(seconds=max(backoff_seconds(3), 30))
+
+
+def _remove_everything(configuration: EmailConfiguration, hold: Hold, providers: Providers) -> str:
+    partition = configuration.partition
     if configuration.dkim_host or configuration.postmark_domain_id:
-        providers.route53_for(partition).delete(
-            zone_id=zone_id(configuration, providers), zone_name=partition.mail_zone, records=desired_for(configuration)
-        )
+        providers.zone(partition).delete(desired_for(configuration), before_write=hold.renew)
     if configuration.postmark_webhook_id:
-        token = configuration.server_token()
-        _ignore_gone(lambda: postmark.delete_webhook(server_token=token, webhook_id=configuration.postmark_webhook_id))
-    account = partition.read_secret(secrets.POSTMARK_ACCOUNT_TOKEN) if configuration.postmark_server_id else ""
+        hold.renew()
+        providers.server(configuration).delete_webhook(webhook_id=configuration.postmark_webhook_id)
+    if not (configuration.postmark_domain_id or configuration.postmark_server_id):
+        return "Offboarded: DNS records removed."
+    account = providers.account(partition)
     if configuration.postmark_domain_id:
-        _ignore_gone(lambda: postmark.delete_domain(account_token=account, domain_id=configuration.postmark_domain_id))
+        hold.renew()
+        account.delete_domain(domain_id=configuration.postmark_domain_id)
     note = "Offboarded: DNS records, webhook and sending domain removed."
     if configuration.postmark_server_id:
-        try:
-            _ignore_gone(lambda: postmark.delete_server(account_token=account, server_id=configuration.postmark_server_id))
+        hold.renew()
+        if account.delete_server(server_id=configuration.postmark_server_id):
             note = "Offboarded: DNS records, webhook, sending domain and server removed."
-        except ProviderError as exc:
-            if exc.error_code != NO_DELETE_ACCESS:
-                raise
+        else:
             note += " The Postmark server was kept: this account may not delete servers (ErrorCode 604)."
     return note

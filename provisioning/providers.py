@@ -1,4 +1,6 @@
-"""Which provider clients a run uses; tasks take the defaults, tests pass clients on fake transports."""
+"""Which provider serves which partition. Workflows ask here and talk only to the interfaces
+(integrations.email, integrations.dns); tests build `Providers` on fake transports.
+"""
 
 import threading
 import time
@@ -7,40 +9,54 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from tenants.models import Partition
-
-from .postmark.client import PostmarkClient
-from .route53 import Route53Client
+from integrations.dns import DnsProvider, DnsZone
+from integrations.dns.route53 import Route53
+from integrations.email import EmailAccount, EmailServer
+from integrations.email.postmark import PostmarkAccount, PostmarkClient, PostmarkServer
+from tenants import secrets
+from tenants.models import EmailConfiguration, Partition
 
 # A Route53 client (boto3 session, assumed-role credentials, zone-id cache) costs tens of
 # milliseconds and, with a role, an STS call to build: keep one per process and role, and build
 # it again now and then so a re-created zone or a changed role is picked up.
 ROUTE53_CLIENT_TTL_SECONDS = 900
-_route53_clients: dict[tuple, tuple[float, Route53Client]] = {}
+_route53: dict[tuple, tuple[float, Route53]] = {}
 _route53_lock = threading.Lock()
 
 
-def route53_for_partition(partition: Partition) -> Route53Client:
+def route53_for_partition(partition: Partition) -> Route53:
     key = (settings.AWS_ENDPOINT_URL or None, settings.AWS_REGION, partition.dns_role_arn or None)
     now = time.monotonic()
     with _route53_lock:
-        cached = _route53_clients.get(key)
+        cached = _route53.get(key)
         if cached is None or now - cached[0] > ROUTE53_CLIENT_TTL_SECONDS:
-            cached = (now, Route53Client.for_partition(partition))
-            _route53_clients[key] = cached
+            cached = (now, Route53(endpoint_url=settings.AWS_ENDPOINT_URL or None, region=settings.AWS_REGION,
+                                   role_arn=partition.dns_role_arn or None))
+            _route53[key] = cached
     return cached[1]
 
 
 def forget_cached_clients() -> None:
     with _route53_lock:
-        _route53_clients.clear()
+        _route53.clear()
 
 
 @dataclass
 class Providers:
     postmark: PostmarkClient
-    route53_for: Callable[[Partition], Route53Client]
+    dns_for: Callable[[Partition], DnsProvider]
 
     @classmethod
     def default(cls) -> "Providers":
-        return cls(postmark=PostmarkClient.from_settings(), route53_for=route53_for_partition)
+        return cls(postmark=PostmarkClient.from_settings(), dns_for=route53_for_partition)
+
+    def account(self, partition: Partition) -> EmailAccount:
+        """The partition's email-provider account (reads its account token: MissingSecret if absent)."""
+        return PostmarkAccount(self.postmark, partition.read_secret(secrets.POSTMARK_ACCOUNT_TOKEN))
+
+    def server(self, configuration: EmailConfiguration) -> EmailServer:
+        """The configuration's own server (decrypts its stored token)."""
+        return PostmarkServer(self.postmark, configuration.server_token())
+
+    def zone(self, partition: Partition) -> DnsZone:
+        return self.dns_for(partition).zone(partition.mail_zone, zone_id=partition.hosted_zone_id)

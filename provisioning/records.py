@@ -1,26 +1,131 @@
-"""Value types shared by the desired-state function, the Route53 client and the drift checks."""
+"""Desired → actual → difference: the DNS records a configuration must have, and how what DNS
+holds compares with them. Pure functions, no I/O.
+
+Provisioning, repair and the DMARC ramp publish `desired_for()`; drift checks, `manage.py status`,
+the configuration page and offboarding read DNS back and judge it with `compare()`, so every
+place says the same thing about the same record. There is no per-tenant SPF record (the partition
+apex carries it) and no MX (docs/design.md#dns-records).
+"""
 
 from dataclasses import dataclass
 
+from django.db import models
+
+from integrations.dns import DnsRecord
+from tenants import naming
+from tenants.models import DmarcState
+
+DKIM_TTL = 3600
+RETURN_PATH_TTL = 3600
+DMARC_TTL = 300  # short, so a ramp step (or a step back) takes effect within minutes
+PURPOSE_LABELS = {"dkim": "DKIM", "return_path": "Return-Path", "dmarc": "DMARC"}
+
+# Each ramp state is one record that means the same to receivers of RFC 7489 and of RFC 9989:
+# the test states pair RFC 9989's t=y with RFC 7489's pct=0, and both ask a receiver to apply the
+# next policy down, so quarantine_test acts as none and reject_test as quarantine (docs/dmarc.md#test-mode).
+DMARC_VALUES = {
+    DmarcState.NONE: "v=DMARC1; p=none",
+    DmarcState.QUARANTINE_TEST: "v=DMARC1; p=quarantine; pct=0; t=y",
+    DmarcState.QUARANTINE: "v=DMARC1; p=quarantine",
+    DmarcState.REJECT_TEST: "v=DMARC1; p=reject; pct=0; t=y",
+    DmarcState.REJECT: "v=DMARC1; p=reject",
+}
+
+
+class RecordStatus(models.TextChoices):
+    OK = "ok", "Published"
+    MISSING = "missing", "Missing"
+    DIFFERENT = "different", "Different"
+    UNKNOWN = "unknown", "Not checked"
+
+
+def dmarc_value(state: str) -> str:
+    return DMARC_VALUES[DmarcState(state)]
+
+
+def desired_records(*, domain: str, dkim_host: str, dkim_value: str, return_path_target: str,
+                    dmarc_state: str) -> list[DnsRecord]:
+    """The records a sending domain needs; DKIM and Return-Path once the provider has said what they are."""
+    records = []
+    if dkim_host and dkim_value:
+        records.append(DnsRecord(dkim_host.rstrip(".").lower(), "TXT", dkim_value, DKIM_TTL, "dkim"))
+    if return_path_target:
+        records.append(DnsRecord(naming.return_path_domain(domain=domain), "CNAME",
+                                 return_path_target.rstrip(".").lower(), RETURN_PATH_TTL, "return_path"))
+    records.append(DnsRecord(naming.dmarc_name(domain=domain), "TXT", dmarc_value(dmarc_state), DMARC_TTL, "dmarc"))
+    return records
+
+
+def desired_for(configuration, *, dmarc_state: str | None = None) -> list[DnsRecord]:
+    return desired_records(
+        domain=configuration.sending_domain, dkim_host=configuration.dkim_host, dkim_value=configuration.dkim_value,
+        return_path_target=configuration.return_path_target,
+        dmarc_state=dmarc_state or configuration.dmarc_state,
+    )
+
+
+def dmarc_record(configuration, state: str) -> DnsRecord:
+    return next(r for r in desired_for(configuration, dmarc_state=state) if r.purpose == "dmarc")
+
+
+Values = dict[tuple[str, str], list[str]]  # (name, type) -> logical values found
+
+
+def values_of(records: list[DnsRecord]) -> Values:
+    found: Values = {}
+    for record in records:
+        found.setdefault(record.key, []).append(record.value)
+    return found
+
 
 @dataclass(frozen=True)
-class DnsRecord:
-    """One record as it should be (desired) or as it is (read back), in normalised form.
+class Difference:
+    """One desired record judged against what DNS holds."""
 
-    name: FQDN, lowercase, no trailing dot ("_dmarc.orders.acme.prod.ardamails.com").
-    type: "TXT" | "CNAME".
-    value: the logical value: for TXT the character-strings unquoted and joined with no separator;
-           for CNAME the target, lowercase, no trailing dot.
-    ttl: seconds.
-    purpose: "dkim" | "return_path" | "dmarc" for desired records; "" for read-back ones.
-    """
-
-    name: str
-    type: str
-    value: str
-    ttl: int = 3600
-    purpose: str = ""
+    record: DnsRecord
+    status: str  # RecordStatus
+    found: tuple[str, ...]  # the values found at its name and type
+    source: str  # where the verdict comes from: "route53", "dns:<server>", or "route53+dns" when all agree
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.name, self.type)
+    def ok(self) -> bool:
+        return self.status == RecordStatus.OK
+
+
+def compare(desired: list[DnsRecord], sources: list[tuple[str, Values]]) -> list[Difference]:
+    """A record is ok only if every source holds exactly its one value.
+
+    A second value at the name is a difference too: two DMARC records mean no DMARC policy at all,
+    and a stray DKIM string breaks the key (docs/providers/route53.md#two-dmarc-records).
+    """
+    result = []
+    for record in desired:
+        verdict = Difference(record, RecordStatus.OK, (record.value,),
+                             sources[0][0] if len(sources) == 1 else "route53+dns")
+        for source, values in sources:
+            found = tuple(values.get(record.key, []))
+            if found != (record.value,):
+                status = RecordStatus.MISSING if not found else RecordStatus.DIFFERENT
+                verdict = Difference(record, status, found, source)
+                break
+        result.append(verdict)
+    return result
+
+
+def describe(*, purpose: str, type: str, name: str, status: str, expected: str, found: list[str],
+             source: str) -> str:
+    """"DKIM TXT <name> is missing (expected '<value>')": for the page, the error and the command line."""
+    what = f"{PURPOSE_LABELS.get(purpose, purpose)} {type} {name}"
+    where = "" if source in ("route53", "route53+dns", "") else f" at {source}"
+    if status == RecordStatus.MISSING:
+        return f"{what} is missing{where} (expected '{expected}')"
+    if status == RecordStatus.OK:
+        return f"{what} is published"
+    joined = "', '".join(found)
+    return f"{what} is different{where}: expected '{expected}', found '{joined}'"
+
+
+def describe_difference(diff: Difference) -> str:
+    r = diff.record
+    return describe(purpose=r.purpose, type=r.type, name=r.name, status=diff.status, expected=r.value,
+                    found=list(diff.found), source=diff.source)

@@ -1,44 +1,29 @@
-"""Beat-driven polling shared by verification and drift detection: jittered intervals, bounded claims.
+"""When the next automatic check of a configuration is due (its `due_at`): jittered intervals.
 
-A tick never talks to a provider. It picks at most `limit` due rows, oldest due first, and pushes
-their due time forward by a lease in the same transaction, so the next tick (30 s later) does not
-pick them again while their check tasks are queued. If a worker loses a task, the lease runs out
-and a later tick picks the row up again: the lease doubles as the retry.
+Jitter spreads thousands of configurations onboarded in one batch apart, so they do not all poll
+in step. The sweep that starts due work is provisioning.dispatch.
 """
 
 import random
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from django.db import transaction
-from django.db.models import F, Q
+from django.conf import settings
 
-from tenants.models import EmailConfiguration
-
-JITTER = 0.10  # ±10 %: thousands of rows onboarded in one batch drift apart instead of polling in step
-# Long enough for a batch's spread-out tasks to run (a batch starts within tick_interval seconds),
-# short enough that a lost task is retried within the slowest verification interval.
-CLAIM_LEASE = timedelta(minutes=10)
+JITTER = 0.10  # ±10 %
+# Minutes to wait after the 1st, 2nd, … verification check; the last value repeats.
+VERIFICATION_MINUTES = (1, 2, 5, 10, 30, 60)
+DNS_CHECK_RETRY = timedelta(minutes=5)  # a DNS check the provider could not answer is tried again
 
 
 def jittered(interval: timedelta) -> timedelta:
     return interval * random.uniform(1 - JITTER, 1 + JITTER)
 
 
-def claim_due(*, statuses: list[str], due_field: str, now: datetime, limit: int) -> list[int]:
-    """Ids of at most `limit` rows in `statuses` whose `due_field` is at or before `now`, now claimed.
+def next_check_delay(attempts: int) -> timedelta:
+    """Jittered wait after the `attempts`-th verification check (1-based)."""
+    index = min(max(attempts, 1), len(VERIFICATION_MINUTES)) - 1
+    return jittered(timedelta(minutes=VERIFICATION_MINUTES[index]))
 
-    Four queries whatever the backlog: BEGIN/SAVEPOINT, SELECT … LIMIT, UPDATE … WHERE id IN, COMMIT.
-    """
-    due = Q(**{f"{due_field}__lte": now}) | Q(**{f"{due_field}__isnull": True})
-    with transaction.atomic():
-        # SKIP LOCKED (PostgreSQL) lets two beat processes, should a deploy ever run two, take
-        # disjoint batches; SQLite ignores select_for_update and serialises writers anyway.
-        ids = list(
-            EmailConfiguration.objects.select_for_update(skip_locked=True)
-            .filter(due, status__in=statuses)
-            .order_by(F(due_field).asc(nulls_first=True), "pk")
-            .values_list("pk", flat=True)[:limit]
-        )
-        if ids:
-            EmailConfiguration.objects.filter(pk__in=ids).update(**{due_field: now + CLAIM_LEASE})
-    return ids
+
+def drift_interval() -> timedelta:
+    return jittered(timedelta(hours=settings.DRIFT_INTERVAL_HOURS))

@@ -4,35 +4,32 @@ sending works end to end). Sandbox servers (dev, stage) accept it but never deli
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from tenants.models import ConfigurationStatus, EmailConfiguration
+from integrations.errors import ProviderError
+from tenants.lifecycle import ActionRefused, require
+from tenants.models import DeliveryType, EmailConfiguration
+from tenants.roles import Actor
 
 from .providers import Providers
+from .results import ActionResult
 
 
-class SendRefused(Exception):
-    pass
-
-
-def configuration_send_test_email(*, configuration_id: int, to: str, sent_by: str, providers: Providers) -> str:
-    """Validate first (nothing is sent on bad input), then send through the tenant's server token."""
+def configuration_send_test_email(*, configuration_id: int, actor: Actor, to: str, providers: Providers) -> ActionResult:
+    """Validate first (nothing is sent on bad input), then send through the tenant's own server."""
     configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
     to = (to or "").strip()
     try:
         validate_email(to)
     except ValidationError:
-        raise SendRefused(f"'{to}' is not an email address.") from None
-    if configuration.status not in (ConfigurationStatus.ACTIVE, ConfigurationStatus.DRIFT):
-        raise SendRefused(
-            f"{configuration.sending_domain} is {configuration.get_status_display().lower()}; "
-            "a test email needs a verified (active) configuration."
+        raise ActionRefused(f"'{to}' is not an email address.") from None
+    require("send_test_email", configuration, actor)
+    try:
+        message_id = providers.server(configuration).send(
+            from_address=configuration.from_address, to=to, subject=f"Test email from {configuration.sending_domain}",
+            text_body=(f"This is a test email sent by {actor.name} from ardamail-admin for tenant "
+                       f"{configuration.tenant.display_name} ({configuration.partition.name}).\n"),
         )
-    answer = providers.postmark.send_email(
-        server_token=configuration.server_token(),
-        from_address=configuration.from_address,
-        to=to,
-        subject=f"Test email from {configuration.sending_domain}",
-        text_body=(f"This is a test email sent by {sent_by} from ardamail-admin for tenant "
-                   f"{configuration.tenant.display_name} ({configuration.partition.name}).\n"),
-    )
-    sandbox = " (Sandbox server: accepted, never delivered)" if configuration.partition.delivery_type == "Sandbox" else ""
-    return f"Postmark accepted the test email to {to}{sandbox}; MessageID {answer.get('MessageID', '?')}."
+    except ProviderError as exc:
+        raise ActionRefused(str(exc)) from exc
+    sandbox = " (Sandbox server: accepted, never delivered)" \
+        if configuration.partition.delivery_type == DeliveryType.SANDBOX else ""
+    return ActionResult(f"Postmark accepted the test email to {to}{sandbox}; MessageID {message_id or '?'}.")

@@ -54,9 +54,9 @@ class EmailConfigurationAdmin(admin.ModelAdmin):
     readonly_fields = (
         "sending_domain", "status", "status_changed_at", "last_error", "dmarc_state", "dmarc_changed_at",
         "token_stored", "postmark_server_id", "postmark_server_link", "postmark_domain_id", "postmark_webhook_id",
-        "dkim_host", "dkim_value", "dkim_verified", "return_path_verified", "verification_checked_at",
-        "verification_started_at", "verification_attempts", "next_check_at", "drift_checked_at",
-        "next_drift_check_at", "provisioning_lease_until", "created_at", "updated_at",
+        "dkim_host", "dkim_value", "return_path_target", "dkim_verified", "return_path_verified",
+        "verification_checked_at", "verification_started_at", "verification_attempts", "drift_checked_at",
+        "due_at", "held_for", "held_until", "created_at", "updated_at",
     )
 
     def has_add_permission(self, request):

@@ -43,7 +43,7 @@ class Partition(models.Model):
         return self.name
 
     def get_absolute_url(self):
-        return reverse("partition_detail", args=[self.name])
+        return reverse("dashboard:partition", args=[self.name])
 
     def read_secret(self, name: str) -> str:
         return secrets.read_secret(infrastructure=self.infrastructure, partition=self.name, name=name)
@@ -78,8 +78,19 @@ class ConfigurationStatus(models.TextChoices):
     OFFBOARDED = "offboarded", "Offboarded"
 
 
+class Work(models.TextChoices):
+    """What holds a configuration (tenants.lifecycle): one piece of work at a time."""
+
+    PROVISION = "provision", "provisioning"
+    VERIFY = "verify", "a verification check"
+    CHECK_DNS = "check_dns", "a DNS check"
+    REPAIR = "repair", "a DNS repair"
+    RAMP = "ramp", "a DMARC change"
+    OFFBOARD = "offboard", "offboarding"
+
+
 class DmarcState(models.TextChoices):
-    """The DMARC ramp (issue 5); each state maps to one published record."""
+    """The DMARC ramp (provisioning.dmarc); each state maps to one published record."""
 
     NONE = "none", "p=none (monitor)"
     QUARANTINE_TEST = "quarantine_test", "p=quarantine, test mode"
@@ -108,24 +119,26 @@ class EmailConfiguration(models.Model):
     server_token_encrypted = models.TextField(blank=True, editable=False)
     dkim_host = models.CharField(max_length=253, blank=True)
     dkim_value = models.TextField(blank=True)  # public key, not a secret
+    return_path_target = models.CharField(max_length=253, blank=True)  # the CNAME target Postmark gave
 
     # Verification flags as Postmark last reported them.
     dkim_verified = models.BooleanField(default=False)
     return_path_verified = models.BooleanField(default=False)
     verification_checked_at = models.DateTimeField(null=True, blank=True)
-    # Verification schedule (issue 5): the 72-hour clock starts here; "Check now"/retry restart it.
+    # Verification: the timeout clock starts here; "Check now" and a retry restart it.
     verification_started_at = models.DateTimeField(null=True, blank=True)
     verification_attempts = models.PositiveIntegerField(default=0)
-    next_check_at = models.DateTimeField(null=True, blank=True)
-    # Drift detection on active configurations.
+    # When the DNS records were last compared with what DNS holds (drift detection).
     drift_checked_at = models.DateTimeField(null=True, blank=True)
-    next_drift_check_at = models.DateTimeField(null=True, blank=True)
     # DMARC ramp: when the current state was entered (dwell time counts from here).
     dmarc_changed_at = models.DateTimeField(default=timezone.now)
 
-    # One provisioning run at a time: a run holds this lease (see provisioning.services).
-    provisioning_run_id = models.UUIDField(null=True, blank=True, editable=False)
-    provisioning_lease_until = models.DateTimeField(null=True, blank=True)
+    # The lifecycle (tenants.lifecycle): when the current state's automatic work (provisioning, the
+    # next verification or DNS check, offboarding) is due, and who holds the row while working.
+    due_at = models.DateTimeField(null=True, blank=True, default=timezone.now)  # a new draft is due at once
+    holder = models.UUIDField(null=True, blank=True, editable=False)
+    held_for = models.CharField(max_length=16, choices=Work.choices, blank=True)
+    held_until = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -138,12 +151,14 @@ class EmailConfiguration(models.Model):
                 condition=Q(status__in=ConfigurationStatus.values), name="configuration_status_valid"
             ),
             models.CheckConstraint(condition=Q(dmarc_state__in=DmarcState.values), name="configuration_dmarc_valid"),
+            models.CheckConstraint(
+                condition=Q(held_for__in=[*Work.values, ""]), name="configuration_held_for_valid"
+            ),
         ]
         indexes = [
             models.Index(fields=["partition", "status"], name="configuration_part_status"),
             models.Index(fields=["partition", "dmarc_state"], name="configuration_part_dmarc"),
-            models.Index(fields=["status", "next_check_at"], name="configuration_status_next"),
-            models.Index(fields=["status", "next_drift_check_at"], name="configuration_status_drift"),
+            models.Index(fields=["status", "due_at"], name="configuration_status_due"),
             models.Index(fields=["partition", "dmarc_state", "dmarc_changed_at"], name="configuration_dmarc_wait"),
         ]
 
@@ -151,7 +166,7 @@ class EmailConfiguration(models.Model):
         return self.sending_domain
 
     def get_absolute_url(self):
-        return reverse("configuration_detail", args=[self.pk])
+        return reverse("dashboard:configuration", args=[self.pk])
 
     def save(self, *args, **kwargs):
         self.sending_domain = self.identity().domain

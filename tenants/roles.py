@@ -1,10 +1,24 @@
-"""Staff roles. Support may view, onboard, retry and check; email admins may also ramp DMARC to
-reject and offboard. Superusers count as email admins."""
+"""Staff roles, and the actor every action names.
+
+Support may view, onboard, retry and check; email admins may also ramp DMARC to reject and
+offboard. Superusers count as email admins. What each role may do in which state is in
+tenants.lifecycle.ACTIONS; this module only says who has which role.
+"""
+
+import getpass
+from dataclasses import dataclass
+from functools import wraps
 
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 
 SUPPORT_GROUP = "support"
 EMAIL_ADMIN_GROUP = "email admin"
+SUPPORT, EMAIL_ADMIN = "support", "email admin"  # the roles an action may need
+ROLE_REFUSALS = {
+    SUPPORT: "This needs the support or email admin role.",
+    EMAIL_ADMIN: "This needs the email admin role.",
+}
 
 
 def ensure_role_groups() -> None:
@@ -30,23 +44,45 @@ def is_support(user) -> bool:
     )
 
 
-def role_required(check, message: str):
-    """View decorator: 403 unless `check(request.user)`; buttons are hidden too, but the server decides."""
-    from functools import wraps
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for an action: a staff user, the command line, or the system (a scheduled task)."""
 
-    from django.core.exceptions import PermissionDenied
+    name: str
+    roles: frozenset[str]
+
+    @classmethod
+    def of(cls, user) -> "Actor":
+        roles = {role for role, has in ((SUPPORT, is_support(user)), (EMAIL_ADMIN, is_email_admin(user))) if has}
+        return cls(user.get_username(), frozenset(roles))
+
+    @classmethod
+    def command_line(cls) -> "Actor":
+        # Whoever can run manage.py in the deployment holds every role.
+        return cls(f"cli:{getpass.getuser()}", frozenset({SUPPORT, EMAIL_ADMIN}))
+
+    @classmethod
+    def system(cls, task: str) -> "Actor":
+        return cls(f"system:{task}", frozenset({SUPPORT, EMAIL_ADMIN}))
+
+    def may(self, role: str) -> bool:
+        return role in self.roles
+
+    @property
+    def is_email_admin(self) -> bool:
+        return EMAIL_ADMIN in self.roles
+
+
+def role_required(role: str):
+    """View decorator for pages (not actions: those are refused by the lifecycle's table)."""
 
     def decorator(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
-            if not check(request.user):
-                raise PermissionDenied(message)
+            if not Actor.of(request.user).may(role):
+                raise PermissionDenied(ROLE_REFUSALS[role])
             return view(request, *args, **kwargs)
 
         return wrapper
 
     return decorator
-
-
-support_required = role_required(is_support, "This needs the support or email admin role.")
-email_admin_required = role_required(is_email_admin, "This needs the email admin role.")

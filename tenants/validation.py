@@ -89,5 +89,9 @@ def validate_domain_length(domain: str) -> None:
         )
 
 
+def duplicate_message(domain: str) -> str:
+    return f"A configuration for {domain} already exists."
+
+
 def validate_partition_name(value: str) -> None:
     validate_dns_label(value, what="partition name")

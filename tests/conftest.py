@@ -6,9 +6,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from moto import mock_aws
 
-from provisioning.local import ensure_local_zones, simulator_account_tokens
-from provisioning.postmark.simulator import PostmarkSimulator, serve
-from provisioning.route53 import Route53Client
+from integrations.dns.route53 import Route53
+from localdev.postmark_simulator import PostmarkSimulator, serve
+from localdev.zones import ensure_local_zones, simulator_account_tokens
 from tenants import secrets
 from tenants.crypto import generate_key
 from tenants.models import Partition
@@ -120,8 +120,8 @@ def local_providers(configured_partitions, settings, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     settings.AWS_ENDPOINT_URL = None
     with mock_aws():
-        ensure_local_zones(None)
-        simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(), dns_lookup=Route53Client().lookup)
+        ensure_local_zones()
+        simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(), dns_lookup=Route53().lookup)
         server, thread = serve(simulator, host="127.0.0.1", port=0)
         settings.POSTMARK_API_URL = f"http://127.0.0.1:{server.server_address[1]}"
         try:

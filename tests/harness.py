@@ -5,18 +5,24 @@ patching the code under test.
 """
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 import boto3
 import httpx
+from celery.signals import before_task_publish
 
-from provisioning.postmark.client import PostmarkClient
-from provisioning.postmark.simulator import PostmarkSimulator
+from ardamail_admin.celery import app
+from integrations.dns.route53 import Route53
+from integrations.email.postmark import PostmarkClient
+from localdev.postmark_simulator import PostmarkSimulator
 from provisioning.providers import Providers
-from provisioning.route53 import Route53Client
-from provisioning.services import configuration_provision
+from provisioning.runs import provision_run
 from provisioning.verification import verification_check
-from tenants.models import EmailConfiguration, Tenant
+from tenants.lifecycle import take
+from tenants.models import ConfigurationStatus, EmailConfiguration, Tenant, Work
 
 
 class SimulatedCrash(BaseException):
@@ -93,7 +99,7 @@ class Harness:
     @property
     def providers(self) -> Providers:
         client = PostmarkClient(base_url="https://api.postmarkapp.com", transport=self.transport)
-        return Providers(postmark=client, route53_for=lambda partition: Route53Client(session=self.session, max_attempts=4))
+        return Providers(postmark=client, dns_for=lambda partition: Route53(session=self.session, total_attempts=5))
 
     def calls(self, route: str) -> list[SentRequest]:
         return [r for r in self.transport.sent if r.route == route]
@@ -123,7 +129,7 @@ def make_harness(zone_names: list[str], *, dkim_key_bits: int = 1024) -> Harness
     r53 = session.client("route53")
     for name in zone_names:
         r53.create_hosted_zone(Name=name, CallerReference=f"test-{name}")
-    lookup_client = Route53Client(session=boto3.session.Session(
+    lookup_client = Route53(session=boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"))
     simulator = PostmarkSimulator(
         account_tokens={"local-account-alpha001": "Alpha001", "local-account-alpha002": "Alpha002"},
@@ -142,17 +148,23 @@ ZONE = "prod.ardamails.com"
 
 
 def create(partition, tenant="acme", config="orders"):
+    """A draft configuration, as onboarding leaves it (without the queued message)."""
     t, _ = Tenant.objects.get_or_create(slug=tenant, defaults={"display_name": tenant.title()})
     return EmailConfiguration.objects.create(tenant=t, partition=partition, config_slug=config)
 
 
-def run_to_end(configuration, harness, run_id=None):
-    """Run like a worker: the first message's run id, then Celery's retries with the same run id."""
-    outcome = configuration_provision(configuration_id=configuration.pk, providers=harness.providers, run_id=run_id)
+def queued(configuration):
+    """Hold a configuration for provisioning as onboarding or Retry does; the token is the message's."""
+    S = ConfigurationStatus
+    return take(configuration.pk, Work.PROVISION, expect={S.DRAFT, S.FAILED, S.PROVISIONING})
+
+
+def run_to_end(configuration, harness, token=None):
+    """Run like a worker: the first message's token, then Celery's retries with the same token."""
+    token = token or queued(configuration).token
+    outcome = provision_run(configuration_id=configuration.pk, providers=harness.providers, token=token)
     while outcome.state == "retry":
-        outcome = configuration_provision(
-            configuration_id=configuration.pk, providers=harness.providers, run_id=outcome.run_id
-        )
+        outcome = provision_run(configuration_id=configuration.pk, providers=harness.providers, token=token)
     configuration.refresh_from_db()
     return outcome
 
@@ -199,3 +211,54 @@ def activated(harness, partitions):
     configuration.refresh_from_db()
     assert configuration.status == "active"
     return configuration
+
+
+# --- messages sent to the broker ------------------------------------------------------------
+
+
+@dataclass
+class Published:
+    id: str
+    task: str
+    args: list
+    countdown: float  # seconds between sending and the ETA the message carries
+
+
+@contextmanager
+def published_tasks():
+    """Record every task message sent to the broker; then take those messages off the queue again.
+
+    The messages really reach the configured broker (the filesystem transport locally, Redis in CI):
+    left there, a later test's worker would run them.
+    """
+    sent: list[Published] = []
+
+    def record(sender=None, headers=None, body=None, **kwargs):
+        seen = datetime.now(dt_timezone.utc)
+        eta = datetime.fromisoformat(headers["eta"]) if headers.get("eta") else seen  # countdown 0: no ETA
+        sent.append(Published(headers["id"], headers["task"], list(body[0]), (eta - seen).total_seconds()))
+
+    before_task_publish.connect(record, weak=False)
+    try:
+        yield sent
+    finally:
+        before_task_publish.disconnect(record)
+        left = take_back({m.id for m in sent})
+        assert not left, f"{len(left)} published messages were not found on the queue"
+
+
+def take_back(ids: set[str]) -> set[str]:
+    """Remove the messages with these ids from the default queue, leaving any other message there."""
+    ids, others = set(ids), []
+    queue = app.amqp.queues[app.conf.task_default_queue]
+    with app.connection_for_write() as connection:
+        bound = queue(connection.default_channel)
+        while ids and (message := bound.get(accept=["json"])) is not None:
+            if message.headers.get("id") in ids:
+                ids.discard(message.headers["id"])
+                message.ack()
+            else:
+                others.append(message)
+        for message in others:
+            message.requeue()
+    return ids

@@ -1,4 +1,4 @@
-"""Issue 4 acceptance 1: the support scenario in a real browser (Debian's chromium via Playwright).
+"""The support scenario in a real browser (Debian's chromium via Playwright).
 
 Runs the dashboard on a live server, provisioning on a real Celery worker (the configured broker:
 Redis in CI), Postmark simulated over HTTP and Route53 in moto. Screenshots go to test-artifacts/.
@@ -59,7 +59,7 @@ def test_support_staff_onboard_watch_copy_and_are_refused_admin_actions(
     page.fill("input[name=tenant_display_name]", "Postmaster")
     page.fill("input[name=config_slug]", "orders")
     page.click("#onboard-form button[type=submit]")
-    assert page.inner_text("#tenant_slug-errors") == "The tenant slug 'postmaster' is reserved; choose another."
+    assert page.inner_text("#id_tenant_slug_error") == "The tenant slug 'postmaster' is reserved; choose another."
 
     # Onboard acme/orders in prod and watch it provision without reloading.
     page.fill("input[name=tenant_slug]", "acme")

@@ -1,4 +1,4 @@
-"""Issue 4: pages, query counts, permissions on every mutating view, CSRF."""
+"""Pages, query counts, permissions on every mutating view, CSRF."""
 
 import pytest
 from django.db import connection
@@ -28,7 +28,7 @@ def count_queries(client, url):
 
 
 @pytest.mark.parametrize("url_name, args", [
-    ("home", []), ("partition_detail", ["prod"]), ("configuration_list", []),
+    ("dashboard:home", []), ("dashboard:partition", ["prod"]), ("dashboard:configurations", []),
 ])
 def test_overview_pages_issue_the_same_number_of_queries_for_10_and_500(support_client, configured_partitions, url_name, args):
     url = reverse(url_name, args=args)
@@ -45,9 +45,9 @@ def test_the_configuration_page_issues_the_same_number_of_queries_for_10_and_500
     ProvisioningStep.objects.bulk_create([ProvisioningStep(configuration=first, name=n, position=i)
                                           for i, n in enumerate(StepName.values)])
     make_configurations(configured_partitions["prod"], 9, prefix="u")
-    url = reverse("configuration_detail", args=[first.pk])
+    url = reverse("dashboard:configuration", args=[first.pk])
     small = count_queries(support_client, url)
-    live_small = count_queries(support_client, reverse("configuration_live", args=[first.pk]))
+    live_small = count_queries(support_client, reverse("dashboard:configuration_live", args=[first.pk]))
     make_configurations(configured_partitions["prod"], 490, prefix="v")
     # This configuration's own history grows too: many checks and DMARC changes, all its records.
     from django.utils import timezone
@@ -63,7 +63,7 @@ def test_the_configuration_page_issues_the_same_number_of_queries_for_10_and_500
     RecordCheck.objects.bulk_create([RecordCheck(configuration=first, name=f"n{i}.prod.ardamails.com", type="TXT",
                                                  purpose="dmarc", expected="x", checked_at=now) for i in range(3)])
     large = count_queries(support_client, url)
-    live_large = count_queries(support_client, reverse("configuration_live", args=[first.pk]))
+    live_large = count_queries(support_client, reverse("dashboard:configuration_live", args=[first.pk]))
     print(f"configuration page: {small} queries with 10 configurations, {large} with 500; live fragment {live_small}/{live_large}")
     assert small == large and live_small == live_large
 
@@ -71,7 +71,7 @@ def test_the_configuration_page_issues_the_same_number_of_queries_for_10_and_500
 def test_the_overview_searches_filters_and_paginates(support_client, configured_partitions):
     make_configurations(configured_partitions["prod"], 120)
     EmailConfiguration.objects.filter(tenant__slug="t00007").update(status="drift")
-    url = reverse("partition_detail", args=["prod"])
+    url = reverse("dashboard:partition", args=["prod"])
     html = support_client.get(url).content.decode()
     assert "Page 1 of 3 · 120 configurations" in html
     assert html.count('<tr>\n      <td>Tenant') == 50
@@ -86,19 +86,19 @@ def test_the_overview_searches_filters_and_paginates(support_client, configured_
 def test_counts_per_status_and_dmarc_state_are_shown(support_client, configured_partitions):
     make_configurations(configured_partitions["prod"], 3)
     EmailConfiguration.objects.filter(tenant__slug="t00000").update(status="failed")
-    html = support_client.get(reverse("partition_detail", args=["prod"])).content.decode()
+    html = support_client.get(reverse("dashboard:partition", args=["prod"])).content.decode()
     assert '<span class="badge badge-active">Active</span> 2' in html
     assert '<span class="badge badge-failed">Failed</span> 1' in html
     assert '<span class="badge badge-dmarc-none">p=none (monitor)</span> 3' in html
 
 
 def test_an_empty_partition_invites_to_onboard(support_client, configured_partitions):
-    html = support_client.get(reverse("partition_detail", args=["stage"])).content.decode()
+    html = support_client.get(reverse("dashboard:partition", args=["stage"])).content.decode()
     assert "No tenant is onboarded in stage yet." in html
 
 
 def test_the_onboard_form_shows_the_same_message_as_the_command_line(support_client, configured_partitions):
-    response = support_client.post(reverse("onboard"), {
+    response = support_client.post(reverse("dashboard:onboard"), {
         "partition": "prod", "tenant_slug": "postmaster", "tenant_display_name": "X", "config_slug": "orders",
         "from_local_part": "noreply"})
     assert response.status_code == 200
@@ -109,7 +109,7 @@ def test_the_onboard_form_shows_the_same_message_as_the_command_line(support_cli
 def test_onboarding_enqueues_after_commit_and_lands_on_the_configuration_page(
         support_client, configured_partitions, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks:
-        response = support_client.post(reverse("onboard"), {
+        response = support_client.post(reverse("dashboard:onboard"), {
             "partition": "prod", "tenant_slug": "acme", "tenant_display_name": "Acme", "config_slug": "orders",
             "from_local_part": "noreply"})
     configuration = EmailConfiguration.objects.get()
@@ -120,25 +120,26 @@ def test_onboarding_enqueues_after_commit_and_lands_on_the_configuration_page(
 def test_the_records_download_as_zone_file_lines_and_csv(support_client, configured_partitions):
     [c] = make_configurations(configured_partitions["prod"], 1)
     c.dkim_host, c.dkim_value = f"20261122pm._domainkey.{c.sending_domain}", "k=rsa; p=" + "A" * 300
+    c.return_path_target = "pm.mtasv.net"
     c.save()
-    text = support_client.get(reverse("configuration_records", args=[c.pk, "txt"])).content.decode()
+    text = support_client.get(reverse("dashboard:configuration_records", args=[c.pk, "txt"])).content.decode()
     assert f'_dmarc.{c.sending_domain}.\t300\tIN\tTXT\t"v=DMARC1; p=none"\n' in text
     assert f"pm-bounces.{c.sending_domain}.\t3600\tIN\tCNAME\tpm.mtasv.net.\n" in text
     assert '"k=rsa; p=' + "A" * 246 + '" "' + "A" * 54 + '"' in text
-    csv_text = support_client.get(reverse("configuration_records", args=[c.pk, "csv"])).content.decode()
+    csv_text = support_client.get(reverse("dashboard:configuration_records", args=[c.pk, "csv"])).content.decode()
     assert csv_text.splitlines()[0] == "purpose,type,name,relative_name,value,ttl,published"
     assert f"dmarc,TXT,_dmarc.{c.sending_domain},_dmarc.orders.t00000,v=DMARC1; p=none,300,pending" in csv_text
 
 
 MUTATING = [
     # (url name, POST data, support may?, email admin may?)
-    ("configuration_retry", {}, True, True),
-    ("configuration_check_now", {}, True, True),
-    ("configuration_repair", {}, True, True),
-    ("configuration_ramp", {"to": "quarantine_test"}, True, True),
-    ("configuration_ramp", {"to": "reject_test"}, False, True),
-    ("configuration_offboard", {}, False, True),
-    ("configuration_test_email", {"to": "a@example.com"}, True, True),
+    ("dashboard:retry", {}, True, True),
+    ("dashboard:check_now", {}, True, True),
+    ("dashboard:repair", {}, True, True),
+    ("dashboard:ramp_dmarc", {"to": "quarantine_test"}, True, True),
+    ("dashboard:ramp_dmarc", {"to": "reject_test"}, False, True),
+    ("dashboard:offboard", {}, False, True),
+    ("dashboard:send_test_email", {"to": "a@example.com"}, True, True),
 ]
 
 
@@ -165,21 +166,21 @@ def _old():
 
 
 ACTIONS = {
-    "retry": ("configuration_retry", {}, {"status": "failed"},
+    "retry": ("dashboard:retry", {}, {"status": "failed"},
               lambda c, callbacks: len(callbacks) == 1),
-    "check now": ("configuration_check_now", {}, {"status": "verifying", "postmark_domain_id": 7},
-                  lambda c, callbacks: len(callbacks) == 1 and c.next_check_at is not None),
-    "repair": ("configuration_repair", {}, {"status": "drift", "dkim_host": "2026pm._domainkey.orders.t00000.prod.ardamails.com",
-                                            "dkim_value": "k=rsa; p=MIGf"},
+    "check now": ("dashboard:check_now", {}, {"status": "verifying", "postmark_domain_id": 7, "postmark_webhook_id": 9},
+                  lambda c, callbacks: len(callbacks) == 1 and c.held_for == "verify"),
+    "repair": ("dashboard:repair", {}, {"status": "drift", "dkim_host": "2026pm._domainkey.orders.t00000.prod.ardamails.com",
+                                        "dkim_value": "k=rsa; p=MIGf", "return_path_target": "pm.mtasv.net"},
                lambda c, callbacks: c.status == "active" and c.record_checks.filter(status="ok").count() == 3),
-    "ramp to quarantine test": ("configuration_ramp", {"to": "quarantine_test"}, {},
+    "ramp to quarantine test": ("dashboard:ramp_dmarc", {"to": "quarantine_test"}, {},
                                 lambda c, callbacks: c.dmarc_state == "quarantine_test"),
-    "ramp to reject test": ("configuration_ramp", {"to": "reject_test"}, {"dmarc_state": "quarantine"},
+    "ramp to reject test": ("dashboard:ramp_dmarc", {"to": "reject_test"}, {"dmarc_state": "quarantine"},
                             lambda c, callbacks: c.dmarc_state == "reject_test"),
-    "offboard": ("configuration_offboard", {}, {}, lambda c, callbacks: c.status == "offboarded"),
+    "offboard": ("dashboard:offboard", {}, {}, lambda c, callbacks: c.status == "offboarded"),
     # Sending itself is tested in test_sending.py; here the view must take the request and answer
     # with the validation message (nothing reaches Postmark for a bad address).
-    "send test email": ("configuration_test_email", {"to": "not-an-address"}, {}, None),
+    "send test email": ("dashboard:send_test_email", {"to": "not-an-address"}, {}, None),
 }
 SUPPORT_MAY = {"retry", "check now", "repair", "ramp to quarantine test", "send test email"}
 
@@ -198,7 +199,7 @@ def _act(client, configured_partitions, action, capture):
 
 
 def _sent_validation_message(c, messages):
-    return messages == ["'not-an-address' is not an email address."]
+    return messages == ["Recipient: 'not-an-address' is not an email address."]
 
 
 @pytest.mark.parametrize("action", ACTIONS)
@@ -229,7 +230,7 @@ def test_csrf_is_enforced_on_mutating_views(email_admin_user, target):
     client.force_login(email_admin_user)
     for name, data, *_ in MUTATING:
         assert client.post(reverse(name, args=[target.pk]), data).status_code == 403
-    assert client.post(reverse("onboard"), {"partition": "prod"}).status_code == 403
+    assert client.post(reverse("dashboard:onboard"), {"partition": "prod"}).status_code == 403
     assert EmailConfiguration.objects.get(pk=target.pk).status == "failed"
 
 
@@ -245,7 +246,7 @@ def test_buttons_a_support_user_may_not_use_are_not_shown(support_user, email_ad
     for user in (support_user, email_admin_user):
         client = Client()
         client.force_login(user)
-        pages[user.username] = client.get(reverse("configuration_detail", args=[target.pk])).content.decode()
+        pages[user.username] = client.get(reverse("dashboard:configuration", args=[target.pk])).content.decode()
     support_html, admin_html = pages[support_user.username], pages[email_admin_user.username]
     assert 'id="offboard"' not in support_html and 'id="offboard"' in admin_html
     assert 'data-ramp="reject_test"' not in support_html and 'data-ramp="reject_test"' in admin_html
@@ -258,15 +259,15 @@ ONBOARD_DATA = {"partition": "prod", "tenant_slug": "acme", "tenant_display_name
 
 
 def test_onboarding_needs_a_role(client, configured_partitions, support_user):
-    assert client.post(reverse("onboard"), ONBOARD_DATA)["Location"].startswith(reverse("login"))
+    assert client.post(reverse("dashboard:onboard"), ONBOARD_DATA)["Location"].startswith(reverse("login"))
     from django.contrib.auth import get_user_model
 
     no_role = get_user_model().objects.create_user("staff-no-role", password="x", is_staff=True)
     client.force_login(no_role)
-    assert client.get(reverse("onboard")).status_code == 403
-    assert client.post(reverse("onboard"), ONBOARD_DATA).status_code == 403
+    assert client.get(reverse("dashboard:onboard")).status_code == 403
+    assert client.post(reverse("dashboard:onboard"), ONBOARD_DATA).status_code == 403
     client.force_login(support_user)
-    assert client.post(reverse("onboard"), ONBOARD_DATA).status_code == 302
+    assert client.post(reverse("dashboard:onboard"), ONBOARD_DATA).status_code == 302
     assert EmailConfiguration.objects.count() == 1
 
 
@@ -275,5 +276,5 @@ def test_staff_without_a_role_may_view_but_not_act(client, target, name, data, s
     from django.contrib.auth import get_user_model
 
     client.force_login(get_user_model().objects.create_user("viewer", password="x", is_staff=True))
-    assert client.get(reverse("configuration_detail", args=[target.pk])).status_code == 200
+    assert client.get(reverse("dashboard:configuration", args=[target.pk])).status_code == 200
     assert client.post(reverse(name, args=[target.pk]), data).status_code == 403

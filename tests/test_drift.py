@@ -1,4 +1,4 @@
-"""Issue 5: drift detection on active configurations, against our read-back of the moto zone and,
+"""Drift detection on active configurations, against our read-back of the moto zone and,
 when configured, name servers asked with dnspython (here a small UDP server on 127.0.0.1)."""
 
 import socket
@@ -16,8 +16,12 @@ from django.core.management.base import CommandError
 
 from provisioning.drift import configuration_repair, drift_check
 from provisioning.models import RecordCheck
+from tenants.lifecycle import ActionRefused
 from tenants.models import EmailConfiguration
+from tenants.roles import Actor
 from tests.harness import DOMAIN, activated, create, delete_record, put_txt, rrsets
+
+CLI = Actor.command_line()
 
 DMARC_NAME = f"_dmarc.{DOMAIN}"
 
@@ -48,10 +52,12 @@ def test_repair_republishes_the_records_and_returns_to_active(harness, configure
     delete_record(harness, configuration.dkim_host, "TXT")
     drift(configuration, harness)
     before = len(harness.route53_calls)
-    checks = configuration_repair(configuration_id=configuration.pk, providers=harness.providers)
+    result = configuration_repair(configuration_id=configuration.pk, actor=CLI, providers=harness.providers)
     configuration.refresh_from_db()
-    assert configuration.status == "active" and configuration.last_error == ""
-    assert {c.purpose: c.status for c in checks} == {"dkim": "ok", "dmarc": "ok", "return_path": "ok"}
+    assert configuration.status == "active" and configuration.last_error == "" and configuration.holder is None
+    assert result.message == "Records re-published and confirmed."
+    assert {c.purpose: c.status for c in configuration.record_checks.all()} == {
+        "dkim": "ok", "dmarc": "ok", "return_path": "ok"}
     assert harness.route53_calls[before:].count("ChangeResourceRecordSets") == 1
     _, [dkim] = rrsets(harness, configuration.dkim_host)
     assert dkim["ResourceRecords"] == [{"Value": f'"{configuration.dkim_value}"'}]
@@ -96,7 +102,7 @@ def test_a_clean_check_stores_ok_rows_and_schedules_the_next_in_about_a_day(harn
     drift(configuration, harness, now=now)
     assert configuration.status == "active"
     assert configuration.drift_checked_at == now
-    assert timedelta(hours=21.6) <= configuration.next_drift_check_at - now <= timedelta(hours=26.4)
+    assert timedelta(hours=21.6) <= configuration.due_at - now <= timedelta(hours=26.4)
     rows = RecordCheck.objects.filter(configuration=configuration)
     assert [(r.purpose, r.status, r.checked_at, r.found == r.expected) for r in rows] == [
         ("dkim", "ok", now, True), ("dmarc", "ok", now, True), ("return_path", "ok", now, True)
@@ -142,11 +148,9 @@ def test_configurations_that_are_not_set_up_are_not_checked(harness, configured_
 
 
 def test_repair_refuses_a_draft(harness, configured_partitions):
-    from provisioning.drift import RepairRefused
-
     configuration = create(configured_partitions["prod"])
-    with pytest.raises(RepairRefused) as exc:
-        configuration_repair(configuration_id=configuration.pk, providers=harness.providers)
+    with pytest.raises(ActionRefused) as exc:
+        configuration_repair(configuration_id=configuration.pk, actor=CLI, providers=harness.providers)
     assert str(exc.value) == f"Nothing to repair: {DOMAIN} is draft."
     assert harness.route53_calls == []
 
@@ -272,7 +276,7 @@ def test_check_drift_prints_one_line_per_problem_and_a_summary(harness, configur
 def test_check_drift_refuses_an_unknown_partition(harness, configured_partitions):
     with pytest.raises(CommandError) as exc:
         call_command("check_drift", "--partition", "nowhere")
-    assert str(exc.value) == "No partition is named nowhere."
+    assert str(exc.value) == "There is no partition named 'nowhere'."
 
 
 def test_the_repair_command_brings_it_back(harness, configured_partitions, capsys, settings):

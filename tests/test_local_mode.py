@@ -1,23 +1,27 @@
-"""Issue 3 acceptance 1: `onboard --wait` in local mode, with the simulator served over HTTP,
-moto for Route53 and (second test) a real Celery worker on the configured broker (Redis in CI)."""
+"""`onboard` in local mode, with the simulator served over HTTP, moto for Route53 and (one test) a
+real Celery worker on the configured broker (Redis in CI)."""
 
+import json
 
+import boto3
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
-from provisioning.route53 import Route53Client
+from integrations.dns.route53 import Route53
+from integrations.email.postmark import PostmarkClient
+from localdev.management.commands.postmark_simulator import persisting
+from localdev.postmark_simulator import PostmarkSimulator, serve
+from localdev.zones import republish_local_dns
 from tenants.models import EmailConfiguration
 
 DOMAIN = "orders.acme.prod.ardamails.com"
 
 
 def zone_values():
-    client = Route53Client()
-    zone_id = client.zone_id_for("prod.ardamails.com")
-    return sorted((r.name, r.type) for r in client.read(
-        zone_id=zone_id, zone_name="prod.ardamails.com",
-        names=[f"_dmarc.{DOMAIN}", f"pm-bounces.{DOMAIN}", EmailConfiguration.objects.get().dkim_host],
-    ))
+    zone = Route53().zone("prod.ardamails.com")
+    return sorted((r.name, r.type) for r in zone.read(
+        [f"_dmarc.{DOMAIN}", f"pm-bounces.{DOMAIN}", EmailConfiguration.objects.get().dkim_host]))
 
 
 def test_onboard_inline_reaches_verifying_with_three_records(local_providers, capsys):
@@ -31,12 +35,10 @@ def test_onboard_inline_reaches_verifying_with_three_records(local_providers, ca
     ])
     call_command("status", DOMAIN)
     status = capsys.readouterr().out
-    assert status.count("published: yes") == 3
+    assert status.count("in DNS: yes") == 3
 
 
 def test_onboard_refuses_bad_input_and_changes_nothing(local_providers):
-    from django.core.management.base import CommandError
-
     with pytest.raises(CommandError) as exc:
         call_command("onboard", "--partition", "prod", "--tenant", "postmaster", "--config", "orders", "--inline")
     assert str(exc.value) == "Tenant slug: The tenant slug 'postmaster' is reserved; choose another."
@@ -47,8 +49,7 @@ def test_onboard_refuses_bad_input_and_changes_nothing(local_providers):
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_onboard_wait_with_a_real_worker_reaches_verifying_then_active_on_its_own(celery_worker, capsys):
-    # Issue 5 acceptance 1: the provisioning task hands over to verification, which the same
-    # worker runs against the simulator (records in the moto zone): active, with no human action.
+    # The provisioning task hands over to verification, which the same worker runs against the simulator (records in the moto zone): active, with no human action.
     call_command("onboard", "--partition", "prod", "--tenant", "acme", "--config", "orders",
                  "--wait", "--until-active", "--timeout", "60")
     out = capsys.readouterr().out
@@ -63,12 +64,6 @@ def test_onboard_inline_until_active_verifies_in_the_same_process(local_provider
 
 
 def test_local_mode_keeps_simulated_postmark_state_across_restarts(tmp_path):
-    import json
-
-    from provisioning.management.commands.postmark_simulator import persisting
-    from provisioning.postmark.client import PostmarkClient
-    from provisioning.postmark.simulator import PostmarkSimulator, serve
-
     state = tmp_path / "postmark-simulator.json"
     first = PostmarkSimulator(account_tokens={"acct": "Alpha001"})
     server, _ = serve(first, port=0, app=persisting(first, state))
@@ -91,10 +86,6 @@ def test_local_mode_keeps_simulated_postmark_state_across_restarts(tmp_path):
 
 
 def test_starting_local_mode_again_republishes_dns_into_the_fresh_moto(local_providers):
-    import boto3
-
-    from provisioning.local import republish_local_dns
-
     call_command("onboard", "--partition", "prod", "--tenant", "acme", "--config", "orders", "--inline")
     before = zone_values()
     r53 = boto3.client("route53", region_name="us-east-1")

@@ -9,7 +9,7 @@ from tests.conftest import KNOWN_TOKEN
 
 
 def test_anonymous_users_are_sent_to_login(client, partitions):
-    response = client.get(reverse("partition_list"))
+    response = client.get(reverse("dashboard:partitions"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
 
@@ -17,7 +17,7 @@ def test_anonymous_users_are_sent_to_login(client, partitions):
 def test_users_who_are_not_staff_are_refused(client, partitions):
     user = get_user_model().objects.create_user(username="outsider", password="x", is_staff=False)
     client.force_login(user)
-    assert client.get(reverse("partition_list")).status_code == 403
+    assert client.get(reverse("dashboard:partitions")).status_code == 403
 
 
 def test_the_login_page_itself_is_open(client, db):
@@ -25,7 +25,7 @@ def test_the_login_page_itself_is_open(client, db):
 
 
 def test_staff_see_the_four_partitions_with_zones_and_delivery_types(support_client, configured_partitions):
-    html = support_client.get(reverse("partition_list")).content.decode()
+    html = support_client.get(reverse("dashboard:partitions")).content.decode()
     for name, zone, delivery in [("dev", "dev.ardamails.com", "Sandbox"), ("stage", "stage.ardamails.com", "Sandbox"),
                                  ("prod", "prod.ardamails.com", "Live"), ("demo", "demo.ardamails.com", "Live")]:
         assert f"<strong>{name}</strong>" in html
@@ -35,7 +35,7 @@ def test_staff_see_the_four_partitions_with_zones_and_delivery_types(support_cli
 
 
 def test_the_partition_list_says_which_secrets_are_missing(support_client, partitions, secrets_dir):
-    html = support_client.get(reverse("partition_list")).content.decode()
+    html = support_client.get(reverse("dashboard:partitions")).content.decode()
     assert "<code>Alpha001-prod-I-EmailEncryptionKey</code>" in html
     assert "<code>Alpha002-dev-I-EmailPostmarkAccountToken</code>" in html
 
@@ -55,14 +55,14 @@ def test_no_page_or_admin_form_shows_the_token_or_its_ciphertext(client, superus
     c = configuration_with_token
     key = c.partition.read_secret("EmailEncryptionKey")
     urls = [
-        reverse("home"),
-        reverse("configuration_list"),
-        reverse("configuration_live", args=[c.pk]),
-        reverse("configuration_records", args=[c.pk, "txt"]),
-        reverse("configuration_records", args=[c.pk, "csv"]),
-        reverse("partition_list"),
-        reverse("partition_detail", args=["prod"]),
-        reverse("configuration_detail", args=[c.pk]),
+        reverse("dashboard:home"),
+        reverse("dashboard:configurations"),
+        reverse("dashboard:configuration_live", args=[c.pk]),
+        reverse("dashboard:configuration_records", args=[c.pk, "txt"]),
+        reverse("dashboard:configuration_records", args=[c.pk, "csv"]),
+        reverse("dashboard:partitions"),
+        reverse("dashboard:partition", args=["prod"]),
+        reverse("dashboard:configuration", args=[c.pk]),
         reverse("admin:tenants_emailconfiguration_changelist"),
         reverse("admin:tenants_emailconfiguration_change", args=[c.pk]),
         reverse("admin:tenants_emailconfiguration_history", args=[c.pk]),

@@ -3,8 +3,8 @@ import json
 import httpx
 import pytest
 
-from provisioning.errors import ProviderError
-from provisioning.postmark.client import PostmarkClient, webhook_triggers
+from integrations.email.postmark.client import PostmarkClient, webhook_triggers
+from integrations.errors import ProviderError
 
 ACCOUNT_TOKEN = "acct-5ec2-4e7a-tok3n-must-never-show"
 SERVER_TOKEN = "srv-9d1b-77aa-tok3n-must-never-show"
@@ -90,7 +90,7 @@ def test_it_finds_the_server_whose_name_matches_exactly():
 
     assert server == {"ID": 2, "Name": "ardamail a.example.com"}
     assert_account_call(recorder.last, "GET", "/servers")
-    assert dict(recorder.last.url.params) == {"count": "500", "offset": "0", "name": "ardamail a.example.com"}
+    assert dict(recorder.last.url.params) == {"count": "100", "offset": "0", "name": "ardamail a.example.com"}
 
 
 def test_it_returns_no_server_when_only_partial_names_match():

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from provisioning.errors import ProviderError
-from provisioning.postmark.client import PostmarkClient, webhook_triggers
-from provisioning.postmark.simulator import PostmarkSimulator, serve
+from integrations.email.postmark.client import PostmarkClient, webhook_triggers
+from integrations.errors import ProviderError
+from localdev.postmark_simulator import PostmarkSimulator, serve
 
 ALPHA = "local-account-alpha001"
 BETA = "local-account-beta001"
@@ -136,7 +136,7 @@ def test_it_filters_servers_by_partial_name_and_the_client_picks_the_exact_one(c
     wanted = new_server(client, name="ardamail a.example.com")
     new_server(client, name="unrelated")
 
-    listed = raw.get("/servers?count=500&offset=0&name=A.EXAMPLE", headers=json_headers(**{"X-Postmark-Account-Token": ALPHA}))
+    listed = raw.get("/servers?count=100&offset=0&name=A.EXAMPLE", headers=json_headers(**{"X-Postmark-Account-Token": ALPHA}))
 
     assert listed.json()["TotalCount"] == 2
     assert client.find_server(account_token=ALPHA, name="ardamail a.example.com")["ID"] == wanted["ID"]

@@ -1,9 +1,12 @@
 """The default providers reuse one Route53 client per process and role, and recover from a re-created zone."""
 
+import threading
+
 import boto3
 import pytest
 
-from provisioning.errors import ProviderError
+from integrations.dns.route53 import Route53
+from integrations.errors import ProviderError
 from provisioning.providers import route53_for_partition
 
 
@@ -33,22 +36,17 @@ def test_a_recreated_zone_is_looked_up_again_after_the_first_error(aws, partitio
     boto.delete_hosted_zone(Id=old_id)
     _, new_id = make_zone()
     with pytest.raises(ProviderError) as exc:
-        client.read(zone_id=client.zone_id_for("prod.ardamails.com"), zone_name="prod.ardamails.com",
-                    names=["_dmarc.orders.acme.prod.ardamails.com"])
+        client.zone("prod.ardamails.com").read(["_dmarc.orders.acme.prod.ardamails.com"])
     assert exc.value.error_code == "NoSuchHostedZone" and not exc.value.transient
     assert client.zone_id_for("prod.ardamails.com") == new_id.split("/")[-1]
 
 
 def test_threads_sharing_a_client_build_the_boto_client_once(aws, partitions):
-    import threading
-
-    from provisioning.route53 import Route53Client
-
     session = boto3.session.Session(region_name="us-east-1")
     built = []
     session._session.get_component("event_emitter").register(
         "creating-client-class.route53", lambda **kwargs: built.append(1))
-    client = Route53Client(session=session)
+    client = Route53(session=session)
     make_zone()
     start = threading.Barrier(16)
 

@@ -1,24 +1,27 @@
 """Races between a check already in flight and a person acting meanwhile: "Check now" during a
-scheduled verification check, a DMARC ramp during a drift check. The competing action runs inside
-the check's own provider call (an httpx transport for Postmark, a botocore event for Route53), so
-the interleaving is exact and nothing in the code under test is patched."""
+scheduled verification check, a DMARC step or a DKIM key change during a DNS check. The competing
+action runs inside the check's own provider call (an httpx transport for Postmark, a botocore event
+for Route53), so the interleaving is exact and nothing in the code under test is patched. The
+person's action takes the configuration's hold from the check; the check then writes nothing."""
 
 from datetime import timedelta
 
 import httpx
 from django.utils import timezone
 
-from provisioning.desired import DMARC_VALUES
-from provisioning.dmarc import dmarc_ramp
+from integrations.email.postmark import PostmarkClient
+from provisioning.dmarc import configuration_ramp_dmarc
 from provisioning.drift import drift_check
 from provisioning.models import RecordCheck, VerificationCheck
-from provisioning.postmark.client import PostmarkClient
 from provisioning.providers import Providers
-from provisioning.schedule import CLAIM_LEASE
-from provisioning.tasks import verify_configuration
+from provisioning.records import DMARC_VALUES
 from provisioning.verification import configuration_check_now, verification_check
-from tenants.models import EmailConfiguration
+from tenants.lifecycle import take
+from tenants.models import EmailConfiguration, Work
+from tenants.roles import Actor
 from tests.harness import DOMAIN, activated, delete_record, provisioned, put_txt
+
+CLI = Actor.command_line()
 
 
 class DuringRequest(httpx.BaseTransport):
@@ -37,11 +40,11 @@ class DuringRequest(httpx.BaseTransport):
 def providers_during(harness, suffix, action) -> Providers:
     postmark = PostmarkClient(base_url="https://api.postmarkapp.com",
                               transport=DuringRequest(harness.transport, suffix, action))
-    return Providers(postmark=postmark, route53_for=harness.providers.route53_for)
+    return Providers(postmark=postmark, dns_for=harness.providers.dns_for)
 
 
 def click_check_now(configuration_id):
-    return lambda: configuration_check_now(configuration=EmailConfiguration.objects.get(pk=configuration_id))
+    return lambda: configuration_check_now(configuration_id=configuration_id, actor=CLI)
 
 
 def scheduled_check(configuration, providers):
@@ -53,7 +56,8 @@ def assert_restarted_by_check_now(row):
     assert row.status == "verifying" and row.last_error == ""
     assert timezone.now() - row.verification_started_at < timedelta(minutes=1)
     assert row.verification_attempts == 0
-    assert row.next_check_at == row.verification_started_at + CLAIM_LEASE  # still claimed for the manual task
+    # Still held for the check that "Check now" queued, and due now.
+    assert row.held_for == "verify" and row.due_at == row.verification_started_at
 
 
 # --- "Check now" during a scheduled verification check ------------------------------------------
@@ -71,7 +75,7 @@ def test_check_now_during_a_check_that_times_out_is_not_failed_by_that_check(
         row = scheduled_check(configuration, providers)
     # The check loaded the old clock and saw 73 hours; "Check now" restarted the clock meanwhile.
     assert_restarted_by_check_now(row)
-    assert [(c.func, c.args) for c in callbacks] == [(verify_configuration.delay, (configuration.pk, "manual"))]
+    assert len(callbacks) == 1  # the manual check's message
     # What the in-flight check saw is still on record.
     [seen] = VerificationCheck.objects.filter(configuration=configuration)
     assert (seen.trigger, seen.dkim_verified, seen.return_path_verified) == ("schedule", False, False)
@@ -94,17 +98,18 @@ def test_a_transient_error_in_a_check_that_times_out_does_not_fail_a_restarted_c
     assert_restarted_by_check_now(row)
 
 
-def test_two_checks_in_flight_at_once_are_both_counted(harness, configured_partitions):
-    # A lost task's lease ran out and a tick started a second check while the first was still asking.
+def test_of_two_checks_in_flight_at_once_only_the_holder_moves_the_row(harness, configured_partitions):
+    # A check from the command line started while a scheduled one was still asking Postmark.
     configuration = provisioned(harness, configured_partitions, records_published=False)
 
     def second_check():
-        verification_check(configuration_id=configuration.pk, providers=harness.providers, trigger="schedule")
+        verification_check(configuration_id=configuration.pk, providers=harness.providers, trigger="manual")
 
     row = scheduled_check(configuration, providers_during(harness, "/verifyDkim", second_check))
-    assert row.status == "verifying"
-    assert row.verification_attempts == 2
-    assert VerificationCheck.objects.filter(configuration=configuration).count() == 2
+    assert row.status == "verifying" and row.holder is None
+    assert row.verification_attempts == 1  # counted once: the first check's hold was taken from it
+    # Both answers are on record, with their triggers.
+    assert sorted(VerificationCheck.objects.values_list("trigger", flat=True)) == ["manual", "schedule"]
 
 
 # --- a DMARC ramp during a drift check ---------------------------------------------------------
@@ -117,9 +122,9 @@ def test_a_dmarc_ramp_during_a_drift_check_is_not_reported_as_drift(harness, con
 
     def ramp_once(**kwargs):
         if not ramped:  # the drift check has loaded the row at p=none and starts reading Route53
-            ramped.append(dmarc_ramp(
-                configuration_id=configuration.pk, to_state="quarantine_test", actor="support1",
-                actor_is_email_admin=False, providers=harness.providers,
+            ramped.append(configuration_ramp_dmarc(
+                configuration_id=configuration.pk, to_state="quarantine_test",
+                actor=Actor("support1", frozenset({"support"})), providers=harness.providers,
                 now=configuration.dmarc_changed_at + timedelta(days=7),
             ))
 
@@ -131,7 +136,7 @@ def test_a_dmarc_ramp_during_a_drift_check_is_not_reported_as_drift(harness, con
     assert ramped and checks == []
     # The check compared with a state that no longer holds: it records nothing.
     assert {c.purpose: (c.expected, c.status, c.checked_at) for c in RecordCheck.objects.all()} == before
-    assert row.next_drift_check_at == configuration.next_drift_check_at
+    assert row.due_at == configuration.due_at and row.holder is None
     # The next check compares with the new state.
     checks = drift_check(configuration_id=configuration.pk, providers=harness.providers, trigger="schedule")
     assert {c.purpose: c.status for c in checks} == {"dkim": "ok", "dmarc": "ok", "return_path": "ok"}
@@ -140,7 +145,8 @@ def test_a_dmarc_ramp_during_a_drift_check_is_not_reported_as_drift(harness, con
 
 
 def test_a_dkim_key_change_during_a_drift_check_is_not_reported_as_drift(harness, configured_partitions):
-    # The DKIM host changed (a new key published, the old one removed) while the check was reading.
+    # The DKIM host changed (a new key published, the old one removed) while the check was reading:
+    # whatever changes the key holds the configuration while it does.
     configuration = activated(harness, configured_partitions)
     new_host, new_value = "20990101000000pm._domainkey." + DOMAIN, "k=rsa;p=NEWKEY"
     changed = []
@@ -150,7 +156,7 @@ def test_a_dkim_key_change_during_a_drift_check_is_not_reported_as_drift(harness
             changed.append(True)
             put_txt(harness, new_host, new_value)
             delete_record(harness, configuration.dkim_host, "TXT")
-            EmailConfiguration.objects.filter(pk=configuration.pk).update(dkim_host=new_host, dkim_value=new_value)
+            take(configuration.pk, Work.REPAIR, expect={"active"}).release(dkim_host=new_host, dkim_value=new_value)
 
     events = harness.session._session.get_component("event_emitter")
     events.register("before-call.route53.ListResourceRecordSets", change_key_once)

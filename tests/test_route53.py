@@ -1,4 +1,4 @@
-"""provisioning.route53 against moto (A6 of the Route53 reference), faults injected at the transport.
+"""integrations.dns.route53 against moto (docs/providers/route53.md#moto), faults injected at the transport.
 
 Route53 is faked at the transport only: moto's `mock_aws` for behaviour, and botocore's own event
 system (before-call / before-send / after-call) to count calls, read what was signed and answer with
@@ -19,9 +19,11 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from provisioning.errors import DnsNameOutsideZone, ProviderError
-from provisioning.records import DnsRecord
-from provisioning.route53 import Route53Client, is_within_zone, quote_txt, unquote_txt
+from integrations.dns import DnsRecord, is_within_zone
+from integrations.dns.route53 import Route53
+from integrations.dns.txt import quote_txt, unquote_txt
+from integrations.errors import DnsNameOutsideZone, ProviderError
+from provisioning.providers import route53_for_partition
 from tenants.models import Partition
 
 ZONE = "prod.ardamails.com"
@@ -77,7 +79,7 @@ def zone_id(aws):
 
 @pytest.fixture
 def client(aws):
-    return Route53Client(max_attempts=3)
+    return Route53(total_attempts=4)
 
 
 @pytest.fixture
@@ -151,7 +153,7 @@ def closed_port_url():
     return f"http://127.0.0.1:{port}"
 
 
-# --- TXT quoting: moto accepts anything (A6.1), so these checks are the only ones ---------------
+# --- TXT quoting: moto accepts anything (#moto), so these checks are the only ones ---------------
 
 
 def test_it_quotes_a_short_value():
@@ -216,7 +218,7 @@ def test_it_refuses_an_upsert_outside_the_zone_before_any_call(client, zone_id, 
     outside = DnsRecord(name="orders.acme.notprod.ardamails.com", type="TXT", value="v=DMARC1; p=none")
 
     with pytest.raises(DnsNameOutsideZone) as caught:
-        client.upsert(zone_id=zone_id, zone_name=ZONE, records=[DMARC, outside])
+        client.zone(ZONE, zone_id=zone_id).upsert([DMARC, outside])
 
     assert caught.value.transient is False
     assert caught.value.name == "orders.acme.notprod.ardamails.com"
@@ -228,7 +230,7 @@ def test_it_refuses_a_delete_outside_the_zone_before_any_call(client, zone_id, c
     outside = replace(DMARC, name="_dmarc.orders.acme.notprod.ardamails.com")
 
     with pytest.raises(DnsNameOutsideZone):
-        client.delete(zone_id=zone_id, zone_name=ZONE, records=[outside])
+        client.zone(ZONE, zone_id=zone_id).delete([outside])
 
     assert calls == []
 
@@ -237,18 +239,18 @@ def test_it_refuses_a_delete_outside_the_zone_before_any_call(client, zone_id, c
 
 
 def test_it_upserts_and_reads_back_the_three_tenant_records(client, zone_id):
-    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+    client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
 
-    found = client.read(zone_id=zone_id, zone_name=ZONE, names=[r.name for r in TENANT_RECORDS])
+    found = client.zone(ZONE, zone_id=zone_id).read([r.name for r in TENANT_RECORDS])
 
     assert read_back(found) == read_back(TENANT_RECORDS)
 
 
 def test_it_changes_nothing_when_the_same_records_are_upserted_again(client, zone_id):
-    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+    client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
     before = raw_rrsets(zone_id)
 
-    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+    client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
 
     after = raw_rrsets(zone_id)
     assert after == before
@@ -256,7 +258,7 @@ def test_it_changes_nothing_when_the_same_records_are_upserted_again(client, zon
 
 
 def test_it_stores_txt_values_quoted_and_cname_targets_fully_qualified(client, zone_id):
-    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+    client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
 
     stored = {(s["Name"], s["Type"]): [rr["Value"] for rr in s["ResourceRecords"]] for s in raw_rrsets(zone_id)}
 
@@ -268,7 +270,7 @@ def test_it_stores_txt_values_quoted_and_cname_targets_fully_qualified(client, z
 
 
 def test_it_sends_one_change_batch_per_upsert(client, zone_id, calls):
-    change_id = client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+    client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
 
     assert [name for name, _ in calls] == ["ChangeResourceRecordSets"]
     batch = calls[0][1]["ChangeBatch"]
@@ -278,36 +280,34 @@ def test_it_sends_one_change_batch_per_upsert(client, zone_id, calls):
         ("UPSERT", "pm-bounces.orders.acme.prod.ardamails.com."),
         ("UPSERT", "_dmarc.orders.acme.prod.ardamails.com."),
     ]
-    assert change_id and not change_id.startswith("/")
 
 
 def test_it_writes_several_txt_values_at_one_name_as_one_record_set(client, zone_id, calls):
     verification = DnsRecord(name=DMARC.name, type="TXT", value="verify=123")
 
-    client.upsert(zone_id=zone_id, zone_name=ZONE, records=[DMARC, verification])
+    client.zone(ZONE, zone_id=zone_id).upsert([DMARC, verification])
 
-    # Two UPSERTs of one name+type in a batch would be rejected, and each would replace the other (A1, A3).
+    # Two UPSERTs of one name+type in a batch would be rejected, and each would replace the other (#change-batches).
     assert len(calls[0][1]["ChangeBatch"]["Changes"]) == 1
-    found = client.read(zone_id=zone_id, zone_name=ZONE, names=[DMARC.name])
+    found = client.zone(ZONE, zone_id=zone_id).read([DMARC.name])
     assert sorted(r.value for r in found) == ["v=DMARC1; p=none", "verify=123"]
 
 
 def test_it_reads_only_records_exactly_at_the_names_asked_for(client, zone_id):
     other_tenant = replace(DMARC, name="_dmarc.billing.acme.prod.ardamails.com", value="v=DMARC1; p=reject")
-    client.upsert(zone_id=zone_id, zone_name=ZONE, records=[DMARC, other_tenant])
+    client.zone(ZONE, zone_id=zone_id).upsert([DMARC, other_tenant])
 
-    found = client.read(zone_id=zone_id, zone_name=ZONE, names=[DMARC.name.upper() + ".", DMARC.name])
+    found = client.zone(ZONE, zone_id=zone_id).read([DMARC.name.upper() + ".", DMARC.name])
 
     assert found == [replace(DMARC, purpose="")]
 
 
 def test_it_deletes_exactly_the_records_and_leaves_ns_and_soa(client, zone_id, calls):
     other_tenant = replace(DMARC, name="_dmarc.billing.acme.prod.ardamails.com")
-    client.upsert(zone_id=zone_id, zone_name=ZONE, records=[*TENANT_RECORDS, other_tenant])
+    client.zone(ZONE, zone_id=zone_id).upsert([*TENANT_RECORDS, other_tenant])
 
-    change_id = client.delete(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+    client.zone(ZONE, zone_id=zone_id).delete(TENANT_RECORDS)
 
-    assert change_id
     remaining = sorted((s["Name"], s["Type"]) for s in raw_rrsets(zone_id))
     assert remaining == [
         ("_dmarc.billing.acme.prod.ardamails.com.", "TXT"),
@@ -329,16 +329,16 @@ def test_it_deletes_with_the_values_route53_lists_not_the_ones_it_was_given(clie
         HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": listed}]}
     )
 
-    client.delete(zone_id=zone_id, zone_name=ZONE, records=[DMARC])
+    client.zone(ZONE, zone_id=zone_id).delete([DMARC])
 
-    # DELETE must repeat the current TTL and values exactly (A1); moto would not notice (A6.4).
+    # DELETE must repeat the current TTL and values exactly (#change-batches); moto would not notice (#moto).
     [change] = calls[-1][1]["ChangeBatch"]["Changes"]
     assert change == {"Action": "DELETE", "ResourceRecordSet": listed}
     assert len(raw_rrsets(zone_id)) == 2
 
 
 def test_it_makes_no_change_when_there_is_nothing_to_delete(client, zone_id, calls):
-    assert client.delete(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS) is None
+    client.zone(ZONE, zone_id=zone_id).delete(TENANT_RECORDS)
     assert "ChangeResourceRecordSets" not in [name for name, _ in calls]
 
 
@@ -368,7 +368,7 @@ def test_it_does_not_accept_a_private_zone_of_that_name(client, aws):
 
 
 def test_it_finds_values_by_walking_up_to_the_zone(client, zone_id):
-    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+    client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
 
     assert client.lookup("20261122pm._domainkey.orders.acme.prod.ardamails.com", "TXT") == [DKIM_VALUE]
     assert client.lookup("PM-Bounces.orders.acme.prod.ardamails.com.", "CNAME") == ["pm.mtasv.net"]
@@ -378,8 +378,8 @@ def test_it_finds_values_by_walking_up_to_the_zone(client, zone_id):
 
 def test_it_looks_up_in_the_most_specific_zone(client, zone_id):
     child_id = create_zone("acme.prod.ardamails.com")
-    client.upsert(zone_id=zone_id, zone_name=ZONE, records=[replace(DMARC, value="v=DMARC1; p=parent")])
-    client.upsert(zone_id=child_id, zone_name="acme.prod.ardamails.com", records=[DMARC])
+    client.zone(ZONE, zone_id=zone_id).upsert([replace(DMARC, value="v=DMARC1; p=parent")])
+    client.zone("acme.prod.ardamails.com", zone_id=child_id).upsert([DMARC])
 
     assert client.lookup(DMARC.name, "TXT") == ["v=DMARC1; p=none"]
 
@@ -390,10 +390,10 @@ def test_it_looks_up_in_the_most_specific_zone(client, zone_id):
 @pytest.mark.parametrize("code", ["Throttling", "PriorRequestNotComplete"])
 def test_it_retries_until_route53_accepts_the_batch(server_url, code):
     zone_id = create_zone(ZONE, endpoint_url=server_url)
-    client = Route53Client(endpoint_url=server_url, max_attempts=2)  # botocore: 2 retries, 3 requests
+    client = Route53(endpoint_url=server_url, total_attempts=3)  # botocore: 2 retries, 3 requests
     sends = fail_first_sends(client, 2, aws_error(code, "Rate exceeded"))
 
-    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+    client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
 
     assert len(sends) == 3
     assert len(raw_rrsets(zone_id, endpoint_url=server_url)) == 5
@@ -402,11 +402,11 @@ def test_it_retries_until_route53_accepts_the_batch(server_url, code):
 @pytest.mark.parametrize("code", ["Throttling", "PriorRequestNotComplete"])
 def test_it_reports_throttling_as_transient_once_boto_gives_up(server_url, code):
     zone_id = create_zone(ZONE, endpoint_url=server_url)
-    client = Route53Client(endpoint_url=server_url, max_attempts=1)  # one retry: the test sleeps at most 1 s
+    client = Route53(endpoint_url=server_url, total_attempts=2)  # one retry: the test sleeps at most 1 s
     sends = fail_first_sends(client, 5, aws_error(code, "Rate exceeded"))
 
     with pytest.raises(ProviderError) as caught:
-        client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+        client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
 
     error = caught.value
     assert len(sends) == 2  # the first try and botocore's one retry
@@ -417,12 +417,12 @@ def test_it_reports_throttling_as_transient_once_boto_gives_up(server_url, code)
 
 def test_it_reports_an_invalid_change_batch_as_permanent_in_route53s_words(server_url):
     zone_id = create_zone(ZONE, endpoint_url=server_url)
-    client = Route53Client(endpoint_url=server_url, max_attempts=1)
+    client = Route53(endpoint_url=server_url, total_attempts=2)
     message = "RRSet of type TXT with DNS name x. is not permitted because a conflicting RRSet of type CNAME exists."
     sends = fail_first_sends(client, 5, aws_error("InvalidChangeBatch", message))
 
     with pytest.raises(ProviderError) as caught:
-        client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+        client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
 
     error = caught.value
     assert len(sends) == 1  # not retried
@@ -434,18 +434,18 @@ def test_it_reports_an_invalid_change_batch_as_permanent_in_route53s_words(serve
 
 def test_it_reports_a_server_error_as_transient(server_url):
     zone_id = create_zone(ZONE, endpoint_url=server_url)
-    client = Route53Client(endpoint_url=server_url, max_attempts=1)
+    client = Route53(endpoint_url=server_url, total_attempts=2)
     fail_first_sends(client, 5, aws_error("InternalFailure", "We encountered an internal error.", status=500))
 
     with pytest.raises(ProviderError) as caught:
-        client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+        client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
 
     assert (caught.value.transient, caught.value.status) == (True, 500)
 
 
 def test_it_reports_a_missing_hosted_zone_as_permanent(client, aws):
     with pytest.raises(ProviderError) as caught:
-        client.read(zone_id="ZNOSUCHZONE", zone_name=ZONE, names=[DMARC.name])
+        client.zone(ZONE, zone_id="ZNOSUCHZONE").read([DMARC.name])
 
     error = caught.value
     assert (error.transient, error.error_code, error.status) == (False, "NoSuchHostedZone", 404)
@@ -455,7 +455,7 @@ def test_it_reports_a_missing_hosted_zone_as_permanent(client, aws):
 def test_it_says_when_the_worker_has_no_aws_credentials(monkeypatch, closed_port_url):
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(key)
-    client = Route53Client(endpoint_url=closed_port_url)
+    client = Route53(endpoint_url=closed_port_url)
 
     with pytest.raises(ProviderError) as caught:
         client.zone_id_for(ZONE)
@@ -476,7 +476,7 @@ def test_it_builds_a_client_from_settings_for_a_partition(settings):
     settings.AWS_ENDPOINT_URL = "http://moto.internal:5000"
     settings.AWS_REGION = "eu-west-1"
 
-    client = Route53Client.for_partition(partition())
+    client = route53_for_partition(partition())
 
     assert client._client.meta.endpoint_url == "http://moto.internal:5000"
     assert client._client.meta.region_name == "eu-west-1"
@@ -484,7 +484,7 @@ def test_it_builds_a_client_from_settings_for_a_partition(settings):
 
 def test_it_uses_the_partition_dns_role(settings, zone_id):
     settings.AWS_ENDPOINT_URL = None
-    client = Route53Client.for_partition(partition(dns_role_arn=ROLE_ARN))
+    client = route53_for_partition(partition(dns_role_arn=ROLE_ARN))
     signed_with = []
     client._client.meta.events.register(
         "before-send.route53", lambda request, **kw: signed_with.append(request.headers["Authorization"].decode())
@@ -496,7 +496,7 @@ def test_it_uses_the_partition_dns_role(settings, zone_id):
 
 
 def test_it_reports_an_unreachable_endpoint_as_transient(closed_port_url):
-    client = Route53Client(endpoint_url=closed_port_url, max_attempts=0)  # no retries: no backoff sleeps
+    client = Route53(endpoint_url=closed_port_url, total_attempts=1)  # no retries: no backoff sleeps
 
     with pytest.raises(ProviderError) as caught:
         client.zone_id_for(ZONE)
@@ -506,7 +506,7 @@ def test_it_reports_an_unreachable_endpoint_as_transient(closed_port_url):
 
 
 def test_it_names_the_role_when_it_cannot_be_assumed(closed_port_url):
-    client = Route53Client(endpoint_url=closed_port_url, role_arn=ROLE_ARN, max_attempts=0)
+    client = Route53(endpoint_url=closed_port_url, role_arn=ROLE_ARN, total_attempts=1)
 
     with pytest.raises(ProviderError) as caught:
         client.zone_id_for(ZONE)
@@ -540,9 +540,9 @@ def observe_role(session, expires_in=None):
 def test_it_signs_route53_requests_with_the_assumed_role_credentials(zone_id):
     session = boto3.session.Session()
     seen = observe_role(session)
-    client = Route53Client(role_arn=ROLE_ARN, session=session)
+    client = Route53(role_arn=ROLE_ARN, session=session)
 
-    client.upsert(zone_id=zone_id, zone_name=ZONE, records=TENANT_RECORDS)
+    client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
     assert client.zone_id_for(ZONE) == zone_id
 
     [access_key] = seen["assumed"]
@@ -554,10 +554,10 @@ def test_it_signs_route53_requests_with_the_assumed_role_credentials(zone_id):
 def test_it_assumes_the_role_again_when_its_credentials_are_about_to_expire(zone_id):
     session = boto3.session.Session()
     seen = observe_role(session, expires_in=timedelta(minutes=4))
-    client = Route53Client(role_arn=ROLE_ARN, session=session)
+    client = Route53(role_arn=ROLE_ARN, session=session)
 
     client.zone_id_for(ZONE)
-    client.read(zone_id=zone_id, zone_name=ZONE, names=[DMARC.name])
+    client.zone(ZONE, zone_id=zone_id).read([DMARC.name])
 
     assert len(seen["assumed"]) == 2
     assert seen["signed_with"] == seen["assumed"]

@@ -3,14 +3,18 @@
 import pytest
 from django.urls import reverse
 
-from provisioning.sending import SendRefused, configuration_send_test_email
+from provisioning.sending import configuration_send_test_email
+from tenants.lifecycle import ActionRefused
+from tenants.roles import Actor
 from tests.harness import DOMAIN, activated, create, run_to_end
+
+EA = Actor("ea", frozenset({"support", "email admin"}))
 
 
 def test_it_sends_from_the_fixed_address_with_the_server_token(harness, configured_partitions):
     configuration = activated(harness, configured_partitions)
     note = configuration_send_test_email(configuration_id=configuration.pk, to="support@example.com",
-                                         sent_by="ea", providers=harness.providers)
+                                         actor=EA, providers=harness.providers).message
     [sent] = harness.calls("POST /email")
     assert sent.headers["x-postmark-server-token"] == configuration.server_token()
     assert "x-postmark-account-token" not in sent.headers
@@ -24,8 +28,8 @@ def test_it_sends_from_the_fixed_address_with_the_server_token(harness, configur
 @pytest.mark.parametrize("to", ["", "not-an-address", "a@b@c"])
 def test_a_bad_address_is_refused_before_anything_is_sent(harness, configured_partitions, to):
     configuration = activated(harness, configured_partitions)
-    with pytest.raises(SendRefused, match="is not an email address"):
-        configuration_send_test_email(configuration_id=configuration.pk, to=to, sent_by="ea",
+    with pytest.raises(ActionRefused, match="is not an email address"):
+        configuration_send_test_email(configuration_id=configuration.pk, to=to, actor=EA,
                                       providers=harness.providers)
     assert harness.calls("POST /email") == []
 
@@ -33,13 +37,13 @@ def test_a_bad_address_is_refused_before_anything_is_sent(harness, configured_pa
 def test_an_unverified_configuration_sends_nothing(harness, configured_partitions):
     configuration = create(configured_partitions["prod"])
     run_to_end(configuration, harness)
-    with pytest.raises(SendRefused, match="is verifying; a test email needs a verified"):
-        configuration_send_test_email(configuration_id=configuration.pk, to="a@example.com", sent_by="ea",
+    with pytest.raises(ActionRefused, match="is verifying; a test email needs a verified"):
+        configuration_send_test_email(configuration_id=configuration.pk, to="a@example.com", actor=EA,
                                       providers=harness.providers)
     assert harness.calls("POST /email") == []
 
 
 def test_support_staff_see_the_form_on_an_active_configuration(support_client, harness, configured_partitions):
     configuration = activated(harness, configured_partitions)
-    html = support_client.get(reverse("configuration_detail", args=[configuration.pk])).content.decode()
+    html = support_client.get(reverse("dashboard:configuration", args=[configuration.pk])).content.decode()
     assert 'id="test-email"' in html and f"Send a test email from <code>noreply@{DOMAIN}</code>" in html

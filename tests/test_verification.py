@@ -1,30 +1,37 @@
-"""Issue 5: verification turns a provisioned configuration active on its own, on a schedule, or
-fails it after 72 hours naming the missing records. Postmark is the simulator (whose verify calls
-look at the moto zone) behind httpx; Route53 is moto."""
+"""Verification turns a provisioned configuration active on its own, on a schedule, or fails it
+after 72 hours naming the missing records. Postmark is the simulator (whose verify calls look at
+the moto zone) behind httpx; Route53 is moto."""
 
 from datetime import timedelta
 
 import httpx
 import pytest
-from django.utils import timezone
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
+from integrations.dns.route53 import Route53
+from integrations.email.postmark import PostmarkClient
+from localdev.postmark_simulator import serve
 from provisioning.models import RecordCheck, VerificationCheck
-from provisioning.postmark.client import PostmarkClient
 from provisioning.providers import Providers
-from provisioning.route53 import Route53Client
-from provisioning.schedule import CLAIM_LEASE
-from provisioning.steps import publish_records
-from provisioning.tasks import check_drift, verify_configuration
+from provisioning.records import desired_for
+from provisioning.tasks import run_work
 from provisioning.verification import configuration_check_now, verification_check
-from tenants.models import EmailConfiguration
+from tenants.lifecycle import ActionRefused, take
+from tenants.models import EmailConfiguration, Work
+from tenants.roles import Actor
 from tests.harness import (
     DOMAIN,
     activated,
     create,
     delete_record,
     provisioned,
+    published_tasks,
+    queued,
     run_to_end,
 )
+
+CLI = Actor.command_line()
 
 
 def check(configuration, harness, now=None, providers=None):
@@ -103,8 +110,8 @@ def test_successive_checks_follow_the_schedule_within_the_jitter(harness, config
     waits = []
     for _ in range(7):
         check(configuration, harness, now=now)
-        waits.append((configuration.next_check_at - now).total_seconds() / 60)
-        now = configuration.next_check_at
+        waits.append((configuration.due_at - now).total_seconds() / 60)
+        now = configuration.due_at
     for wait, minutes in zip(waits, [1, 2, 5, 10, 30, 60, 60]):
         assert minutes * 0.9 <= wait <= minutes * 1.1
     assert configuration.verification_attempts == 7
@@ -126,7 +133,7 @@ def test_after_72_hours_it_fails_naming_each_record_that_was_not_found(harness, 
     check(configuration, harness, now=now)
     assert configuration.status == "failed"
     assert configuration.status_changed_at == now
-    assert configuration.next_check_at is None
+    assert configuration.due_at is None and configuration.holder is None
     assert configuration.last_error == (
         f"Verification gave up after 72 hours: DKIM TXT {configuration.dkim_host} was not found; "
         f"Return-Path CNAME pm-bounces.{DOMAIN} was not found."
@@ -148,18 +155,20 @@ def test_check_now_on_a_failed_verification_restarts_the_72_hour_clock(
     configuration = provisioned(harness, configured_partitions, records_published=False)
     check(configuration, harness, now=configuration.verification_started_at + timedelta(hours=72))
     assert configuration.status == "failed"
-    with django_capture_on_commit_callbacks() as callbacks:
-        said = configuration_check_now(configuration=configuration)
-    assert said == "Checking verification now; the 72-hour clock has restarted."
-    assert [(c.func, c.args) for c in callbacks] == [(verify_configuration.delay, (configuration.pk, "manual"))]
+    with published_tasks() as sent, django_capture_on_commit_callbacks(execute=True):
+        result = configuration_check_now(configuration_id=configuration.pk, actor=CLI)
+    assert result.message == "Checking verification now; the 72-hour clock has restarted."
     restarted = EmailConfiguration.objects.get(pk=configuration.pk)
+    assert [m.args for m in sent] == [[configuration.pk, "verify", str(restarted.holder), "manual"]]
     assert restarted.status == "verifying" and restarted.last_error == "" and restarted.verification_attempts == 0
     assert restarted.verification_started_at > configuration.verification_started_at
-    # Claimed for the enqueued task, so a beat tick does not check it a second time meanwhile.
-    assert restarted.next_check_at == restarted.verification_started_at + CLAIM_LEASE
-    # Someone put the records back; the enqueued check (run here in-process) makes it active.
-    publish_records(restarted, harness.providers)
-    check(restarted, harness)
+    # Held for the queued check, so the dispatcher does not send a second one meanwhile.
+    assert restarted.held_for == "verify" and restarted.due_at == restarted.verification_started_at
+    # Someone put the records back; the queued check (run here in-process) makes it active.
+    harness.providers.zone(restarted.partition).upsert(desired_for(restarted))
+    verification_check(configuration_id=restarted.pk, providers=harness.providers, trigger="manual",
+                       token=restarted.holder)
+    restarted.refresh_from_db()
     assert restarted.status == "active"
 
 
@@ -169,10 +178,11 @@ def test_check_now_while_verifying_makes_it_due_and_restarts_the_clock(
     configuration = provisioned(harness, configured_partitions, records_published=False)
     check(configuration, harness)
     with django_capture_on_commit_callbacks() as callbacks:
-        configuration_check_now(configuration=configuration)
+        configuration_check_now(configuration_id=configuration.pk, actor=CLI)
     configuration.refresh_from_db()
     assert configuration.status == "verifying" and configuration.verification_attempts == 0
-    assert configuration.next_check_at == configuration.verification_started_at + CLAIM_LEASE
+    assert configuration.due_at == configuration.verification_started_at
+    assert configuration.held_for == "verify"
     assert len(callbacks) == 1
 
 
@@ -180,11 +190,12 @@ def test_check_now_on_an_active_configuration_runs_a_drift_check(
     harness, configured_partitions, django_capture_on_commit_callbacks
 ):
     configuration = activated(harness, configured_partitions)
-    with django_capture_on_commit_callbacks() as callbacks:
-        assert configuration_check_now(configuration=configuration) == "Checking the DNS records now."
-    assert [(c.func, c.args) for c in callbacks] == [(check_drift.delay, (configuration.pk, "manual"))]
+    with published_tasks() as sent, django_capture_on_commit_callbacks(execute=True):
+        result = configuration_check_now(configuration_id=configuration.pk, actor=CLI)
+    assert result.message == "Checking the DNS records now."
     configuration.refresh_from_db()
-    assert configuration.next_drift_check_at - timezone.now() > CLAIM_LEASE - timedelta(minutes=1)
+    assert configuration.held_for == "check_dns"
+    assert [m.args for m in sent] == [[configuration.pk, "check_dns", str(configuration.holder), "manual"]]
 
 
 def test_check_now_on_a_failed_provisioning_points_to_retry_and_changes_nothing(
@@ -193,9 +204,9 @@ def test_check_now_on_a_failed_provisioning_points_to_retry_and_changes_nothing(
     (secrets_dir / "Alpha001-prod-I-EmailPostmarkAccountToken").unlink()
     configuration = create(configured_partitions["prod"])
     run_to_end(configuration, harness)
-    with django_capture_on_commit_callbacks() as callbacks:
-        said = configuration_check_now(configuration=configuration)
-    assert said == "Provisioning has not finished; retry provisioning instead."
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(ActionRefused) as refused:
+        configuration_check_now(configuration_id=configuration.pk, actor=CLI)
+    assert refused.value.message == "Provisioning has not finished; retry provisioning instead."
     assert callbacks == []
     assert EmailConfiguration.objects.get(pk=configuration.pk).status == "failed"
 
@@ -213,7 +224,7 @@ def test_a_transient_postmark_error_is_recorded_and_the_check_rescheduled(harnes
     assert (row.dkim_verified, row.return_path_verified) == (None, None)
     assert configuration.status == "verifying"
     assert configuration.last_error == row.error
-    assert 0.9 <= (configuration.next_check_at - now).total_seconds() / 60 <= 1.1
+    assert 0.9 <= (configuration.due_at - now).total_seconds() / 60 <= 1.1
     check(configuration, harness)  # the next check goes through
     assert configuration.status == "active" and configuration.last_error == ""
 
@@ -235,28 +246,29 @@ def test_a_configuration_that_is_not_verifying_is_not_checked(harness, configure
     assert harness.transport.sent == [] and not VerificationCheck.objects.exists()
 
 
-class StatusChangingTransport(httpx.BaseTransport):
-    """Someone offboards the configuration while Postmark is answering our check."""
+class OffboardingTransport(httpx.BaseTransport):
+    """An email admin starts offboarding while Postmark is answering our check: it takes the row."""
 
     def __init__(self, inner, configuration_id):
         self.inner, self.configuration_id = inner, configuration_id
 
     def handle_request(self, request):
         if request.url.path.endswith("/verifyReturnPath"):
-            EmailConfiguration.objects.filter(pk=self.configuration_id).update(status="offboarded")
+            assert take(self.configuration_id, Work.OFFBOARD, expect={"verifying"}, to="offboarding")
         return self.inner.handle_request(request)
 
 
-def test_a_status_change_during_the_check_is_not_overwritten(harness, configured_partitions):
+def test_an_offboarding_during_the_check_is_not_overwritten(harness, configured_partitions):
     configuration = provisioned(harness, configured_partitions)
     providers = Providers(
         postmark=PostmarkClient(base_url="https://api.postmarkapp.com",
-                                transport=StatusChangingTransport(harness.transport, configuration.pk)),
-        route53_for=lambda partition: Route53Client(session=harness.session),
+                                transport=OffboardingTransport(harness.transport, configuration.pk)),
+        dns_for=lambda partition: Route53(session=harness.session),
     )
     check(configuration, harness, providers=providers)
-    assert configuration.status == "offboarded"
-    assert not RecordCheck.objects.exists()  # no drift check for a configuration that did not become active
+    assert configuration.status == "offboarding" and configuration.held_for == "offboard"
+    assert not configuration.dkim_verified  # the check's answer was not written over it
+    assert not RecordCheck.objects.exists()  # no DNS check for a configuration that did not become active
 
 
 @pytest.mark.parametrize("trigger", ["schedule", "manual", "provisioning"])
@@ -269,8 +281,6 @@ def test_the_trigger_is_recorded(harness, configured_partitions, trigger):
 @pytest.fixture
 def served_simulator(harness, settings):
     """The harness's simulator over real HTTP, so tasks using Providers.default() reach it."""
-    from provisioning.postmark.simulator import serve
-
     server, _ = serve(harness.simulator, host="127.0.0.1", port=0)
     settings.POSTMARK_API_URL = f"http://127.0.0.1:{server.server_address[1]}"
     settings.AWS_ENDPOINT_URL = None
@@ -282,14 +292,15 @@ def served_simulator(harness, settings):
 def test_the_provisioning_task_hands_over_to_verification_which_needs_no_human(
     served_simulator, configured_partitions, django_capture_on_commit_callbacks
 ):
-    from provisioning.tasks import provision_configuration
-
     configuration = create(configured_partitions["prod"])
-    with django_capture_on_commit_callbacks() as callbacks:
-        assert provision_configuration.apply(args=(configuration.pk,)).get() == "finished"
-    assert [(c.func, c.args) for c in callbacks] == [(verify_configuration.delay, (configuration.pk, "provisioning"))]
+    token = str(queued(configuration).token)
+    with published_tasks() as sent, django_capture_on_commit_callbacks(execute=True):
+        assert run_work.apply(args=(configuration.pk, "provision", token)).get() == "finished"
+    [message] = sent
+    configuration.refresh_from_db()
+    assert message.args == [configuration.pk, "verify", str(configuration.holder), "provisioning"]
     # What the worker does with that message:
-    verify_configuration.apply(args=(configuration.pk, "provisioning")).get()
+    assert run_work.apply(args=message.args).get() == "finished"
     configuration.refresh_from_db()
     assert configuration.status == "active"
     assert VerificationCheck.objects.get().trigger == "provisioning"
@@ -298,8 +309,6 @@ def test_the_provisioning_task_hands_over_to_verification_which_needs_no_human(
 def test_the_verify_command_checks_inline_and_prints_flags_and_status(
     harness, served_simulator, configured_partitions, capsys
 ):
-    from django.core.management import call_command
-
     configuration = provisioned(harness, configured_partitions)
     call_command("verify", DOMAIN)
     assert capsys.readouterr().out.splitlines() == [
@@ -323,9 +332,6 @@ def delete_zone(harness, zone_name):
 def test_the_verify_command_reports_a_route53_failure_as_a_command_error(
     harness, served_simulator, configured_partitions
 ):
-    from django.core.management import call_command
-    from django.core.management.base import CommandError
-
     activated(harness, configured_partitions)
     delete_zone(harness, "prod.ardamails.com")
     with pytest.raises(CommandError) as exc:

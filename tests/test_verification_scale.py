@@ -1,80 +1,27 @@
-"""Issue 5 acceptance 3: with 5,000 configurations waiting, one beat tick does bounded work.
+"""With 5,000 configurations waiting, one dispatcher sweep does bounded work.
 
-The bound: a tick claims at most VERIFICATION_BATCH_SIZE (100) configurations (DRIFT_BATCH_SIZE,
-200, for drift) in at most 4 SQL queries (transaction start, one SELECT … LIMIT, one UPDATE … WHERE
-id IN, commit) whatever the backlog, and makes no provider call; the task then starts one check
-per claimed id, spread 0.2 s (1.2 s for drift) apart.
+The bound: a sweep holds at most VERIFICATION_BATCH_SIZE (100) configurations (DRIFT_BATCH_SIZE,
+200, for DNS checks) in at most 4 SQL queries (transaction start, one SELECT … LIMIT, one UPDATE …
+WHERE id IN, commit) whatever the backlog, and makes no provider call; it then sends one check per
+held id, spread 0.2 s (1.2 s for DNS checks) apart.
 """
 
 import random
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import timedelta
 
 import pytest
-from celery.signals import before_task_publish
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from ardamail_admin.celery import app
 from provisioning import tasks
-from provisioning.drift import drift_tick
-from provisioning.schedule import CLAIM_LEASE
-from provisioning.verification import next_check_delay, verification_tick
-from tenants.models import EmailConfiguration, Tenant
+from provisioning.schedule import next_check_delay
+from tenants.lifecycle import claim_due
+from tenants.models import EmailConfiguration, Tenant, Work
+from tests.harness import published_tasks
 
 BACKLOG = 5_000
 MAX_TICK_QUERIES = 4
-
-
-@dataclass
-class Published:
-    id: str
-    task: str
-    args: list
-    countdown: float  # seconds between sending and the ETA the message carries
-
-
-@contextmanager
-def published_tasks():
-    """Record every task message sent to the broker; then take those messages off the queue again.
-
-    The messages really reach the configured broker (the filesystem transport locally, Redis in CI):
-    left there, a later test's worker would run them.
-    """
-    sent: list[Published] = []
-
-    def record(sender=None, headers=None, body=None, **kwargs):
-        seen = datetime.now(dt_timezone.utc)
-        eta = datetime.fromisoformat(headers["eta"]) if headers.get("eta") else seen  # countdown 0: no ETA
-        sent.append(Published(headers["id"], headers["task"], list(body[0]), (eta - seen).total_seconds()))
-
-    before_task_publish.connect(record, weak=False)
-    try:
-        yield sent
-    finally:
-        before_task_publish.disconnect(record)
-        left = take_back({m.id for m in sent})
-        assert not left, f"{len(left)} published messages were not found on the queue"
-
-
-def take_back(ids: set[str]) -> set[str]:
-    """Remove the messages with these ids from the default queue, leaving any other message there."""
-    ids, others = set(ids), []
-    queue = app.amqp.queues[app.conf.task_default_queue]
-    with app.connection_for_write() as connection:
-        bound = queue(connection.default_channel)
-        while ids and (message := bound.get(accept=["json"])) is not None:
-            if message.headers.get("id") in ids:
-                ids.discard(message.headers["id"])
-                message.ack()
-            else:
-                others.append(message)
-        for message in others:
-            message.requeue()
-    return ids
 
 
 @pytest.fixture
@@ -82,7 +29,15 @@ def now():
     return timezone.now()
 
 
-def backlog(partitions, now, *, status, due_field):
+def verification_tick(*, now, limit=100):
+    return claim_due(Work.VERIFY, now=now, limit=limit)[1]
+
+
+def drift_tick(*, now, limit=200):
+    return claim_due(Work.CHECK_DNS, now=now, limit=limit)[1]
+
+
+def backlog(partitions, now, *, status, due_field="due_at"):
     """5,000 configurations, due at shuffled moments over the last 5,000 seconds."""
     tenant = Tenant.objects.create(slug="bulk", display_name="Bulk")
     prod = partitions["prod"]
@@ -103,26 +58,27 @@ def backlog(partitions, now, *, status, due_field):
 
 def test_one_verification_tick_claims_one_batch_oldest_due_first(partitions, now, settings):
     settings.VERIFICATION_BATCH_SIZE = 100
-    by_due = backlog(partitions, now, status="verifying", due_field="next_check_at")
+    by_due = backlog(partitions, now, status="verifying")
     with CaptureQueriesContext(connection) as queries:
         first = verification_tick(now=now)
     assert first == by_due[:100]
     assert len(queries) <= MAX_TICK_QUERIES
     claimed = EmailConfiguration.objects.filter(pk__in=first)
-    assert set(claimed.values_list("next_check_at", flat=True)) == {now + CLAIM_LEASE}
-    assert EmailConfiguration.objects.filter(next_check_at__lte=now).count() == BACKLOG - 100
+    assert set(claimed.values_list("held_for", flat=True)) == {"verify"}
+    assert set(claimed.values_list("held_until", flat=True)) == {now + timedelta(seconds=60)}
+    assert EmailConfiguration.objects.filter(holder__isnull=True).count() == BACKLOG - 100
 
 
 def test_the_next_tick_at_the_same_moment_takes_the_next_batch(partitions, now, settings):
     settings.VERIFICATION_BATCH_SIZE = 100
-    by_due = backlog(partitions, now, status="verifying", due_field="next_check_at")
+    by_due = backlog(partitions, now, status="verifying", due_field="due_at")
     first, second = verification_tick(now=now), verification_tick(now=now)
     assert second == by_due[100:200]
     assert not set(first) & set(second)
 
 
 def test_the_query_count_does_not_grow_with_the_batch(partitions, now):
-    backlog(partitions, now, status="verifying", due_field="next_check_at")
+    backlog(partitions, now, status="verifying", due_field="due_at")
     for limit in (1, 100, 1000):
         with CaptureQueriesContext(connection) as queries:
             assert len(verification_tick(now=now, limit=limit)) == limit
@@ -130,13 +86,14 @@ def test_the_query_count_does_not_grow_with_the_batch(partitions, now):
 
 
 def test_only_due_verifying_configurations_are_claimed(partitions, now):
-    backlog(partitions, now, status="verifying", due_field="next_check_at")
+    backlog(partitions, now, status="verifying", due_field="due_at")
     EmailConfiguration.objects.filter(config_slug__in=["c0", "c1"]).update(status="active")
-    EmailConfiguration.objects.filter(config_slug="c2").update(next_check_at=now + timedelta(seconds=1))
+    EmailConfiguration.objects.filter(config_slug="c2").update(due_at=now + timedelta(seconds=1))
+    EmailConfiguration.objects.filter(config_slug="c3").update(due_at=None)  # waits for a person
     claimed = []
     while batch := verification_tick(now=now, limit=1000):
         claimed += batch
-    assert len(claimed) == BACKLOG - 3
+    assert len(claimed) == BACKLOG - 4
     with CaptureQueriesContext(connection) as queries:
         assert verification_tick(now=now) == []
     assert len(queries) <= MAX_TICK_QUERIES
@@ -144,7 +101,7 @@ def test_only_due_verifying_configurations_are_claimed(partitions, now):
 
 def test_a_drift_tick_is_bounded_the_same_way(partitions, now, settings):
     settings.DRIFT_BATCH_SIZE = 200
-    by_due = backlog(partitions, now, status="active", due_field="next_drift_check_at")
+    by_due = backlog(partitions, now, status="active", due_field="due_at")
     EmailConfiguration.objects.filter(pk__in=by_due[:10]).update(status="drift")  # drift ones stay watched
     with CaptureQueriesContext(connection) as queries:
         first = drift_tick(now=now)
@@ -155,11 +112,12 @@ def test_a_drift_tick_is_bounded_the_same_way(partitions, now, settings):
 
 def test_the_tick_task_spreads_its_checks_instead_of_sending_them_at_once(partitions, now, settings):
     settings.VERIFICATION_BATCH_SIZE = 100
-    by_due = backlog(partitions, now, status="verifying", due_field="next_check_at")
+    by_due = backlog(partitions, now, status="verifying", due_field="due_at")
     with published_tasks() as queued:
-        assert tasks.verification_tick.apply().get() == 100
-    assert {m.task for m in queued} == {"provisioning.tasks.verify_configuration"}
-    assert [m.args for m in queued] == [[pk, "schedule"] for pk in by_due[:100]]
+        assert tasks.dispatch_due.apply(args=("verify",)).get() == 100
+    assert {m.task for m in queued} == {"provisioning.tasks.run_work"}
+    token = str(EmailConfiguration.objects.get(pk=by_due[0]).holder)
+    assert [m.args for m in queued] == [[pk, "verify", token, "schedule"] for pk in by_due[:100]]
     countdowns = [m.countdown for m in queued]
     assert countdowns[:3] == pytest.approx([0, 0.2, 0.4], abs=0.05)
     assert countdowns[-1] == pytest.approx(19.8, abs=0.05)  # within the 30 s beat

@@ -1,9 +1,7 @@
-import uuid
-
-from provisioning.desired import DMARC_TTL
 from provisioning.models import ProvisioningStep
-from provisioning.services import configuration_provision
-from tests.harness import DOMAIN, create, make_harness, run_to_end
+from provisioning.records import DMARC_TTL
+from provisioning.runs import provision_run
+from tests.harness import DOMAIN, create, make_harness, queued, run_to_end
 
 
 def test_it_provisions_a_prod_configuration_to_verifying(harness, configured_partitions):
@@ -26,7 +24,7 @@ def test_it_sends_exactly_these_postmark_requests(harness, configured_partitions
     sent = harness.transport.sent
     assert [r.route for r in sent] == ["GET /servers", "POST /servers", "POST /domains", "GET /webhooks", "POST /webhooks"]
     find, create_server, create_domain, list_hooks, create_hook = sent
-    assert find.params == {"count": "500", "offset": "0", "name": f"ardamail {DOMAIN}"}
+    assert find.params == {"count": "100", "offset": "0", "name": f"ardamail {DOMAIN}"}
     for account_call in (find, create_server, create_domain):
         assert account_call.headers["x-postmark-account-token"] == "local-account-alpha001"
         assert "x-postmark-server-token" not in account_call.headers
@@ -72,16 +70,14 @@ def test_a_second_run_on_a_provisioned_configuration_does_nothing(harness, confi
     configuration = create(configured_partitions["prod"])
     run_to_end(configuration, harness)
     before = len(harness.transport.sent)
-    assert configuration_provision(configuration_id=configuration.pk, providers=harness.providers).state == "busy"
+    assert provision_run(configuration_id=configuration.pk, providers=harness.providers).state == "busy"
     assert len(harness.transport.sent) == before
 
 
 def test_only_one_run_at_a_time(harness, configured_partitions):
-    from provisioning.services import provisioning_claim
-
     configuration = create(configured_partitions["prod"])
-    assert provisioning_claim(configuration_id=configuration.pk, run_id=uuid.uuid4()) is True
-    assert configuration_provision(configuration_id=configuration.pk, providers=harness.providers).state == "busy"
+    assert queued(configuration) is not None
+    assert provision_run(configuration_id=configuration.pk, providers=harness.providers).state == "busy"
     assert harness.transport.sent == []
 
 

@@ -1,20 +1,29 @@
-"""Acceptance for issue 3: crash at every step boundary and inside every step; provider faults."""
+"""Crash at every step boundary and inside every step; provider faults."""
 
-import uuid
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from provisioning.services import (
-    configuration_provision,
-    configuration_retry,
-    provisioning_sweep,
-    steps_reset_failed,
+from integrations.email.postmark import PostmarkClient
+from provisioning.dispatch import dispatch_due
+from provisioning.onboarding import configuration_retry
+from provisioning.providers import Providers
+from provisioning.runs import provision_run
+from tenants.lifecycle import ActionRefused
+from tenants.models import EmailConfiguration, Work
+from tenants.roles import Actor
+from tests.harness import (
+    DOMAIN,
+    CrashPoint,
+    SimulatedCrash,
+    activated,
+    create,
+    queued,
+    run_to_end,
 )
-from tenants.models import EmailConfiguration
-from tests.harness import DOMAIN, CrashPoint, SimulatedCrash, create, run_to_end
 
 # Every place a worker can die: before a step's first call (= after the previous step) and between
 # each provider call and the database write that records its answer.
@@ -47,10 +56,12 @@ def assert_clean_end_state(harness, configuration):
 
 
 def expire_lease(configuration):
-    """Time passes: the dead worker's lease runs out, so a new worker may claim the row."""
-    EmailConfiguration.objects.filter(pk=configuration.pk).update(
-        provisioning_lease_until=timezone.now() - timedelta(seconds=1)
-    )
+    """Time passes: the dead worker's lease runs out, so a new worker may take the row."""
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(held_until=timezone.now() - timedelta(seconds=1))
+
+
+def holder(configuration):
+    return EmailConfiguration.objects.values_list("holder", flat=True).get(pk=configuration.pk)
 
 
 @pytest.mark.parametrize("recovery", ["redelivery", "sweep"])
@@ -62,55 +73,57 @@ def test_a_crash_anywhere_resumes_without_duplicates(harness, configured_partiti
         harness.route53_crash = crash
     else:
         harness.transport.crash = crash
-    message_run_id = uuid.uuid4()
+    message_token = queued(configuration).token
     with pytest.raises(SimulatedCrash):
-        run_to_end(configuration, harness, run_id=message_run_id)
+        run_to_end(configuration, harness, token=message_token)
     configuration.refresh_from_db()
     assert configuration.status == "provisioning"
     if recovery == "redelivery":
-        # acks_late: Celery hands the unacknowledged message, same run id, to the next worker at once.
-        resume_run_id = message_run_id
+        # acks_late: Celery hands the unacknowledged message, same token, to the next worker.
+        resume_token = message_token
     else:
-        # The message is gone too: once the lease runs out the sweeper hands the row to a new run.
-        assert provisioning_sweep() == []
+        # The message is gone too: once the lease runs out the dispatcher hands the row to a new run.
+        assert dispatch_due(Work.PROVISION) == []
         expire_lease(configuration)
-        [(swept_pk, resume_run_id)] = provisioning_sweep()
-        assert swept_pk == configuration.pk and resume_run_id != message_run_id
-        assert provisioning_sweep() == []  # handed over once, not every tick
-    assert run_to_end(configuration, harness, run_id=resume_run_id).state == "finished"
+        assert dispatch_due(Work.PROVISION) == [configuration.pk]
+        resume_token = holder(configuration)
+        assert resume_token != message_token
+        assert dispatch_due(Work.PROVISION) == []  # handed over once, not every sweep
+        # The dead run's message, redelivered later, finds the row handed on and does nothing.
+        assert provision_run(configuration_id=configuration.pk, providers=harness.providers,
+                             token=message_token).state == "busy"
+    assert run_to_end(configuration, harness, token=resume_token).state == "finished"
     assert_clean_end_state(harness, configuration)
 
 
 def test_a_stale_message_of_a_failed_run_does_not_rerun_the_failed_step(harness, configured_partitions):
     configuration = create(configured_partitions["prod"])
     harness.simulator.inject_fault(method="POST", path_pattern="^/webhooks", status=422, error_code=300, message="No.")
-    run_id = uuid.uuid4()
-    assert run_to_end(configuration, harness, run_id=run_id).state == "failed"
+    token = queued(configuration).token
+    assert run_to_end(configuration, harness, token=token).state == "failed"
     sent = len(harness.transport.sent)
-    assert run_to_end(configuration, harness, run_id=run_id).state == "failed"  # redelivered after the failure
+    # Redelivered after the failure: the failure gave the hold back, so the message holds nothing.
+    assert provision_run(configuration_id=configuration.pk, providers=harness.providers, token=token).state == "busy"
+    configuration.refresh_from_db()
     assert len(harness.transport.sent) == sent
-    assert configuration.status == "failed" and configuration.provisioning_run_id is None
+    assert configuration.status == "failed" and configuration.holder is None
 
 
 def test_an_unexpected_answer_fails_the_step_instead_of_stranding_the_row(configured_partitions, caplog):
-    import httpx
-
-    from provisioning.postmark.client import PostmarkClient
-    from provisioning.providers import Providers
-
     def postmark(request):  # a server object without ApiTokens
         if request.method == "GET":
             return httpx.Response(200, json={"TotalCount": 0, "Servers": []})
         return httpx.Response(200, json={"ID": 5, "Name": "x"})
 
     providers = Providers(postmark=PostmarkClient(base_url="https://api.postmarkapp.com", transport=httpx.MockTransport(postmark)),
-                          route53_for=None)
+                          dns_for=None)
     configuration = create(configured_partitions["prod"])
-    outcome = configuration_provision(configuration_id=configuration.pk, providers=providers)
+    outcome = provision_run(configuration_id=configuration.pk, providers=providers, token=queued(configuration).token)
     configuration.refresh_from_db()
     assert outcome.state == "failed" and configuration.status == "failed"
     assert configuration.last_error == "Postmark server: Unexpected error (KeyError); the worker log has details."
-    assert configuration_retry(configuration) is True
+    result = configuration_retry(configuration_id=configuration.pk, actor=Actor.command_line())
+    assert result.message == "Retrying from the step that failed."
 
 
 def test_a_crash_after_the_last_step_before_the_handover_resumes(harness, configured_partitions):
@@ -125,7 +138,8 @@ def test_a_crash_after_the_last_step_before_the_handover_resumes(harness, config
         run_to_end(configuration, harness)
     sent_before = len(harness.transport.sent)
     expire_lease(configuration)
-    assert run_to_end(configuration, harness).state == "finished"
+    assert dispatch_due(Work.PROVISION) == [configuration.pk]
+    assert run_to_end(configuration, harness, token=holder(configuration)).state == "finished"
     assert len(harness.transport.sent) == sent_before  # every step was done: no provider call repeated
     assert_clean_end_state(harness, configuration)
 
@@ -135,9 +149,7 @@ def test_celery_redelivery_carries_on_with_the_same_run(harness, configured_part
     harness.transport.crash = CrashPoint("POST /domains", "after")
     with pytest.raises(SimulatedCrash):
         run_to_end(configuration, harness)
-    configuration.refresh_from_db()
-    run_id = configuration.provisioning_run_id
-    outcome = configuration_provision(configuration_id=configuration.pk, providers=harness.providers, run_id=run_id)
+    outcome = provision_run(configuration_id=configuration.pk, providers=harness.providers, token=holder(configuration))
     assert outcome.state == "finished"
     assert_clean_end_state(harness, configuration)
 
@@ -235,24 +247,32 @@ def test_a_permanent_error_fails_with_the_message_and_retry_resumes_from_that_st
         ("server", "done"), ("domain", "done"), ("dns", "done"), ("webhook", "failed")
     ]
     sent_before = len(harness.transport.sent)
-    steps_reset_failed(configuration)
-    assert run_to_end(configuration, harness).state == "finished"
+    configuration_retry(configuration_id=configuration.pk, actor=Actor.command_line())
+    assert configuration.steps.get(name="webhook").status == "pending"
+    assert run_to_end(configuration, harness, token=holder(configuration)).state == "finished"
     assert [r.route for r in harness.transport.sent[sent_before:]] == ["GET /webhooks", "POST /webhooks"]
     assert_clean_end_state(harness, configuration)
 
 
 def test_retry_refuses_a_configuration_that_has_not_failed(harness, configured_partitions, django_capture_on_commit_callbacks):
-    configuration = create(configured_partitions["prod"])
-    with django_capture_on_commit_callbacks() as callbacks:
-        assert configuration_retry(configuration) is False
+    configuration = activated(harness, configured_partitions)
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(ActionRefused) as refused:
+        configuration_retry(configuration_id=configuration.pk, actor=Actor.command_line())
+    assert refused.value.message == f"Nothing to retry: {DOMAIN} is active."
     assert callbacks == []
 
 
-def test_a_wrong_delivery_type_on_an_existing_server_is_a_permanent_error(harness, configured_partitions):
-    from provisioning.postmark.client import PostmarkClient
+def test_retry_refuses_a_draft_whose_run_is_queued(harness, configured_partitions):
+    configuration = create(configured_partitions["prod"])
+    queued(configuration)
+    with pytest.raises(ActionRefused) as refused:
+        configuration_retry(configuration_id=configuration.pk, actor=Actor.command_line())
+    assert refused.value.message == f"{DOMAIN} is busy with provisioning; try again once it has finished."
 
+
+def test_a_wrong_delivery_type_on_an_existing_server_is_a_permanent_error(harness, configured_partitions):
     client = PostmarkClient(base_url="https://api.postmarkapp.com", transport=harness.transport)
     client.create_server(account_token="local-account-alpha001", name=f"ardamail {DOMAIN}", delivery_type="Sandbox")
     configuration = create(configured_partitions["prod"])
     assert run_to_end(configuration, harness).state == "failed"
-    assert "exists as Sandbox, but partition prod needs Live" in configuration.last_error
+    assert "exists as Sandbox, but this partition needs Live" in configuration.last_error

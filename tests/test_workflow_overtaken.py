@@ -1,27 +1,30 @@
-"""A run that stalls past its lease is overtaken by the sweeper's new run; when it wakes up it must
-neither create nor write anything (review finding: duplicate webhooks, records after offboarding)."""
+"""A run that stalls past its lease is overtaken by the dispatcher's new run; when it wakes up it
+must neither create nor write anything (no duplicate webhooks, no records after offboarding)."""
 
-import uuid
 from datetime import timedelta
 
+import pytest
 from django.db import connection
 from django.utils import timezone
 
+from provisioning.dispatch import dispatch_due
 from provisioning.offboarding import configuration_offboard
-from provisioning.services import configuration_provision, provisioning_sweep
-from tenants.models import EmailConfiguration
-from tests.harness import create, run_to_end
+from provisioning.runs import provision_run
+from tenants.lifecycle import Hold, Lost
+from tenants.models import EmailConfiguration, Work
+from tenants.roles import Actor
+from tests.harness import create, queued, run_to_end
 
 
 def overtake(configuration, harness, then=None):
-    """Another worker's turn while run A is stalled: A's lease expires, the sweeper hands the
+    """Another worker's turn while run A is stalled: A's lease expires, the dispatcher hands the
     row to run B, B runs to the end (and `then` happens)."""
 
     def interlude():
-        EmailConfiguration.objects.filter(pk=configuration.pk).update(
-            provisioning_lease_until=timezone.now() - timedelta(seconds=1))
-        [(_, run_b)] = provisioning_sweep()
-        assert run_to_end(configuration, harness, run_id=run_b).state == "finished"
+        EmailConfiguration.objects.filter(pk=configuration.pk).update(held_until=timezone.now() - timedelta(seconds=1))
+        assert dispatch_due(Work.PROVISION) == [configuration.pk]
+        token_b = EmailConfiguration.objects.values_list("holder", flat=True).get(pk=configuration.pk)
+        assert run_to_end(configuration, harness, token=token_b).state == "finished"
         if then:
             then()
 
@@ -31,8 +34,8 @@ def overtake(configuration, harness, then=None):
 def test_a_stalled_run_does_not_create_a_second_server(harness, configured_partitions):
     configuration = create(configured_partitions["prod"])
     harness.transport.after_response["GET /servers"] = overtake(configuration, harness)
-    outcome = configuration_provision(configuration_id=configuration.pk, providers=harness.providers,
-                                      run_id=uuid.uuid4())
+    outcome = provision_run(configuration_id=configuration.pk, providers=harness.providers,
+                            token=queued(configuration).token)
     assert outcome.state == "superseded"
     assert len(harness.calls("POST /servers")) == 1 and len(harness.simulator.state()["servers"]) == 1
     configuration.refresh_from_db()
@@ -42,10 +45,14 @@ def test_a_stalled_run_does_not_create_a_second_server(harness, configured_parti
 
 def test_a_stalled_run_does_not_add_a_webhook_after_an_offboarding(harness, configured_partitions):
     configuration = create(configured_partitions["prod"])
-    offboard = lambda: configuration_offboard(configuration_id=configuration.pk, providers=harness.providers)  # noqa: E731
+
+    def offboard():
+        configuration_offboard(configuration_id=configuration.pk, actor=Actor.command_line(),
+                               providers=harness.providers)
+
     harness.transport.after_response["GET /webhooks"] = overtake(configuration, harness, then=offboard)
-    outcome = configuration_provision(configuration_id=configuration.pk, providers=harness.providers,
-                                      run_id=uuid.uuid4())
+    outcome = provision_run(configuration_id=configuration.pk, providers=harness.providers,
+                            token=queued(configuration).token)
     assert outcome.state == "superseded"
     configuration.refresh_from_db()
     assert configuration.status == "offboarded" and configuration.postmark_webhook_id is None
@@ -53,21 +60,31 @@ def test_a_stalled_run_does_not_add_a_webhook_after_an_offboarding(harness, conf
     assert len(harness.calls("POST /webhooks")) == 1  # B's, which offboarding removed
 
 
-def test_the_sweeper_leaves_a_run_that_renewed_its_lease_meanwhile(configured_partitions):
+def test_a_run_that_lost_its_hold_cannot_save_a_provider_answer(configured_partitions):
     configuration = create(configured_partitions["prod"])
-    run_a = uuid.uuid4()
-    EmailConfiguration.objects.filter(pk=configuration.pk).update(
-        status="provisioning", provisioning_run_id=run_a, provisioning_lease_until=timezone.now() - timedelta(seconds=1))
+    hold_a = queued(configuration)
+    hold_a.move(expect={"draft"}, to="provisioning")
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(held_until=timezone.now() - timedelta(seconds=1))
+    assert dispatch_due(Work.PROVISION) == [configuration.pk]
+    assert hold_a.move(postmark_server_id=99) is False
+    with pytest.raises(Lost):
+        hold_a.renew()
+    assert EmailConfiguration.objects.get(pk=configuration.pk).postmark_server_id is None
+
+
+def test_the_dispatcher_leaves_a_run_that_renewed_its_lease_meanwhile(configured_partitions):
+    configuration = create(configured_partitions["prod"])
+    hold_a = queued(configuration)
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(held_until=timezone.now() - timedelta(seconds=1))
     renewed = []
 
     def renew_first(execute, sql, params, many, context):
-        if sql.startswith("UPDATE") and not renewed:  # run A's heartbeat lands just before the hand-over
-            renewed.append(True)
-            EmailConfiguration.objects.filter(pk=configuration.pk).update(
-                provisioning_lease_until=timezone.now() + timedelta(minutes=10))
+        if sql.lstrip().upper().startswith("SELECT") and "FROM" in sql and not renewed:
+            renewed.append(True)  # run A's heartbeat lands just before the dispatcher looks
+            Hold(configuration.pk, hold_a.token, Work.PROVISION).renew()
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(renew_first):
-        assert provisioning_sweep() == []
+        assert dispatch_due(Work.PROVISION) == []
     configuration.refresh_from_db()
-    assert configuration.provisioning_run_id == run_a
+    assert configuration.holder == hold_a.token

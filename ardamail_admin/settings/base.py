@@ -28,6 +28,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "tenants",
     "provisioning",
+    "dashboard",
+    "localdev",
 ]
 
 MIDDLEWARE = [
@@ -47,7 +49,7 @@ ROOT_URLCONF = "ardamail_admin.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -75,7 +77,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
+LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
@@ -84,7 +86,6 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
 
 # --- Celery -----------------------------------------------------------------
@@ -105,11 +106,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # outcomes live on the rows, not in a result backend
 CELERY_TIMEZONE = TIME_ZONE
-# Beat only claims due rows (bounded batches, see provisioning/schedule.py); the checks run as tasks.
+# A web request that queues work must not hang on a broker that is down: give up quickly (the
+# configuration keeps its hold, and the dispatcher sends the work once the broker is back).
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=3.0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+# Beat only holds due rows in bounded batches and sends their work (provisioning/dispatch.py).
+DISPATCH_SECONDS = env.float("DISPATCH_SECONDS", default=15.0)
 CELERY_BEAT_SCHEDULE = {
-    "verification-tick": {"task": "provisioning.tasks.verification_tick", "schedule": 30.0},
-    "drift-tick": {"task": "provisioning.tasks.drift_tick", "schedule": 300.0},
-    "provisioning-sweep": {"task": "provisioning.tasks.provisioning_sweep_tick", "schedule": 60.0},
+    f"dispatch-{work}": {"task": "provisioning.tasks.dispatch_due", "schedule": every, "args": (work,)}
+    for work, every in (("provision", DISPATCH_SECONDS), ("offboard", DISPATCH_SECONDS),
+                        ("verify", 30.0), ("check_dns", 300.0))
 }
 
 # --- Partitions and secrets --------------------------------------------------
@@ -124,19 +130,15 @@ AWS_REGION = env("AWS_DEFAULT_REGION", default="us-east-1")
 # Public base URL of this dashboard; Postmark webhooks point at {base}/webhooks/postmark/.
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 
-# --- Provisioning workflow ---------------------------------------------------
+# --- The lifecycle and its workflows -----------------------------------------
+# A hold is renewed before every provider call; a worker that dies is replaced once its lease runs
+# out (at least the longest single provider call: checked at startup by provisioning.apps).
+WORK_LEASE_SECONDS = env.int("WORK_LEASE_SECONDS", default=60)
+DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=100)
 PROVISIONING_MAX_ATTEMPTS = env.int("PROVISIONING_MAX_ATTEMPTS", default=6)
 PROVISIONING_BACKOFF_BASE_SECONDS = env.float("PROVISIONING_BACKOFF_BASE_SECONDS", default=2.0)
-PROVISIONING_LEASE_SECONDS = env.int("PROVISIONING_LEASE_SECONDS", default=600)
-# A live run renews its lease before every step and provider write; one step's worst case is a few
-# Postmark calls of POSTMARK_TIMEOUT_SECONDS or boto's retries (about 4 minutes). A shorter lease
-# would let the sweeper hand a live run's row to a second run.
-if PROVISIONING_LEASE_SECONDS < 300:
-    from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured("PROVISIONING_LEASE_SECONDS must be at least 300 (a step may take minutes).")
-
-# --- Verification, drift detection, DMARC ramp (issue 5) ---------------------
+# --- Verification, drift detection, DMARC ramp -------------------------------
 VERIFICATION_TIMEOUT_HOURS = env.int("VERIFICATION_TIMEOUT_HOURS", default=72)
 VERIFICATION_BATCH_SIZE = env.int("VERIFICATION_BATCH_SIZE", default=100)
 DRIFT_INTERVAL_HOURS = env.float("DRIFT_INTERVAL_HOURS", default=24.0)

@@ -1,0 +1,146 @@
+"""One form per action that takes input from a person; the web pages and the management commands
+use the same forms, so both say exactly the same thing about bad input.
+
+Messages name the field and the value; none is Django's generic wording.
+"""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator, validate_email
+
+from provisioning.dmarc import RAMP
+from tenants import naming
+from tenants.credentials import credentials_problem
+from tenants.lifecycle import PROVISION_NEEDS
+from tenants.models import (
+    ConfigurationStatus,
+    DmarcState,
+    EmailConfiguration,
+    Partition,
+    Tenant,
+)
+from tenants.validation import (
+    duplicate_message,
+    validate_config_slug,
+    validate_domain_length,
+    validate_from_local_part,
+    validate_tenant_slug,
+)
+
+NUL_MESSAGE = "The {label} contains a NUL character (\\0); remove it."
+
+
+class Text(forms.CharField):
+    """A CharField whose messages name the field: "The tenant slug is required.", not "This field…"."""
+
+    def __init__(self, *, label: str, required: bool = True, **kwargs):
+        what = label[0].lower() + label[1:]
+        messages = {"required": f"The {what} is required.",
+                    "max_length": f"The {what} is too long (at most %(limit_value)d characters)."}
+        super().__init__(label=label, required=required, error_messages=messages, **kwargs)
+        # Django adds its own NUL check with a generic sentence; this one says which field.
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+        self.validators.append(ProhibitNullCharactersValidator(message=NUL_MESSAGE.format(label=what)))
+
+
+class OnboardForm(forms.Form):
+    """Onboard a tenant configuration; used by the web form and `manage.py onboard` alike."""
+
+    partition = forms.ModelChoiceField(
+        queryset=Partition.objects.all(), to_field_name="name", label="Partition",
+        error_messages={"invalid_choice": "There is no partition named '%(value)s'.",
+                        "required": "The partition is required."},
+    )
+    tenant_slug = Text(max_length=200, strip=True, label="Tenant slug")
+    tenant_display_name = Text(max_length=200, required=False, label="Tenant display name",
+                               help_text="Needed only for a new tenant.")
+    config_slug = Text(max_length=200, strip=True, label="Configuration slug")
+    from_local_part = Text(max_length=200, initial="noreply", strip=True, required=False, label="From local part")
+
+    def clean_tenant_slug(self):
+        value = self.cleaned_data["tenant_slug"]
+        validate_tenant_slug(value)
+        return value
+
+    def clean_config_slug(self):
+        value = self.cleaned_data["config_slug"]
+        validate_config_slug(value)
+        return value
+
+    def clean_from_local_part(self):
+        value = self.cleaned_data["from_local_part"] or "noreply"
+        validate_from_local_part(value)
+        return value
+
+    def clean_partition(self):
+        partition = self.cleaned_data["partition"]
+        # Refused before anything is created or any provider is called (tenants.credentials).
+        problem = credentials_problem(EmailConfiguration(partition=partition), PROVISION_NEEDS)
+        if problem:
+            raise ValidationError(f"Partition {partition.name} cannot be onboarded into yet: {problem}")
+        return partition
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        partition, tenant_slug = data["partition"], data["tenant_slug"]
+        domain = naming.sending_domain(config_slug=data["config_slug"], tenant_slug=tenant_slug,
+                                       mail_zone=partition.mail_zone)
+        try:
+            validate_domain_length(domain)
+        except ValidationError as exc:
+            self.add_error("config_slug", exc)
+            return data
+        if not Tenant.objects.filter(slug=tenant_slug).exists() and not data.get("tenant_display_name"):
+            self.add_error("tenant_display_name", f"Tenant '{tenant_slug}' is new: give it a display name.")
+        # An offboarded configuration may be onboarded again; any other one already exists.
+        taken = EmailConfiguration.objects.filter(sending_domain=domain).exclude(status=ConfigurationStatus.OFFBOARDED)
+        if taken.exists():
+            self.add_error("config_slug", duplicate_message(domain))
+        data["sending_domain"] = domain
+        return data
+
+
+class SearchForm(forms.Form):
+    """The overview's search and filters; anything it cannot use is said, not a server error."""
+
+    q = Text(max_length=200, required=False, label="Search text")
+    status = forms.ChoiceField(choices=[("", "Any status"), *ConfigurationStatus.choices], required=False,
+                               error_messages={"invalid_choice": "'%(value)s' is not a configuration status."})
+    dmarc = forms.ChoiceField(choices=[("", "Any DMARC"), *DmarcState.choices], required=False,
+                              error_messages={"invalid_choice": "'%(value)s' is not a DMARC state."})
+
+    def clean_q(self):
+        return self.cleaned_data["q"].strip().lower()
+
+
+class RampForm(forms.Form):
+    to = forms.ChoiceField(
+        choices=DmarcState.choices, label="DMARC state",
+        error_messages={"invalid_choice": f"'%(value)s' is not a DMARC ramp state; the states are {', '.join(RAMP)}.",
+                        "required": "Say which DMARC state to move to."},
+    )
+    reason = Text(max_length=1000, required=False, label="Reason")
+    override_dwell = forms.BooleanField(required=False, label="Override the minimum dwell time")
+
+
+class TestEmailForm(forms.Form):
+    to = Text(max_length=254, label="Recipient")
+
+    def clean_to(self):
+        value = self.cleaned_data["to"].strip()
+        try:
+            validate_email(value)
+        except ValidationError:
+            raise ValidationError(f"'{value}' is not an email address.") from None
+        return value
+
+
+def form_errors(form: forms.Form) -> str:
+    """Every error of a form, one line each, labelled: what a command prints."""
+    lines = []
+    for field, errors in form.errors.items():
+        label = form[field].label if field in form.fields else "Input"
+        lines.extend(f"{label}: {message}" for message in errors)
+    return "\n".join(lines)

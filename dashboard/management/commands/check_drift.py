@@ -1,0 +1,35 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from integrations.errors import ProviderError
+from provisioning.drift import WATCHED, drift_check, record_problem
+from provisioning.providers import Providers
+from tenants.models import EmailConfiguration, Partition
+
+
+class Command(BaseCommand):
+    help = "Check the DNS records of every active or drifted configuration now; prints one line per problem."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--partition", help="only this partition")
+
+    def handle(self, *args, partition, **options):
+        configurations = EmailConfiguration.objects.filter(status__in=WATCHED)
+        if partition:
+            if not Partition.objects.filter(name=partition).exists():
+                raise CommandError(f"There is no partition named '{partition}'.")
+            configurations = configurations.filter(partition__name=partition)
+        providers = Providers.default()
+        checked = drifted = errors = 0
+        for pk, domain in configurations.order_by("sending_domain").values_list("pk", "sending_domain"):
+            try:
+                problems = [c for c in drift_check(configuration_id=pk, providers=providers, trigger="manual")
+                            if c.status != "ok"]
+            except ProviderError as exc:
+                errors += 1
+                self.stdout.write(f"{domain}: could not check: {exc.message}")
+                continue
+            checked += 1
+            drifted += bool(problems)
+            for check in problems:
+                self.stdout.write(f"{domain}: {record_problem(check)}")
+        self.stdout.write(f"Checked {checked} configurations: {drifted} in drift, {errors} could not be checked.")

@@ -1,0 +1,49 @@
+import json
+
+from django.core.management.base import BaseCommand
+
+from dashboard.cli import configuration_for
+from dashboard.presenters import status_document
+from provisioning.providers import Providers
+
+PUBLISHED = {"ok": "yes", "missing": "missing", "different": "different", "unknown": "unknown"}
+
+
+def yes_no(value) -> str:
+    return {True: "yes", False: "no", None: "unknown"}[value]
+
+
+class Command(BaseCommand):
+    help = "Show a configuration's state, steps, DNS records (published yes/no) and verification flags."
+
+    def add_arguments(self, parser):
+        parser.add_argument("sending_domain")
+        parser.add_argument("--json", action="store_true", dest="as_json")
+
+    def handle(self, *args, sending_domain, as_json, **options):
+        configuration = configuration_for(sending_domain)
+        doc = status_document(configuration, Providers.default())
+        if as_json:
+            self.stdout.write(json.dumps(doc, indent=2))
+            return
+        self._print(doc)
+
+    def _print(self, doc):
+        w = self.stdout.write
+        w(f"{doc['sending_domain']}  [{doc['status']}]  partition {doc['partition']}  from {doc['from']}")
+        if doc["working_on"]:
+            w(f"  under way: {doc['working_on']}")
+        if doc["last_error"]:
+            w(f"  last error: {doc['last_error']}")
+        v = doc["verification"]
+        w(f"  DKIM verified: {yes_no(v['dkim_verified'])}  Return-Path verified: {yes_no(v['return_path_verified'])}"
+          f"  last checked: {v['checked_at'] or 'never'}  DMARC: {doc['dmarc_state']}")
+        w("  steps:")
+        for s in doc["steps"]:
+            line = f"    {s['name']:<8} {s['status']:<9} attempts {s['attempts']}"
+            w(line + (f"  {s['last_error']}" if s["last_error"] else ""))
+        w("  records (read from DNS now):" + (f" could not read them: {doc['records_error']}" if doc["records_error"] else ""))
+        for r in doc["records"]:
+            found = f"  found: {', '.join(r['found'])}" if r["published"] == "different" else ""
+            w(f"    {r['type']:<5} {r['name']}  in DNS: {PUBLISHED[r['published']]}{found}")
+            w(f"          {r['value']}")

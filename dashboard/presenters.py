@@ -1,0 +1,176 @@
+"""What the configuration page and `manage.py status` show, from rows already loaded (the page never
+calls a provider). Records are judged by provisioning.records, like drift checks, so the page and
+the command line always agree about a record.
+"""
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+
+from integrations.dns.txt import quote_txt
+from integrations.errors import ProviderError
+from provisioning.dmarc import NEEDS_EMAIL_ADMIN, dmarc_allowed_targets
+from provisioning.drift import read_sources, record_problem
+from provisioning.models import RecordCheck, StepName, StepStatus
+from provisioning.providers import Providers
+from provisioning.records import (
+    PURPOSE_LABELS,
+    RecordStatus,
+    compare,
+    desired_for,
+    dmarc_value,
+)
+from provisioning.steps import webhook_url
+from tenants.lifecycle import AUTOMATIC_WORK, actions_for, is_held
+from tenants.models import ConfigurationStatus, EmailConfiguration, Work
+from tenants.roles import Actor
+
+S = ConfigurationStatus
+FRAGMENTS = ("facts", "status", "records", "verification", "timeline", "dmarc", "test_email", "offboard", "checks")
+
+
+@dataclass
+class RecordRow:
+    purpose: str
+    type: str
+    name: str
+    relative_name: str
+    value: str
+    zone_value: str  # as written in a zone file (TXT quoted and split)
+    ttl: int
+    published: str  # RecordStatus value, or "pending" (not written yet) / "written" (written, not read back)
+    found: str
+    checked_at: object  # when DNS was last read for it (None: never)
+    verified: bool | None  # None: Postmark does not verify this record
+
+    @property
+    def label(self) -> str:
+        return PURPOSE_LABELS.get(self.purpose, self.purpose)
+
+    @property
+    def problem(self) -> str:
+        if self.published not in (RecordStatus.MISSING, RecordStatus.DIFFERENT):
+            return ""
+        return record_problem(RecordCheck(purpose=self.purpose, type=self.type, name=self.name, status=self.published,
+                                          expected=self.value, found=self.found, source="route53"))
+
+
+def _published(dns_written: bool, check: RecordCheck | None) -> tuple[str, str, object]:
+    if check is not None:
+        return check.status, check.found, check.checked_at
+    return ("written" if dns_written else "pending"), "", None
+
+
+def record_rows(configuration: EmailConfiguration, steps, checks) -> list[RecordRow]:
+    dns_written = any(s.name == StepName.DNS and s.status == StepStatus.DONE for s in steps)
+    by_key = {(c.name, c.type): c for c in checks}
+    zone = configuration.partition.mail_zone
+    verified = {"dkim": configuration.dkim_verified, "return_path": configuration.return_path_verified, "dmarc": None}
+    rows = []
+    for record in desired_for(configuration):
+        published, found, checked_at = _published(dns_written, by_key.get((record.name, record.type)))
+        zone_value = quote_txt(record.value) if record.type == "TXT" else record.value + "."
+        relative = record.name[: -len(zone) - 1] if record.name.endswith("." + zone) else record.name
+        rows.append(RecordRow(record.purpose, record.type, record.name, relative, record.value, zone_value,
+                              record.ttl, published, found, checked_at, verified[record.purpose]))
+    return rows
+
+
+def zone_file_lines(rows: list[RecordRow]) -> str:
+    return "".join(f"{r.name}.\t{r.ttl}\tIN\t{r.type}\t{r.zone_value}\n" for r in rows)
+
+
+def records_csv(rows: list[RecordRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["purpose", "type", "name", "relative_name", "value", "ttl", "published"])
+    for r in rows:
+        writer.writerow([r.purpose, r.type, r.name, r.relative_name, r.value, r.ttl, r.published])
+    return out.getvalue()
+
+
+def polling(configuration: EmailConfiguration, steps) -> int:
+    """How often the page asks for news, in milliseconds; 0 once nothing is going on."""
+    working = is_held(configuration) or any(s.status in (StepStatus.RUNNING, StepStatus.RETRYING) for s in steps)
+    if working or configuration.status in (S.DRAFT, S.PROVISIONING, S.OFFBOARDING):
+        return 2000
+    return 10000 if configuration.status == S.VERIFYING else 0
+
+
+def working_on(configuration: EmailConfiguration) -> str:
+    """What is running or queued for it right now, in words ("" when nothing is)."""
+    if is_held(configuration):
+        return Work(configuration.held_for).label
+    return ""
+
+
+def configuration_context(configuration: EmailConfiguration, *, user) -> dict:
+    actor = Actor.of(user)
+    steps = list(configuration.steps.all())
+    checks = list(configuration.record_checks.all())
+    targets = dmarc_allowed_targets(configuration=configuration, actor=actor)
+    return {
+        "configuration": configuration,
+        "steps": steps,
+        "records": record_rows(configuration, steps, checks),
+        "poll_ms": polling(configuration, steps),
+        "working_on": working_on(configuration),
+        "waits_for": AUTOMATIC_WORK.get(configuration.status),
+        "webhook_url": webhook_url(configuration),
+        "dmarc_record": dmarc_value(configuration.dmarc_state),
+        "server_name": configuration.identity().server_name,
+        "actions": actions_for(configuration, actor),
+        # A step the user's role may not take is not shown at all (the service refuses it too).
+        "dmarc_targets": [t for t in targets if actor.is_email_admin
+                          or not (t.direction == "forward" and t.state in NEEDS_EMAIL_ADMIN)],
+        "dmarc_changes": list(configuration.dmarc_changes.all()[:10]),
+        "checks": list(configuration.verification_checks.all()[:5]),
+    }
+
+
+def status_document(configuration: EmailConfiguration, providers: Providers) -> dict:
+    """`manage.py status`: the stored state, and the records as DNS holds them now (read live)."""
+    desired = desired_for(configuration)
+    try:
+        differences, read_error = compare(desired, read_sources(configuration, desired, providers)), ""
+    except ProviderError as exc:
+        differences, read_error = [], exc.message
+    by_key = {d.record.key: d for d in differences}
+    return {
+        "sending_domain": configuration.sending_domain,
+        "from": configuration.from_address,
+        "partition": configuration.partition.name,
+        "tenant": configuration.tenant.slug,
+        "status": configuration.status,
+        "working_on": working_on(configuration),
+        "last_error": configuration.last_error,
+        "dmarc_state": configuration.dmarc_state,
+        "postmark": {
+            "server_id": configuration.postmark_server_id,
+            "domain_id": configuration.postmark_domain_id,
+            "webhook_id": configuration.postmark_webhook_id,
+            "server_token_stored": configuration.has_server_token,
+        },
+        "verification": {
+            "dkim_verified": configuration.dkim_verified,
+            "return_path_verified": configuration.return_path_verified,
+            "checked_at": _iso(configuration.verification_checked_at),
+        },
+        "steps": [
+            {"name": s.name, "status": s.status, "attempts": s.attempts, "last_error": s.last_error,
+             "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at)}
+            for s in configuration.steps.all()
+        ],
+        "records": [_record_entry(r, by_key.get(r.key)) for r in desired],
+        "records_error": read_error,
+    }
+
+
+def _record_entry(record, difference) -> dict:
+    if difference is None:
+        return {**asdict(record), "published": RecordStatus.UNKNOWN.value, "found": []}
+    return {**asdict(record), "published": difference.status, "found": list(difference.found)}
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment else None

@@ -1,0 +1,81 @@
+"""Read models for the dashboard pages. Each function is a fixed number of queries, whatever the row count."""
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet
+
+from tenants.models import (
+    ConfigurationStatus,
+    DmarcState,
+    EmailConfiguration,
+    Partition,
+)
+
+
+@dataclass
+class Counts:
+    by_status: list[tuple[str, str, int]]  # (value, label, count), every status, zero included
+    by_dmarc: list[tuple[str, str, int]]
+    total: int
+
+
+def _counts(rows, field, choices) -> list[tuple[str, str, int]]:
+    found = {row[field]: row["n"] for row in rows}
+    return [(value, label, found.get(value, 0)) for value, label in choices]
+
+
+def partition_counts(partition: Partition | None) -> Counts:
+    """Counts per status and per DMARC state: two grouped queries."""
+    qs = EmailConfiguration.objects.all()
+    if partition is not None:
+        qs = qs.filter(partition=partition)
+    by_status = _counts(qs.values("status").annotate(n=Count("id")).order_by(), "status", ConfigurationStatus.choices)
+    by_dmarc = _counts(
+        qs.exclude(status__in=[ConfigurationStatus.OFFBOARDING, ConfigurationStatus.OFFBOARDED]).values("dmarc_state").annotate(n=Count("id")).order_by(),
+        "dmarc_state", DmarcState.choices,
+    )
+    return Counts(by_status, by_dmarc, sum(n for _, _, n in by_status))
+
+
+def summary_by_partition() -> list[dict]:
+    """One row per partition with its status counts: one query for partitions, one grouped count."""
+    partitions = list(Partition.objects.all())
+    grouped = (
+        EmailConfiguration.objects.values("partition_id", "status").annotate(n=Count("id")).order_by()
+    )
+    per: dict[int, dict[str, int]] = {}
+    for row in grouped:
+        per.setdefault(row["partition_id"], {})[row["status"]] = row["n"]
+    return [
+        {"partition": p, "counts": [(v, label, per.get(p.id, {}).get(v, 0)) for v, label in ConfigurationStatus.choices],
+         "total": sum(per.get(p.id, {}).values())}
+        for p in partitions
+    ]
+
+
+def configuration_search(
+    *, partition: Partition | None, q: str = "", status: str = "", dmarc: str = ""
+) -> QuerySet[EmailConfiguration]:
+    qs = EmailConfiguration.objects.select_related("tenant", "partition")
+    if partition is not None:
+        qs = qs.filter(partition=partition)
+    """Input comes cleaned by SearchForm (no NUL, known status and DMARC state, lowercase text)."""
+    if q:
+        qs = qs.filter(
+            Q(sending_domain__contains=q) | Q(tenant__slug__contains=q) | Q(tenant__display_name__icontains=q)
+        )
+    if status:
+        qs = qs.filter(status=status)
+    if dmarc:
+        qs = qs.filter(dmarc_state=dmarc)
+    return qs.order_by("sending_domain")
+
+
+def dmarc_waiting_longest(*, partition: Partition, limit: int = 5) -> QuerySet[EmailConfiguration]:
+    """Active configurations not yet at reject, longest in their current state first (partition overview)."""
+    return (
+        EmailConfiguration.objects.select_related("tenant")
+        .filter(partition=partition, status=ConfigurationStatus.ACTIVE)
+        .exclude(dmarc_state=DmarcState.REJECT)
+        .order_by("dmarc_changed_at", "pk")[:limit]
+    )

@@ -1,0 +1,208 @@
+"""Every page of the dashboard. A view: permission (from the lifecycle's table, through the
+service), form, one service call, redirect. Pages read rows only; no view calls a provider except
+through an action a person asked for.
+"""
+
+import hashlib
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET, require_POST
+
+from provisioning.dmarc import configuration_ramp_dmarc
+from provisioning.drift import configuration_repair
+from provisioning.offboarding import configuration_offboard
+from provisioning.onboarding import (
+    configuration_onboard,
+    configuration_onboard_again,
+    configuration_retry,
+)
+from provisioning.providers import Providers
+from provisioning.sending import configuration_send_test_email
+from provisioning.verification import configuration_check_now
+from tenants.lifecycle import ActionRefused
+from tenants.models import EmailConfiguration, Partition
+from tenants.roles import SUPPORT, Actor, role_required
+
+from . import queries
+from .forms import OnboardForm, RampForm, SearchForm, TestEmailForm, form_errors
+from .presenters import (
+    FRAGMENTS,
+    configuration_context,
+    record_rows,
+    records_csv,
+    zone_file_lines,
+)
+
+PAGE_SIZE = 50
+LEVELS = {"success": messages.SUCCESS, "info": messages.INFO, "warning": messages.WARNING}
+
+
+def home(request):
+    return render(request, "dashboard/home.html",
+                  {"rows": queries.summary_by_partition(), "counts": queries.partition_counts(None)})
+
+
+def partition_list(request):
+    partitions = Partition.objects.annotate(configuration_count=Count("configurations"))
+    return render(request, "dashboard/partition_list.html", {"rows": [(p, p.missing_secrets()) for p in partitions]})
+
+
+def _overview(request, partition):
+    form = SearchForm(request.GET)
+    if form.is_valid():
+        results = queries.configuration_search(partition=partition, **form.cleaned_data)
+    else:
+        results = EmailConfiguration.objects.none()
+    page = Paginator(results, PAGE_SIZE).get_page(request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("page", None)
+    data = form.cleaned_data if form.is_valid() else {"q": "", "status": "", "dmarc": ""}
+    return {
+        "partition": partition, "page": page, "form": form, **data,
+        "filtered": any(request.GET.get(k) for k in ("q", "status", "dmarc")),
+        "counts": queries.partition_counts(partition), "query_string": params.urlencode(),
+    }
+
+
+def partition_detail(request, name):
+    partition = get_object_or_404(Partition, name=name)
+    context = _overview(request, partition)
+    context["missing"] = partition.missing_secrets()
+    context["waiting"] = list(queries.dmarc_waiting_longest(partition=partition, limit=5))
+    return render(request, "dashboard/partition_detail.html", context)
+
+
+def configuration_list(request):
+    return render(request, "dashboard/configuration_list.html", _overview(request, None))
+
+
+@role_required(SUPPORT)
+def onboard(request):
+    form = OnboardForm(request.POST or None, initial={"partition": request.GET.get("partition")})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            result = configuration_onboard(
+                partition=data["partition"], tenant_slug=data["tenant_slug"],
+                tenant_display_name=data["tenant_display_name"], config_slug=data["config_slug"],
+                from_local_part=data["from_local_part"], actor=Actor.of(request.user),
+            )
+        except ActionRefused as exc:
+            if exc.forbidden:
+                raise PermissionDenied(exc.message) from None
+            form.add_error("config_slug", exc.message)
+        else:
+            messages.add_message(request, LEVELS[result.level], result.message)
+            return redirect("dashboard:configuration", result.configuration_id)
+    return render(request, "dashboard/onboard.html", {"form": form})
+
+
+def _configuration(pk):
+    return get_object_or_404(EmailConfiguration.objects.select_related("tenant", "partition"), pk=pk)
+
+
+def configuration_detail(request, pk):
+    configuration = _configuration(pk)
+    context = configuration_context(configuration, user=request.user)
+    context["fragments"] = {name: _fragment(name, context, request) for name in FRAGMENTS}
+    return render(request, "dashboard/configuration_detail.html", context)
+
+
+def _fragment(name: str, context: dict, request) -> dict:
+    html = render_to_string(f"dashboard/fragments/{name}.html", context, request=request)
+    return {"html": html, "version": hashlib.sha256(html.encode()).hexdigest()[:16]}
+
+
+@require_GET
+def configuration_live(request, pk):
+    """The page's poll: only the fragments whose content changed since the versions the page holds."""
+    configuration = _configuration(pk)
+    context = configuration_context(configuration, user=request.user)
+    have = dict(pair.split(":", 1) for pair in request.GET.get("have", "").split(",") if ":" in pair)
+    changed = {}
+    for name in FRAGMENTS:
+        fragment = _fragment(name, context, request)
+        if have.get(name) != fragment["version"]:
+            changed[name] = fragment
+    return JsonResponse({"poll_ms": context["poll_ms"], "fragments": changed})
+
+
+@require_GET
+def configuration_records(request, pk, fmt):
+    configuration = _configuration(pk)
+    rows = record_rows(configuration, list(configuration.steps.all()), list(configuration.record_checks.all()))
+    if fmt == "csv":
+        response = HttpResponse(records_csv(rows), content_type="text/csv; charset=utf-8")
+    else:
+        response = HttpResponse(zone_file_lines(rows), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{configuration.sending_domain}.{fmt}"'
+    return response
+
+
+def _act(request, pk, action):
+    """Run one service for the signed-in user; its sentence, or its refusal, becomes a message."""
+    configuration = _configuration(pk)
+    try:
+        result = action(configuration, Actor.of(request.user))
+    except ActionRefused as exc:
+        if exc.forbidden:
+            raise PermissionDenied(exc.message) from None
+        messages.error(request, exc.message)
+    else:
+        messages.add_message(request, LEVELS[result.level], result.message)
+    return redirect(configuration)
+
+
+def _with_form(request, pk, form_class, action):
+    """Like _act, for an action that takes input: the form first, nothing happens on bad input."""
+    form = form_class(request.POST)
+    if not form.is_valid():
+        messages.error(request, form_errors(form))
+        return redirect("dashboard:configuration", pk)
+    return _act(request, pk, lambda c, actor: action(c, actor, form.cleaned_data))
+
+
+@require_POST
+def configuration_retry_view(request, pk):
+    return _act(request, pk, lambda c, actor: configuration_retry(configuration_id=c.pk, actor=actor))
+
+
+@require_POST
+def configuration_check_now_view(request, pk):
+    return _act(request, pk, lambda c, actor: configuration_check_now(configuration_id=c.pk, actor=actor))
+
+
+@require_POST
+def configuration_repair_view(request, pk):
+    return _act(request, pk, lambda c, actor: configuration_repair(
+        configuration_id=c.pk, actor=actor, providers=Providers.default()))
+
+
+@require_POST
+def configuration_ramp_view(request, pk):
+    return _with_form(request, pk, RampForm, lambda c, actor, data: configuration_ramp_dmarc(
+        configuration_id=c.pk, actor=actor, to_state=data["to"], reason=data["reason"],
+        override_dwell=data["override_dwell"], providers=Providers.default()))
+
+
+@require_POST
+def configuration_test_email_view(request, pk):
+    return _with_form(request, pk, TestEmailForm, lambda c, actor, data: configuration_send_test_email(
+        configuration_id=c.pk, actor=actor, to=data["to"], providers=Providers.default()))
+
+
+@require_POST
+def configuration_offboard_view(request, pk):
+    return _act(request, pk, lambda c, actor: configuration_offboard(
+        configuration_id=c.pk, actor=actor, providers=Providers.default()))
+
+
+@require_POST
+def configuration_onboard_again_view(request, pk):
+    return _act(request, pk, lambda c, actor: configuration_onboard_again(configuration_id=c.pk, actor=actor))

@@ -1,0 +1,68 @@
+"""The DNS-provider interface: what the workflows need from whoever hosts a partition's zone.
+
+Route53 (`route53.py`) fills it today; a second provider (Cloudflare) fills the same two protocols.
+Records travel as normalised `DnsRecord` values; a provider turns them into its own wire format
+(quoting, trailing dots) and back. `resolver.py` reads the same records from name servers.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+BeforeWrite = Callable[[], None]  # called right before each change at the provider; may raise to stop
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    """One record as it should be (desired) or as it is (read back), in normalised form.
+
+    name: FQDN, lowercase, no trailing dot ("_dmarc.orders.acme.prod.ardamails.com").
+    type: "TXT" | "CNAME".
+    value: the logical value: for TXT the character-strings unquoted and joined with no separator;
+           for CNAME the target, lowercase, no trailing dot.
+    ttl: seconds.
+    purpose: "dkim" | "return_path" | "dmarc" for desired records; "" for read-back ones.
+    """
+
+    name: str
+    type: str
+    value: str
+    ttl: int = 3600
+    purpose: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.type)
+
+
+def normalise_name(name: str) -> str:
+    return name.lower().removesuffix(".")
+
+
+def is_within_zone(name: str, zone: str) -> bool:
+    """True when name is the zone or below it at a label boundary ("notprod.x" is not in "prod.x")."""
+    name, zone = normalise_name(name), normalise_name(zone)
+    return bool(zone) and (name == zone or name.endswith("." + zone))
+
+
+class DnsZone(Protocol):
+    """One hosted zone (a partition's mail zone) at one provider."""
+
+    name: str
+
+    def upsert(self, records: list[DnsRecord], *, before_write: BeforeWrite | None = None) -> None:
+        """Make each record's name+type hold exactly its values, all in one change."""
+
+    def delete(self, records: list[DnsRecord], *, before_write: BeforeWrite | None = None) -> None:
+        """Remove whatever is at these names and types now; nothing there is not an error."""
+
+    def read(self, names: Iterable[str]) -> list[DnsRecord]:
+        """The TXT and CNAME records at these names, normalised like desired records."""
+
+
+class DnsProvider(Protocol):
+    def zone(self, name: str, *, zone_id: str = "") -> DnsZone:
+        """The zone named `name` (its provider id, if known, saves a lookup)."""
+
+    def create_zone(self, name: str) -> str:
+        """Create a public zone unless it exists; returns its id (local mode and tests only)."""

@@ -1,0 +1,289 @@
+"""Route53: the only module that calls boto3 for DNS. It fills the DNS-provider interface.
+
+Every boto call goes through `_translated_errors`, which turns botocore failures into one
+ProviderError that says what failed and whether retrying can help. The Route53 behaviour relied
+on here is written down, with its sources, in docs/providers/route53.md (cited as #anchors).
+"""
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+)
+
+from integrations.errors import DnsNameOutsideZone, ProviderError
+
+from . import BeforeWrite, DnsRecord, is_within_zone, normalise_name
+from .txt import quote_txt, unquote_txt
+
+PROVIDER = "route53"
+COMMENT = "ardamail-admin"
+READ_TYPES = frozenset({"TXT", "CNAME"})
+ROLE_SESSION_NAME = "ardamail-admin-dns"
+ROLE_DURATION_SECONDS = 3600  # role chaining caps a session at one hour (#assumed-roles)
+ROLE_REFRESH_MARGIN = timedelta(minutes=5)
+# One call's worst case must stay well inside a workflow's lease (tenants.lifecycle): three
+# attempts of at most connect + read seconds each, plus botocore's backoff between them.
+CONNECT_TIMEOUT, READ_TIMEOUT, TOTAL_ATTEMPTS = 3, 10, 3
+CALL_BUDGET_SECONDS = TOTAL_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) + 2 + 4
+# botocore's standard retry mode already retries these (#rate-limits-and-retries); one seen here
+# means boto gave up, so a later attempt (the workflow's own retry) may still succeed.
+TRANSIENT_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "PriorRequestNotComplete", "RequestLimitExceeded",
+     "ServiceUnavailable", "InternalError"}
+)
+
+
+@contextmanager
+def _translated_errors(operation: str) -> Iterator[None]:
+    """Run boto calls and turn whatever is left after boto's own retries into one ProviderError."""
+    try:
+        yield
+    except ClientError as exc:
+        raise _client_error(exc, operation) from exc
+    except (ConnectionError, HTTPClientError) as exc:  # refused, DNS, connect/read timeouts, resets
+        raise ProviderError(f"Could not reach Route53 to {operation}", provider=PROVIDER, transient=True) from exc
+    except NoCredentialsError as exc:
+        raise ProviderError(
+            f"Route53 could not {operation}: this worker has no AWS credentials "
+            "(no environment keys, profile or IAM role were found).",
+            provider=PROVIDER, transient=False,
+        ) from exc
+
+
+def _client_error(exc: ClientError, operation: str) -> ProviderError:
+    error = exc.response.get("Error", {})
+    code = error.get("Code") or "Unknown"
+    message = error.get("Message") or "no details given"
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return ProviderError(
+        f"Route53 could not {operation}: {message} ({code})",
+        provider=PROVIDER,
+        transient=code in TRANSIENT_CODES or (status or 0) >= 500,
+        status=status,
+        error_code=code,
+        provider_message=error.get("Message", ""),
+    )
+
+
+def _require_within_zone(records: Iterable[DnsRecord], zone_name: str) -> None:
+    # moto only checks a plain string suffix (#moto), so it would accept "notprod.ardamails.com"
+    # in "prod.ardamails.com"; this check is what keeps one tenant out of another's names.
+    for record in records:
+        if not is_within_zone(record.name, zone_name):
+            raise DnsNameOutsideZone(record.name, normalise_name(zone_name))
+
+
+def _rrsets(records: Iterable[DnsRecord]) -> list[dict]:
+    """One ResourceRecordSet per name+type: UPSERT replaces a whole set (#change-batches)."""
+    grouped: dict[tuple[str, str], dict] = {}
+    for record in records:
+        name = normalise_name(record.name)
+        rrset = grouped.setdefault(
+            (name, record.type), {"Name": name + ".", "Type": record.type, "TTL": record.ttl, "ResourceRecords": []}
+        )
+        rrset["ResourceRecords"].append({"Value": _api_value(record)})
+    return list(grouped.values())
+
+
+def _api_value(record: DnsRecord) -> str:
+    if record.type == "TXT":
+        return quote_txt(record.value)
+    if record.type == "CNAME":
+        return normalise_name(record.value) + "."
+    return record.value
+
+
+def _records_from(rrset: dict) -> list[DnsRecord]:
+    """Read-back records, one per value; alias sets have no ResourceRecords and yield nothing."""
+    name, rtype = normalise_name(rrset["Name"]), rrset["Type"]
+    return [
+        DnsRecord(name=name, type=rtype, value=_logical_value(rtype, rr["Value"]), ttl=rrset.get("TTL", 0))
+        for rr in rrset.get("ResourceRecords", [])
+    ]
+
+
+def _logical_value(rtype: str, value: str) -> str:
+    return unquote_txt(value) if rtype == "TXT" else normalise_name(value)
+
+
+def _strip_prefix(aws_id: str) -> str:
+    return aws_id.rsplit("/", 1)[-1]  # "/hostedzone/Z123" -> "Z123", "/change/C123" -> "C123"
+
+
+class Route53:
+    """A Route53 account (optionally through an assumed role); one instance serves a whole process."""
+
+    def __init__(self, *, endpoint_url: str | None = None, region: str = "us-east-1", role_arn: str | None = None,
+                 session: boto3.session.Session | None = None, total_attempts: int = TOTAL_ATTEMPTS):
+        # endpoint_url None lets boto3 honour the standard AWS_ENDPOINT_URL variable itself.
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._role_arn = role_arn or None
+        self._session = session or boto3.session.Session()
+        self._config = Config(
+            retries={"mode": "standard", "total_max_attempts": total_attempts},
+            connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+        )
+        self._boto = None
+        self._expires_at: datetime | None = None
+        self._zone_ids: dict[str, str] = {}
+        # boto3 clients are thread-safe, sessions are not: building the client is serialised.
+        self._build_lock = threading.Lock()
+
+    # boto plumbing
+
+    @property
+    def _client(self):
+        """The boto3 route53 client, rebuilt with fresh role credentials shortly before they expire."""
+        with self._build_lock:
+            expiring = (self._expires_at is not None
+                        and datetime.now(timezone.utc) >= self._expires_at - ROLE_REFRESH_MARGIN)
+            if self._boto is None or expiring:
+                self._boto = self._build_client()
+            return self._boto
+
+    def _build_client(self):
+        credentials = self._role_credentials()  # {} without a role: boto's default credential chain applies
+        return self._session.client(
+            "route53", endpoint_url=self._endpoint_url, region_name=self._region, config=self._config, **credentials
+        )
+
+    def _role_credentials(self) -> dict:
+        if not self._role_arn:
+            return {}
+        sts = self._session.client("sts", endpoint_url=self._endpoint_url, region_name=self._region, config=self._config)
+        with _translated_errors(f"assume the DNS role {self._role_arn}"):
+            answer = sts.assume_role(
+                RoleArn=self._role_arn, RoleSessionName=ROLE_SESSION_NAME, DurationSeconds=ROLE_DURATION_SECONDS
+            )
+        credentials = answer["Credentials"]
+        self._expires_at = credentials["Expiration"]
+        return {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }
+
+    def call(self, operation: str, method: str, **params) -> dict:
+        try:
+            with _translated_errors(operation):
+                return getattr(self._client, method)(**params)
+        except ProviderError as exc:
+            if exc.error_code == "NoSuchHostedZone":
+                self._zone_ids.clear()  # the zone was re-created under a new id: look it up again
+            raise
+
+    # zones
+
+    def zone(self, name: str, *, zone_id: str = "") -> "Route53Zone":
+        return Route53Zone(self, normalise_name(name), zone_id)
+
+    def zone_id_for(self, zone_name: str) -> str:
+        zone = normalise_name(zone_name)
+        zone_id = self._public_zone_id(zone)
+        if zone_id is None:
+            raise ProviderError(f"No public Route53 hosted zone named {zone}.", provider=PROVIDER, transient=False)
+        return zone_id
+
+    def create_zone(self, name: str) -> str:
+        zone = normalise_name(name)
+        existing = self._public_zone_id(zone)
+        if existing:
+            return existing
+        answer = self.call(f"create the hosted zone {zone}", "create_hosted_zone", Name=zone,
+                           CallerReference=f"ardamail-{zone}")
+        return _strip_prefix(answer["HostedZone"]["Id"])
+
+    def _public_zone_id(self, zone: str) -> str | None:
+        """Exact-name lookup; only found ids are cached, so a zone created later is still found."""
+        cached = self._zone_ids.get(zone)
+        if cached is not None:
+            return cached
+        # DNSName is where the listing starts, not a filter, and moto returns only exact matches
+        # (#listing-zones): compare the name here, and skip private zones of the same name.
+        answer = self.call(f"look up the hosted zone {zone}", "list_hosted_zones_by_name", DNSName=zone, MaxItems="10")
+        for hosted in answer["HostedZones"]:
+            if hosted["Name"].lower() == zone + "." and not hosted.get("Config", {}).get("PrivateZone"):
+                zone_id = _strip_prefix(hosted["Id"])
+                self._zone_ids[zone] = zone_id
+                return zone_id  # from the local: another thread may clear the cache meanwhile
+        return None
+
+    def lookup(self, fqdn: str, rtype: str) -> list[str]:
+        """Values of one type at fqdn, in the most specific hosted zone (the local Postmark simulator's DNS)."""
+        name = normalise_name(fqdn)
+        labels = name.split(".")
+        for i in range(len(labels)):  # a delegated subzone hides its parent's records (#listing-zones)
+            candidate = ".".join(labels[i:])
+            if self._public_zone_id(candidate):
+                return [r.value for r in self.zone(candidate).read([name]) if r.type == rtype.upper()]
+        return []
+
+
+class Route53Zone:
+    """One hosted zone; the zone id is looked up by name once, unless the partition names it."""
+
+    def __init__(self, route53: Route53, name: str, zone_id: str = ""):
+        self._route53 = route53
+        self.name = name
+        self._zone_id = zone_id
+
+    @property
+    def zone_id(self) -> str:
+        return self._zone_id or self._route53.zone_id_for(self.name)
+
+    def upsert(self, records: list[DnsRecord], *, before_write: BeforeWrite | None = None) -> None:
+        """Write all records in one all-or-nothing batch (#change-batches)."""
+        _require_within_zone(records, self.name)
+        if not records:
+            return  # Route53 rejects an empty Changes list; converging to "no difference" needs no call
+        self._change([{"Action": "UPSERT", "ResourceRecordSet": rrset} for rrset in _rrsets(records)],
+                     f"update records in the zone {self.name}", before_write)
+
+    def delete(self, records: list[DnsRecord], *, before_write: BeforeWrite | None = None) -> None:
+        """Delete the record sets at these names and types that exist now."""
+        _require_within_zone(records, self.name)
+        wanted = {(normalise_name(r.name), r.type) for r in records}
+        # DELETE must repeat the current TTL and values exactly (#change-batches): send them as listed.
+        current = [s for s in self._rrsets_at({n for n, _ in wanted}) if (normalise_name(s["Name"]), s["Type"]) in wanted]
+        if current:
+            self._change([{"Action": "DELETE", "ResourceRecordSet": rrset} for rrset in current],
+                         f"delete records in the zone {self.name}", before_write)
+
+    def _change(self, changes: list[dict], operation: str, before_write: BeforeWrite | None) -> None:
+        zone_id = self.zone_id
+        if before_write is not None:
+            before_write()
+        self._route53.call(operation, "change_resource_record_sets", HostedZoneId=zone_id,
+                           ChangeBatch={"Comment": COMMENT, "Changes": changes})
+
+    def read(self, names: Iterable[str]) -> list[DnsRecord]:
+        records = []
+        for rrset in self._rrsets_at(names):
+            if rrset["Type"] in READ_TYPES:
+                records.extend(_records_from(rrset))
+        return records
+
+    def _rrsets_at(self, names: Iterable[str]) -> list[dict]:
+        """Raw record sets exactly at each name; names outside the zone cannot be there, so cost no call."""
+        found = []
+        for name in sorted({normalise_name(n) for n in names}):
+            if not is_within_zone(name, self.name):
+                continue
+            # The listing is sorted and starts at StartRecordName (#listing-records): the first few
+            # sets are the ones at this name, and the rest (other names) are dropped.
+            answer = self._route53.call(
+                f"read the records at {name}", "list_resource_record_sets",
+                HostedZoneId=self.zone_id, StartRecordName=name, MaxItems="10",
+            )
+            found.extend(s for s in answer["ResourceRecordSets"] if normalise_name(s["Name"]) == name)
+        return found

@@ -1,0 +1,39 @@
+"""Local mode's provider state: the zones moto must hold, and the simulator's account tokens.
+
+Zones are created through the DNS-provider interface (integrations.dns), like everything else.
+"""
+
+from provisioning.providers import Providers
+from provisioning.records import desired_for
+from tenants import secrets
+from tenants.lifecycle import RECORDS_PUBLISHED
+from tenants.models import EmailConfiguration, Partition
+
+
+def ensure_local_zones(providers: Providers | None = None) -> dict[str, str]:
+    """A public hosted zone for every partition's mail zone; returns name -> id."""
+    providers = providers or Providers.default()
+    return {p.mail_zone: providers.dns_for(p).create_zone(p.mail_zone) for p in Partition.objects.all()}
+
+
+def simulator_account_tokens() -> dict[str, str]:
+    """token -> account name: one simulated Postmark account per infrastructure, as in production."""
+    tokens = {}
+    for partition in Partition.objects.all():
+        try:
+            tokens[partition.read_secret(secrets.POSTMARK_ACCOUNT_TOKEN)] = partition.infrastructure
+        except secrets.MissingSecret:
+            continue
+    return tokens
+
+
+def republish_local_dns(providers: Providers | None = None) -> int:
+    """moto keeps nothing between runs: publish every live configuration's records into it again."""
+    providers = providers or Providers.default()
+    configurations = (EmailConfiguration.objects.select_related("tenant", "partition")
+                      .exclude(dkim_host="").filter(status__in=RECORDS_PUBLISHED))
+    count = 0
+    for configuration in configurations:
+        providers.zone(configuration.partition).upsert(desired_for(configuration))
+        count += 1
+    return count

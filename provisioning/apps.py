@@ -1,0 +1,29 @@
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from integrations.dns import route53
+
+
+def lease_minimum_seconds() -> float:
+    """The longest one provider call can take, plus a margin: a hold is renewed before each call,
+    so its lease must outlast any one of them, or a live run's row could be handed to a second run."""
+    postmark = 3 * settings.POSTMARK_TIMEOUT_SECONDS  # connect, send and read may each take the timeout
+    return max(postmark, route53.CALL_BUDGET_SECONDS) + 5
+
+
+def check_lease() -> None:
+    minimum = lease_minimum_seconds()
+    if settings.WORK_LEASE_SECONDS < minimum:
+        raise ImproperlyConfigured(
+            f"WORK_LEASE_SECONDS is {settings.WORK_LEASE_SECONDS}, but one provider call can take up to "
+            f"{minimum:.0f} seconds; set it to at least {minimum:.0f}."
+        )
+
+
+class ProvisioningConfig(AppConfig):
+    name = "provisioning"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        check_lease()

@@ -1,0 +1,117 @@
+"""Onboarding: create a configuration (or bring an offboarded one back) and queue its provisioning;
+and Retry, which queues provisioning again from the step that failed.
+
+The row is created and held for its provisioning run in one transaction, and the message leaves
+after the commit (provisioning.dispatch). If the broker cannot be reached, the configuration is
+still saved and the person is told so; the dispatcher sends the work once the broker is back.
+"""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from tenants.lifecycle import ActionRefused, require, take
+from tenants.models import (
+    ConfigurationStatus,
+    DmarcState,
+    EmailConfiguration,
+    Partition,
+    Tenant,
+    Work,
+)
+from tenants.roles import Actor
+from tenants.validation import duplicate_message
+
+from . import dispatch
+from .models import ProvisioningStep, RecordCheck, StepStatus
+from .results import ActionResult
+
+S = ConfigurationStatus
+
+
+def _fresh_fields(now) -> dict:
+    """What an offboarded configuration forgets when it is onboarded again (its history stays)."""
+    return dict(
+        postmark_server_id=None, postmark_server_link="", postmark_domain_id=None, postmark_webhook_id=None,
+        server_token_encrypted="", dkim_host="", dkim_value="", return_path_target="", dkim_verified=False,
+        return_path_verified=False, verification_checked_at=None, verification_started_at=None,
+        verification_attempts=0, drift_checked_at=None, dmarc_state=DmarcState.NONE, dmarc_changed_at=now,
+        last_error="", due_at=now,
+    )
+
+
+def _queue(hold, queue: bool) -> dispatch.Sending | None:
+    return dispatch.enqueue(hold) if queue else None
+
+
+def _queued(configuration: EmailConfiguration, sending: dispatch.Sending | None, verb: str, hold) -> ActionResult:
+    domain = configuration.sending_domain
+    if sending is None:
+        return ActionResult(f"{verb} {domain} is ready to run here.", configuration_id=configuration.pk, hold=hold)
+    if sending.sent is False:
+        return ActionResult(f"{domain} is saved, but the task queue cannot be reached right now; provisioning "
+                            "starts by itself once it can.", "warning", configuration_id=configuration.pk)
+    return ActionResult(f"{verb} {domain} has started.", configuration_id=configuration.pk)
+
+
+def configuration_onboard(*, partition: Partition, tenant_slug: str, tenant_display_name: str, config_slug: str,
+                          from_local_part: str = "noreply", actor: Actor, queue: bool = True) -> ActionResult:
+    """Create the configuration (input validated by OnboardForm) and queue its provisioning.
+
+    An offboarded configuration with the same sending domain is onboarded again instead. With
+    `queue=False` nothing is sent: the result carries the hold, and the caller runs the work itself.
+    """
+    domain = EmailConfiguration(tenant=Tenant(slug=tenant_slug), partition=partition,
+                                config_slug=config_slug).identity().domain
+    existing = EmailConfiguration.objects.filter(sending_domain=domain).values_list("pk", flat=True).first()
+    if existing is not None:
+        return configuration_onboard_again(configuration_id=existing, actor=actor, from_local_part=from_local_part,
+                                           queue=queue)
+    try:
+        with transaction.atomic():
+            tenant, _ = Tenant.objects.get_or_create(slug=tenant_slug,
+                                                     defaults={"display_name": tenant_display_name or tenant_slug})
+            configuration = EmailConfiguration(tenant=tenant, partition=partition, config_slug=config_slug,
+                                               from_local_part=from_local_part, due_at=timezone.now())
+            configuration.save()
+            hold = take(configuration.pk, Work.PROVISION, expect={S.DRAFT})
+            sending = _queue(hold, queue)
+    except IntegrityError:
+        # Two submissions raced past the form's check: the unique constraint decides.
+        raise ActionRefused(duplicate_message(domain)) from None
+    return _queued(configuration, sending, "Provisioning", hold)
+
+
+def configuration_onboard_again(*, configuration_id: int, actor: Actor, from_local_part: str | None = None,
+                                queue: bool = True) -> ActionResult:
+    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+    require("onboard_again", configuration, actor)
+    now = timezone.now()
+    fields = _fresh_fields(now) | ({"from_local_part": from_local_part} if from_local_part else {})
+    with transaction.atomic():
+        hold = take(configuration_id, Work.PROVISION, expect={S.OFFBOARDED}, to=S.DRAFT, **fields)
+        if hold is None:
+            raise ActionRefused(duplicate_message(configuration.sending_domain))
+        ProvisioningStep.objects.filter(configuration_id=configuration_id).delete()
+        RecordCheck.objects.filter(configuration_id=configuration_id).delete()
+        sending = _queue(hold, queue)
+    return _queued(configuration, sending, "Onboarding", hold)
+
+
+def configuration_retry(*, configuration_id: int, actor: Actor, queue: bool = True) -> ActionResult:
+    """Provision again from the step that failed (or start a draft whose run was lost)."""
+    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+    require("retry", configuration, actor)
+    status = configuration.status
+    with transaction.atomic():
+        hold = take(configuration_id, Work.PROVISION, expect={status},
+                    to=S.PROVISIONING if status == S.FAILED else None, last_error="", due_at=timezone.now())
+        if hold is None:
+            raise ActionRefused(f"{configuration.sending_domain} changed meanwhile; reload and try again.")
+        # A retry resumes from the failed step with a fresh attempt budget; done steps stay done.
+        ProvisioningStep.objects.filter(configuration_id=configuration_id, status=StepStatus.FAILED).update(
+            status=StepStatus.PENDING, attempts=0)
+        sending = _queue(hold, queue)
+    result = _queued(configuration, sending, "Provisioning", hold)
+    if sending is None or sending.sent is False:
+        return result
+    return ActionResult("Retrying from the step that failed.", configuration_id=configuration_id)

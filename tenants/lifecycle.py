@@ -1,0 +1,299 @@
+"""The life of an email configuration, in one place.
+
+States and moves. `TRANSITIONS` is every status change there is; `transition()` is the one
+conditional UPDATE that makes any of them (and every other write a workflow makes to the row), and
+it refuses a move that is not in the table.
+
+The hold. At most one piece of work acts on a configuration at a time. Whoever works takes the
+hold (a token and a lease), renews it right before every provider write, and gives it back when
+done. A worker that dies just stops renewing: once the lease has run out, the dispatcher
+(provisioning.dispatch) hands the row's due work (`due_at`, `AUTOMATIC_WORK`) to a new holder. A
+scheduled check may be preempted by a person's action; the check's own writes then find the hold
+gone and change nothing.
+
+Actions. `ACTIONS` says what a person may do, in which states, with which role and which
+secrets. The services refuse with `refusal()`, and the page draws its buttons from
+`actions_for()`: the same table.
+"""
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import credentials, roles
+from .models import ConfigurationStatus as S
+from .models import EmailConfiguration, Work
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.DRAFT: frozenset({S.PROVISIONING, S.OFFBOARDING}),
+    S.PROVISIONING: frozenset({S.VERIFYING, S.FAILED}),
+    S.VERIFYING: frozenset({S.ACTIVE, S.FAILED, S.OFFBOARDING}),
+    S.ACTIVE: frozenset({S.DRIFT, S.OFFBOARDING}),
+    S.DRIFT: frozenset({S.ACTIVE, S.OFFBOARDING}),
+    S.FAILED: frozenset({S.PROVISIONING, S.VERIFYING, S.OFFBOARDING}),
+    S.OFFBOARDING: frozenset({S.OFFBOARDED}),
+    S.OFFBOARDED: frozenset({S.DRAFT}),  # onboarded again
+}
+# The work a state waits for once `due_at` has come; states not listed wait for a person.
+AUTOMATIC_WORK = {
+    S.DRAFT: Work.PROVISION, S.PROVISIONING: Work.PROVISION, S.VERIFYING: Work.VERIFY,
+    S.ACTIVE: Work.CHECK_DNS, S.DRIFT: Work.CHECK_DNS, S.OFFBOARDING: Work.OFFBOARD,
+}
+PREEMPTIBLE = frozenset({Work.VERIFY, Work.CHECK_DNS})  # checks yield to a person's action
+# The DNS records exist (or may) in these states: the ones worth comparing with DNS.
+RECORDS_PUBLISHED = frozenset({S.VERIFYING, S.ACTIVE, S.DRIFT, S.FAILED})
+ANY = frozenset(S.values)
+FREE = object()  # transition(holder=FREE): nobody holds the row (or only a check, which yields)
+
+
+class Lost(Exception):
+    """This holder no longer holds the configuration: its lease ran out and another one took over."""
+
+
+class ActionRefused(Exception):
+    """An action that cannot be done, with the sentence for the person who asked.
+
+    `forbidden` marks a refusal of the person's role rather than of the action (a view answers 403).
+    """
+
+    def __init__(self, message: str, *, forbidden: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.forbidden = forbidden
+
+
+def lease_until(now: datetime | None = None, *, extra_seconds: float = 0) -> datetime:
+    return (now or timezone.now()) + timedelta(seconds=settings.WORK_LEASE_SECONDS + extra_seconds)
+
+
+def _free(now: datetime) -> Q:
+    return Q(holder__isnull=True) | Q(held_until__lt=now)
+
+
+def is_held(configuration: EmailConfiguration, now: datetime | None = None) -> bool:
+    """Someone is working on it right now (a lease that has run out holds nothing)."""
+    return configuration.holder is not None and configuration.held_until is not None \
+        and configuration.held_until >= (now or timezone.now())
+
+
+def transition(
+    configuration_id: int, *, expect: Iterable[str], holder, to: str | None = None, hold: tuple | None = None,
+    release: bool = False, now: datetime | None = None, same: dict | None = None, **fields,
+) -> bool:
+    """The one conditional write to a configuration's lifecycle.
+
+    Applies only if the row is in one of `expect` (ANY: whatever its state), held by `holder`
+    (a token, or FREE), and its `same` fields still hold the values the caller decided on.
+    `to` moves the status (checked against TRANSITIONS); `hold=(token, work, extra_seconds)` sets
+    a new hold; `release` gives the hold back. Returns whether the row was changed.
+    """
+    expect, now = frozenset(expect), now or timezone.now()
+    if to is not None:
+        bad = sorted(s for s in expect if to not in TRANSITIONS[s])
+        if bad:
+            raise ValueError(f"{', '.join(bad)} -> {to} is not a move of the configuration lifecycle")
+        fields.update(status=to, status_changed_at=now)
+    if hold is not None:
+        token, work, extra = hold
+        fields.update(holder=token, held_for=work, held_until=lease_until(now, extra_seconds=extra))
+    elif release:
+        fields.update(holder=None, held_for="", held_until=None)
+    if holder is FREE:
+        whose = _free(now) | Q(held_for__in=PREEMPTIBLE)
+    else:
+        whose = Q(holder=holder)
+    rows = EmailConfiguration.objects.filter(whose, pk=configuration_id, **(same or {}))
+    if expect != ANY:
+        rows = rows.filter(status__in=expect)
+    return bool(rows.update(**fields))
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Proof that one piece of work holds a configuration; every write it makes goes through it."""
+
+    configuration_id: int
+    token: uuid.UUID
+    work: str
+
+    def renew(self, *, extra_seconds: float = 0) -> None:
+        """The heartbeat, before every step and provider write: extend the lease, or stop (Lost)."""
+        if not transition(self.configuration_id, expect=ANY, holder=self.token,
+                          held_until=lease_until(extra_seconds=extra_seconds)):
+            raise Lost(f"configuration {self.configuration_id} is no longer held by {self.work} {self.token}")
+
+    def move(self, *, expect: Iterable[str] = ANY, to: str | None = None, release: bool = False,
+             now: datetime | None = None, **fields) -> bool:
+        return transition(self.configuration_id, expect=expect, holder=self.token, to=to, release=release, now=now,
+                          **fields)
+
+    def release(self, **fields) -> bool:
+        return self.move(release=True, **fields)
+
+    def hand_over(self, work: str, *, expect: Iterable[str] = ANY, to: str | None = None,
+                  extra_seconds: float = 0, now: datetime | None = None, **fields) -> "Hold | None":
+        """Move on and pass the row to the next piece of work in the same write (e.g. provisioning
+        hands it to verification), so nothing else can slip in between."""
+        token = uuid.uuid4()
+        if transition(self.configuration_id, expect=expect, holder=self.token, to=to,
+                      hold=(token, work, extra_seconds), now=now, **fields):
+            return Hold(self.configuration_id, token, work)
+        return None
+
+
+def take(configuration_id: int, work: str, *, expect: Iterable[str], to: str | None = None,
+         extra_seconds: float = 0, same: dict | None = None, **fields) -> Hold | None:
+    """Hold a row nobody is working on (a check yields) for `work`; None if it is busy, not in
+    `expect`, or no longer as the caller saw it (`same`)."""
+    token = uuid.uuid4()
+    if transition(configuration_id, expect=expect, holder=FREE, to=to, hold=(token, work, extra_seconds),
+                  same=same, **fields):
+        return Hold(configuration_id, token, work)
+    return None
+
+
+def resume(configuration_id: int, token: uuid.UUID, work: str, *, extra_seconds: float = 0) -> Hold | None:
+    """The hold a queued message carries, if it still holds the row (renewed); None if it was handed on."""
+    hold = Hold(configuration_id, token, work)
+    try:
+        hold.renew(extra_seconds=extra_seconds)
+    except Lost:
+        return None
+    return hold
+
+
+def claim_due(work: str, *, now: datetime, limit: int, extra_seconds: float = 0) -> tuple[uuid.UUID, list[int]]:
+    """Hold at most `limit` rows whose `work` is due and that nobody holds, oldest due first.
+
+    Four queries whatever the backlog: BEGIN, SELECT … FOR UPDATE SKIP LOCKED, UPDATE, COMMIT. The
+    rows share one token; every later write names the row and the token. SKIP LOCKED (PostgreSQL)
+    lets two dispatchers take disjoint batches; SQLite serialises writers anyway.
+    """
+    states = [state for state, automatic in AUTOMATIC_WORK.items() if automatic == work]
+    token = uuid.uuid4()
+    with transaction.atomic():
+        ids = list(
+            EmailConfiguration.objects.select_for_update(skip_locked=True)
+            .filter(_free(now), status__in=states, due_at__lte=now)
+            .order_by(F("due_at").asc(), "pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            EmailConfiguration.objects.filter(pk__in=ids).update(
+                holder=token, held_for=work, held_until=lease_until(now, extra_seconds=extra_seconds))
+    return token, ids
+
+
+# --- what a person may do ----------------------------------------------------------------------
+
+
+def _provisioned(c: EmailConfiguration) -> bool:
+    return c.postmark_webhook_id is not None  # the webhook is the last provisioning step
+
+
+def _offboard_needs(c: EmailConfiguration) -> tuple[str, ...]:
+    needs = (credentials.ACCOUNT_TOKEN,) if c.postmark_server_id or c.postmark_domain_id else ()
+    return needs + ((credentials.SERVER_TOKEN,) if c.postmark_webhook_id else ())
+
+
+PROVISION_NEEDS = (credentials.ACCOUNT_TOKEN, credentials.ENCRYPTION_KEY, credentials.SERVER_TOKEN,
+                   credentials.WEBHOOK_SECRET)
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    label: str
+    role: str
+    states: frozenset[str]
+    work: str | None  # the hold it takes (None: it needs none)
+    not_now: str  # why not, in a state not in `states` ({domain}, {status})
+    needs: Callable[[EmailConfiguration], tuple[str, ...]] = lambda c: ()
+    ready: Callable[[EmailConfiguration], str] = lambda c: ""  # why not, beyond state, role and hold
+
+
+ACTIONS = {a.name: a for a in (
+    Action("retry", "Retry", roles.SUPPORT, frozenset({S.DRAFT, S.FAILED}), Work.PROVISION,
+           "Nothing to retry: {domain} is {status}.", needs=lambda c: PROVISION_NEEDS),
+    Action("check_now", "Check now", roles.SUPPORT, frozenset({S.VERIFYING, S.ACTIVE, S.DRIFT, S.FAILED}),
+           Work.VERIFY, "Nothing to check while {domain} is {status}.",
+           needs=lambda c: (credentials.ACCOUNT_TOKEN,) if c.status in (S.VERIFYING, S.FAILED) else (),
+           ready=lambda c: "" if _provisioned(c) else "Provisioning has not finished; retry provisioning instead."),
+    Action("repair", "Repair DNS", roles.SUPPORT, RECORDS_PUBLISHED, Work.REPAIR,
+           "Nothing to repair: {domain} is {status}.",
+           ready=lambda c: "" if c.dkim_host else
+           f"{c.sending_domain} has no DKIM record from Postmark yet; finish provisioning first."),
+    Action("ramp_dmarc", "Change DMARC", roles.SUPPORT, RECORDS_PUBLISHED | {S.PROVISIONING}, Work.RAMP,
+           "DMARC cannot change while {domain} is {status}."),
+    Action("send_test_email", "Send test email", roles.SUPPORT, frozenset({S.ACTIVE, S.DRIFT}), None,
+           "{domain} is {status}; a test email needs a verified (active) configuration.",
+           needs=lambda c: (credentials.SERVER_TOKEN,)),
+    Action("offboard", "Offboard", roles.EMAIL_ADMIN, RECORDS_PUBLISHED | {S.DRAFT, S.OFFBOARDING}, Work.OFFBOARD,
+           "{domain} is {status}; it cannot be offboarded now.", needs=_offboard_needs),
+    Action("onboard_again", "Onboard again", roles.SUPPORT, frozenset({S.OFFBOARDED}), Work.PROVISION,
+           "A configuration for {domain} already exists.", needs=lambda c: PROVISION_NEEDS),
+)}
+NOT_NOW = {  # sentences more precise than an action's `not_now` for one state
+    ("offboard", S.PROVISIONING): "{domain} is being provisioned; offboard it once provisioning has finished or failed.",
+    ("offboard", S.OFFBOARDED): "{domain} is already offboarded.",
+}
+
+
+def _busy(c: EmailConfiguration, action: Action, now: datetime) -> str:
+    if action.work is None or not is_held(c, now) or c.held_for in PREEMPTIBLE:
+        return ""
+    if c.held_for == Work.OFFBOARD:
+        return f"{c.sending_domain} is being offboarded right now."
+    return f"{c.sending_domain} is busy with {Work(c.held_for).label}; try again once it has finished."
+
+
+def refusal(name: str, configuration: EmailConfiguration, actor: roles.Actor, *,
+            now: datetime | None = None, check_credentials: bool = True) -> ActionRefused | None:
+    """Why `actor` may not do action `name` now, or None. Role first, then state, hold, readiness, secrets."""
+    action, c = ACTIONS[name], configuration
+    if not actor.may(action.role):
+        return ActionRefused(roles.ROLE_REFUSALS[action.role], forbidden=True)
+    if c.status not in action.states:
+        sentence = NOT_NOW.get((name, c.status), action.not_now)
+        return ActionRefused(sentence.format(domain=c.sending_domain, status=c.get_status_display().lower()))
+    reason = _busy(c, action, now or timezone.now()) or action.ready(c)
+    if not reason and check_credentials:
+        reason = credentials.credentials_problem(c, action.needs(c))
+    return ActionRefused(reason) if reason else None
+
+
+def require(name: str, configuration: EmailConfiguration, actor: roles.Actor) -> None:
+    problem = refusal(name, configuration, actor)
+    if problem is not None:
+        raise problem
+
+
+@dataclass(frozen=True)
+class AvailableAction:
+    name: str
+    label: str
+    allowed: bool
+    reason: str  # why it is disabled ("" when allowed)
+
+
+def actions_for(configuration: EmailConfiguration, user) -> dict[str, AvailableAction]:
+    """The buttons to draw: actions the user's role allows in this state, each enabled or with why not."""
+    actor = user if isinstance(user, roles.Actor) else roles.Actor.of(user)
+    shown = {}
+    for name, action in ACTIONS.items():
+        if not actor.may(action.role) or configuration.status not in action.states:
+            continue
+        problem = refusal(name, configuration, actor)
+        shown[name] = AvailableAction(name, action.label, problem is None, problem.message if problem else "")
+    return shown
+
+
+def check_work(configuration: EmailConfiguration) -> str:
+    """Which check "Check now" runs: verification while verifying (or failed), else a DNS check."""
+    return Work.VERIFY if configuration.status in (S.VERIFYING, S.FAILED) else Work.CHECK_DNS
