@@ -36,10 +36,9 @@ def main() -> None:
     from provisioning.providers import Providers
     from provisioning.runs import provision_run
     from provisioning.verification import verification_check
-    from tenants.lifecycle import take
-    from tenants.models import Work
     from tenants.crypto import generate_key
-    from tenants.models import EmailConfiguration, Partition, Tenant
+    from tenants.lifecycle import take
+    from tenants.models import EmailConfiguration, Partition, Tenant, Work
     from tenants.partitions import load_file, sync_partitions
 
     setup_test_environment()

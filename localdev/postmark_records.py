@@ -71,7 +71,7 @@ def new_server(server_id, name, delivery_type, color):
     }
 
 
-def new_domain(domain_id, name, return_path, selector, dkim_value):
+def new_domain(domain_id, name, return_path, selector, dkim_value, return_path_target=RETURN_PATH_TARGET):
     return {
         "ID": domain_id, "Name": name,
         "SPFVerified": False, "SPFHost": name, "SPFTextValue": "v=spf1 a mx include:spf.mtasv.net ~all",
@@ -79,5 +79,5 @@ def new_domain(domain_id, name, return_path, selector, dkim_value):
         "DKIMPendingHost": f"{selector}._domainkey.{name}", "DKIMPendingTextValue": dkim_value,
         "DKIMRevokedHost": "", "DKIMRevokedTextValue": "", "SafeToRemoveRevokedKeyFromDNS": False,
         "DKIMUpdateStatus": "Pending", "ReturnPathDomain": return_path, "ReturnPathDomainVerified": False,
-        "ReturnPathDomainCNAMEValue": RETURN_PATH_TARGET,
+        "ReturnPathDomainCNAMEValue": return_path_target,
     }

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .postmark_records import (
+    RETURN_PATH_TARGET,
     ApiError,
     check_stream,
     check_url,
@@ -79,12 +80,14 @@ class PostmarkSimulator:
         account_tokens: dict[str, str],
         dns_lookup: Callable[[str, str], list[str]] | None = None,
         dkim_key_bits: int = 1024,
+        return_path_target: str = RETURN_PATH_TARGET,
         clock: Callable[[], datetime] | None = None,
         timeout_sleep_seconds: float = 15.0,
     ):
         self._account_tokens = dict(account_tokens)
         self._dns_lookup = dns_lookup or (lambda fqdn, rtype: [])
         self._dkim_key_bits = dkim_key_bits
+        self._return_path_target = return_path_target  # what new domains say their CNAME must point at
         self._clock = clock or (lambda: datetime.now(UTC))
         self.timeout_sleep_seconds = timeout_sleep_seconds
         # Set by serve(): over real HTTP a timeout is a slow answer, not an exception in the app.
@@ -271,7 +274,8 @@ class PostmarkSimulator:
         if return_path and not return_path.lower().endswith("." + name.lower()):
             invalid(511, "The Return-Path domain must be a subdomain of the domain.")
         selector = self._clock().strftime("%Y%m%d%H%M%S") + "pm"
-        domain = new_domain(next(self._ids["domain"]), name, return_path, selector, self._dkim_value())
+        domain = new_domain(next(self._ids["domain"]), name, return_path, selector, self._dkim_value(),
+                            self._return_path_target)
         self._domains[domain["ID"]] = {**domain, "Account": account}
         return domain
 

@@ -123,7 +123,7 @@ class Harness:
             raise SimulatedCrash(f"{when} route53 {operation}")
 
 
-def make_harness(zone_names: list[str], *, dkim_key_bits: int = 1024) -> Harness:
+def make_harness(zone_names: list[str], *, dkim_key_bits: int = 1024, **simulator_options) -> Harness:
     """Call inside moto's mock_aws: creates the zones and wires the simulator's DNS checks to them."""
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
     r53 = session.client("route53")
@@ -135,6 +135,7 @@ def make_harness(zone_names: list[str], *, dkim_key_bits: int = 1024) -> Harness
         account_tokens={"local-account-alpha001": "Alpha001", "local-account-alpha002": "Alpha002"},
         dns_lookup=lookup_client.lookup,
         dkim_key_bits=dkim_key_bits,
+        **simulator_options,
     )
     harness = Harness(simulator, RecordingTransport(httpx.WSGITransport(app=simulator)), session)
     events = session._session.get_component("event_emitter")

@@ -278,3 +278,18 @@ def test_staff_without_a_role_may_view_but_not_act(client, target, name, data, s
     client.force_login(get_user_model().objects.create_user("viewer", password="x", is_staff=True))
     assert client.get(reverse("dashboard:configuration", args=[target.pk])).status_code == 200
     assert client.post(reverse(name, args=[target.pk]), data).status_code == 403
+
+
+@pytest.mark.parametrize("path, sentence", [
+    ("/configurations/?q=%00", "The search text contains a NUL character (\\0); remove it."),
+    ("/partitions/prod/?q=acme%00", "The search text contains a NUL character (\\0); remove it."),
+    ("/configurations/?status=nope", "&#x27;nope&#x27; is not a configuration status."),
+    ("/partitions/prod/?dmarc=%00", "&#x27;\x00&#x27; is not a DMARC state."),
+])
+def test_search_input_the_database_cannot_take_is_refused_with_a_sentence(support_client, configured_partitions,
+                                                                           path, sentence):
+    make_configurations(configured_partitions["prod"], 3)
+    response = support_client.get(path)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert sentence in html and "Nothing matches these filters." in html

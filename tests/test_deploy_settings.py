@@ -2,7 +2,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from provisioning.apps import check_lease
 
 
 def test_production_settings_pass_check_deploy_without_warnings(tmp_path):
@@ -40,3 +44,22 @@ def test_production_settings_refuse_a_plain_http_public_url(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "PUBLIC_BASE_URL must be an https:// URL in production, not 'http://127.0.0.1:8000'." in result.stderr
+
+
+def test_a_lease_shorter_than_one_provider_call_is_refused_at_startup(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(DJANGO_SETTINGS_MODULE="ardamail_admin.settings.test", WORK_LEASE_SECONDS="20",
+               DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=settings.BASE_DIR, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert ("WORK_LEASE_SECONDS is 20, but one provider call can take up to 50 seconds; set it to at least 50."
+            in result.stderr)
+
+
+def test_the_lease_minimum_follows_the_postmark_timeout(settings):
+    settings.WORK_LEASE_SECONDS, settings.POSTMARK_TIMEOUT_SECONDS = 60, 10
+    check_lease()  # the defaults agree
+    settings.POSTMARK_TIMEOUT_SECONDS = 30  # three parts of a call may each take 30 s
+    with pytest.raises(ImproperlyConfigured, match="set it to at least 95"):
+        check_lease()

@@ -1,10 +1,14 @@
 """Offboarding: everything we created goes, an interrupted offboarding resumes, nothing races it."""
 
+import httpx
 import pytest
 
+from integrations.email.postmark import PostmarkClient
 from provisioning.offboarding import configuration_offboard
+from provisioning.providers import Providers
 from provisioning.runs import provision_run
 from tenants.lifecycle import ActionRefused
+from tenants.models import EmailConfiguration
 from tenants.roles import Actor
 from tests.harness import DOMAIN, activated, create, queued, rrsets
 
@@ -56,3 +60,35 @@ def test_it_refuses_while_a_provisioning_run_holds_the_row_and_changes_nothing(h
     configuration.refresh_from_db()
     assert configuration.status == "provisioning"
     assert harness.transport.sent == [] and "ChangeResourceRecordSets" not in harness.route53_calls
+
+
+def test_a_webhook_already_gone_at_postmark_counts_as_removed(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    token = configuration.server_token()
+    PostmarkClient(base_url="https://api.postmarkapp.com", transport=harness.transport).delete_webhook(
+        server_token=token, webhook_id=configuration.postmark_webhook_id)
+    offboard(configuration, harness)  # Postmark answers 422 "…was not found." for the webhook
+    [answer] = [r for r in harness.transport.sent if r.route == f"DELETE /webhooks/{configuration.postmark_webhook_id}"][1:]
+    assert answer  # asked again, and the not-found answer was taken as done
+    assert EmailConfiguration.objects.get(pk=configuration.pk).status == "offboarded"
+
+
+class NotFound(httpx.BaseTransport):
+    """Postmark answers 404 to deleting the sending domain (it is already gone)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def handle_request(self, request):
+        if request.method == "DELETE" and request.url.path.startswith("/domains/"):
+            return httpx.Response(404, json={"ErrorCode": 0, "Message": "Not found."})
+        return self.inner.handle_request(request)
+
+
+def test_a_404_from_postmark_counts_as_removed(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    providers = Providers(postmark=PostmarkClient(base_url="https://api.postmarkapp.com",
+                                                  transport=NotFound(harness.transport)),
+                          dns_for=harness.providers.dns_for)
+    configuration_offboard(configuration_id=configuration.pk, actor=CLI, providers=providers)
+    assert EmailConfiguration.objects.get(pk=configuration.pk).status == "offboarded"

@@ -297,3 +297,18 @@ def test_it_reads_its_url_and_timeout_from_settings(settings):
 
     assert repr(client) == "PostmarkClient(base_url='http://127.0.0.1:8025')"
     assert client._http.timeout == httpx.Timeout(3.5)
+
+
+@pytest.mark.parametrize("answer, gone", [
+    (httpx.Response(404, text="Not Found"), True),
+    (httpx.Response(422, json={"ErrorCode": 1352, "Message": "The webhook for the provided 'ID' was not found."}), True),
+    (httpx.Response(422, json={"ErrorCode": 510, "Message": "Domain not found."}), True),
+    (httpx.Response(422, json={"ErrorCode": 601, "Message": "Server does not exist."}), True),
+    (httpx.Response(422, json={"ErrorCode": 300, "Message": "Invalid request."}), False),
+    (httpx.Response(500, json={"ErrorCode": 0, "Message": "Something was not found in our database."}), False),
+])
+def test_it_says_when_postmark_means_the_object_does_not_exist(answer, gone):
+    client, _ = make_client(answer)
+    with pytest.raises(ProviderError) as exc:
+        client.delete_webhook(server_token=SERVER_TOKEN, webhook_id=5)
+    assert exc.value.not_found is gone

@@ -1,6 +1,8 @@
 from provisioning.models import ProvisioningStep
 from provisioning.records import DMARC_TTL
 from provisioning.runs import provision_run
+from provisioning.verification import verification_check
+from tenants.models import EmailConfiguration
 from tests.harness import DOMAIN, create, make_harness, queued, run_to_end
 
 
@@ -109,3 +111,31 @@ def test_a_missing_secret_fails_the_run_with_the_secret_named_and_no_provider_ca
     assert "Secret Alpha001-prod-I-EmailPostmarkAccountToken is not configured" in configuration.last_error
     assert harness.transport.sent == []
     assert ProvisioningStep.objects.get(configuration=configuration, name="server").status == "failed"
+
+
+def test_the_return_path_cname_points_where_postmark_says_and_verifies(aws, configured_partitions):
+    harness = make_harness(["prod.ardamails.com"], return_path_target="pm.mtasv.example.net")
+    configuration = create(configured_partitions["prod"])
+    run_to_end(configuration, harness)
+    assert configuration.return_path_target == "pm.mtasv.example.net"
+    assert (f"pm-bounces.{DOMAIN}.", "CNAME", ["pm.mtasv.example.net."]) in harness.zone_records(
+        "prod.ardamails.com", DOMAIN)
+    verification_check(configuration_id=configuration.pk, providers=harness.providers, trigger="provisioning")
+    configuration.refresh_from_db()
+    assert configuration.status == "active" and configuration.return_path_verified
+
+
+def test_an_existing_webhook_with_an_old_secret_is_updated_in_place(harness, configured_partitions, secrets_dir):
+    configuration = create(configured_partitions["prod"])
+    run_to_end(configuration, harness)
+    # The webhook secret was rotated and the configuration is provisioned again (its webhook forgotten).
+    (secrets_dir / "Alpha001-prod-I-EmailWebhookSecret").write_text("webhook-secret-rotated")
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(postmark_webhook_id=None, status="failed")
+    ProvisioningStep.objects.filter(configuration=configuration, name="webhook").update(status="failed")
+    sent_before = len(harness.transport.sent)
+    assert run_to_end(configuration, harness).state == "finished"
+    [edit] = [r for r in harness.transport.sent[sent_before:] if r.method == "PUT"]
+    assert edit.path == f"/webhooks/{configuration.postmark_webhook_id}"
+    assert edit.body["HttpHeaders"] == [{"Name": "Authorization", "Value": "Bearer webhook-secret-rotated"}]
+    assert [r.route for r in harness.transport.sent[sent_before:]] == ["GET /webhooks", edit.route]
+    assert len(harness.simulator.state()["webhooks"]) == 1

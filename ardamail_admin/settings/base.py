@@ -90,7 +90,7 @@ STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
 
 # --- Celery -----------------------------------------------------------------
 # Default: the filesystem transport, which needs no server (local mode).
-_BROKER_DIR = VAR_DIR / "celery-broker"
+_BROKER_DIR = Path(env("BROKER_DIR", default=str(VAR_DIR / "celery-broker")))  # the filesystem broker's folder
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=env("REDIS_URL", default="filesystem://"))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _BROKER_DIR.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
 """Production: secrets from the environment, HTTPS only; passes `manage.py check --deploy`."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -11,8 +13,6 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 # dashboard's real public address, over HTTPS, never the local default.
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL")
 if not PUBLIC_BASE_URL.startswith("https://"):
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured(f"PUBLIC_BASE_URL must be an https:// URL in production, not {PUBLIC_BASE_URL!r}.")
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
