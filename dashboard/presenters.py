@@ -7,6 +7,8 @@ import csv
 import io
 from dataclasses import asdict, dataclass
 
+from django.conf import settings
+
 from integrations.dns.txt import quote_txt
 from integrations.errors import ProviderError
 from provisioning.dmarc import NEEDS_EMAIL_ADMIN, dmarc_allowed_targets
@@ -93,8 +95,8 @@ def polling(configuration: EmailConfiguration, steps) -> int:
     """How often the page asks for news, in milliseconds; 0 once nothing is going on."""
     working = is_held(configuration) or any(s.status in (StepStatus.RUNNING, StepStatus.RETRYING) for s in steps)
     if working or configuration.status in (S.DRAFT, S.PROVISIONING, S.OFFBOARDING):
-        return 2000
-    return 10000 if configuration.status == S.VERIFYING else 0
+        return settings.DASHBOARD_POLL_MS
+    return settings.DASHBOARD_POLL_WAITING_MS if configuration.status == S.VERIFYING else 0
 
 
 def working_on(configuration: EmailConfiguration) -> str:

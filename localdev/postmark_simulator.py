@@ -227,7 +227,7 @@ class PostmarkSimulator:
 
     def _list_servers(self, account, body, query):
         # No maximum `count` is documented for /servers; the official clients ask for 100, so
-        # the simulator allows no more (docs/providers/postmark.md#paging).
+        # the simulator allows no more (docs/providers/postmark.md#server-delete-list).
         count, offset = paging(query, error_code=600, max_count=100)  # 600 "server query exception"
         name = query.get("name", "").lower()
         found = [s for s in self._servers.values() if s["Account"] == account and name in s["Name"].lower()]
@@ -286,7 +286,7 @@ class PostmarkSimulator:
         domain = self._domain(account, domain_id)
         host, value = domain["DKIMPendingHost"], domain["DKIMPendingTextValue"]
         if host and value in self._dns_lookup(host, "TXT"):
-            # Once verified it stays verified, even if the record later disappears (docs/providers/postmark.md#domains).
+            # Once verified it stays verified, even if the record later disappears (docs/providers/postmark.md#dkim-verified-flag).
             domain.update(DKIMVerified=True, DKIMHost=host, DKIMTextValue=value, DKIMUpdateStatus="Verified",
                           DKIMPendingHost="", DKIMPendingTextValue="")
         return public_copy(domain)
@@ -343,7 +343,7 @@ class PostmarkSimulator:
         return public_copy(hook)
 
     def _delete_server(self, account, body, query, server_id):
-        # Postmark disables server deletion until support enables it (docs/providers/postmark.md#servers).
+        # Postmark disables server deletion until support enables it (docs/providers/postmark.md#server-delete).
         self._get_server(account, body, query, server_id)
         invalid(604, "You don't have delete access on this server.")
 

@@ -1,7 +1,7 @@
 """Drift detection and repair: does DNS still hold the records a configuration needs?
 
 Postmark cannot tell us: DKIMVerified stays true after the TXT record is deleted
-(docs/providers/postmark.md#domains). So a check reads the records back from the DNS provider and,
+(docs/providers/postmark.md#dkim-verified-flag). So a check reads the records back from the DNS provider and,
 when DRIFT_DNS_NAMESERVERS is set, from those name servers, and judges them with
 provisioning.records.compare. Every check runs under a hold (tenants.lifecycle); a DMARC step or
 a repair that starts meanwhile takes the hold from it, so a check never judges DNS against records

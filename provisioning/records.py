@@ -20,9 +20,10 @@ RETURN_PATH_TTL = 3600
 DMARC_TTL = 300  # short, so a ramp step (or a step back) takes effect within minutes
 PURPOSE_LABELS = {"dkim": "DKIM", "return_path": "Return-Path", "dmarc": "DMARC"}
 
-# Each ramp state is one record that means the same to receivers of RFC 7489 and of RFC 9989:
-# the test states pair RFC 9989's t=y with RFC 7489's pct=0, and both ask a receiver to apply the
-# next policy down, so quarantine_test acts as none and reject_test as quarantine (docs/dmarc.md#test-mode).
+# Each ramp state is one record that is valid under RFC 7489 and RFC 9989 alike: the test states
+# pair RFC 9989's t=y with RFC 7489's pct=0, which both specs read as "apply the next policy down",
+# so quarantine_test acts as none and reject_test as quarantine. Some RFC 7489 filters (OpenDMARC)
+# read pct=0 as "enforce nothing", so there reject_test acts as none (docs/dmarc.md#test-state-both-specs).
 DMARC_VALUES = {
     DmarcState.NONE: "v=DMARC1; p=none",
     DmarcState.QUARANTINE_TEST: "v=DMARC1; p=quarantine; pct=0; t=y",

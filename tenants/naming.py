@@ -1,4 +1,4 @@
-"""The one sending-domain synthesizer (design-decisions D1).
+"""The one sending-domain synthesizer (docs/design.md#sending-domain).
 
 Provisioning, DNS, sending and the dashboard all call these functions; nothing else builds a
 sending domain, From address or Postmark server name.
@@ -22,7 +22,7 @@ def sending_domain(*, config_slug: str, tenant_slug: str, mail_zone: str) -> str
 
 
 def from_address(*, local_part: str, domain: str) -> str:
-    """The fixed From address (design-decisions D2: no per-send override)."""
+    """The fixed From address: no per-send override (docs/design.md#from-address)."""
     return f"{local_part}@{domain}"
 
 

@@ -13,7 +13,7 @@ DNS_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 MAX_LABEL_LENGTH = 63
 MAX_DOMAIN_LENGTH = 253
 
-# infrastructure-design.txt, "names that must be excluded from tenant slug allocation".
+# docs/design.md#reserved-tenant-slugs
 RESERVED_TENANT_SLUGS = frozenset(
     {"mail", "dmarc", "postmaster", "abuse", "api", "www", "admin", "arda", "arda-cards", "platform"}
 )

@@ -96,3 +96,43 @@ def test_support_staff_onboard_watch_copy_and_are_refused_admin_actions(
     assert status == 403
     context.close()
 
+
+
+def test_the_page_updates_only_what_changed_and_never_a_form_being_typed_in(
+        browser, live_server, configured_partitions, email_admin_user, settings):
+    from tenants.models import EmailConfiguration, Tenant
+
+    settings.DASHBOARD_POLL_MS = settings.DASHBOARD_POLL_WAITING_MS = 300
+    tenant = Tenant.objects.create(slug="acme", display_name="Acme Inc")
+    configuration = EmailConfiguration.objects.create(
+        tenant=tenant, partition=configured_partitions["prod"], config_slug="orders", status="verifying",
+        dkim_host="20261201pm._domainkey.orders.acme.prod.ardamails.com", dkim_value="k=rsa; p=MIGf",
+        return_path_target="pm.mtasv.net", postmark_domain_id=3001, postmark_webhook_id=5001, postmark_server_id=1001)
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(30_000)
+    log_in(page, live_server.url, email_admin_user.username)
+    page.goto(f"{live_server.url}/configurations/{configuration.pk}/")
+    page.evaluate("window.__noReload = true")
+    reason = page.locator("#dmarc input[name=reason]").first
+    reason.fill("waiting for the tenant's go-ahead")  # someone is typing in the DMARC form
+
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(last_error="Postmark has not seen the DKIM record yet",
+                                                                   dmarc_state="quarantine_test")
+    page.wait_for_selector("#last-error")  # the status fragment was swapped in by a poll…
+    assert reason.input_value() == "waiting for the tenant's go-ahead"  # …but not the form being typed in
+    assert page.inner_text("#dmarc-state") == "p=none (monitor)"
+    assert page.evaluate("window.__noReload") is True
+
+    reason.fill("")  # the person gave up on it and moved on
+    page.locator("h1").click()
+    page.wait_for_function("document.querySelector('#dmarc-state').textContent.trim() === 'p=quarantine, test mode'")
+
+    # Offboarding asks first (a data-confirm attribute, no inline handler); saying no sends nothing.
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click("#offboard")
+    assert asked == [f"Offboard {configuration.sending_domain}? Its DNS records, webhook and Postmark sending "
+                     "domain are removed."]
+    assert page.evaluate("window.__noReload") is True
+    assert EmailConfiguration.objects.get(pk=configuration.pk).status == "verifying"
+    assert "onsubmit" not in page.content() and "onclick" not in page.content()

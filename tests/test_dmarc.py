@@ -44,7 +44,7 @@ def test_every_dmarc_record_parses_in_checkdmarc_and_says_what_its_state_says(st
     value = DMARC_VALUES[state]
     parsed = parse_dmarc_record(value, DOMAIN)  # raises on any syntax or tag error
     tags = {name: tag["value"] for name, tag in parsed["tags"].items()}
-    # checkdmarc follows RFC 9989 and drops pct (B2); read it with checkdmarc's own tag tokenizer.
+    # checkdmarc follows RFC 9989 and drops pct (docs/dmarc.md#checkdmarc); read it with checkdmarc's own tag tokenizer.
     pct = dict(DMARC_TAG_VALUE_REGEX.findall(value)).get("pct")
     testing = state.endswith("_test")
     assert tags["v"] == "DMARC1"
@@ -52,7 +52,7 @@ def test_every_dmarc_record_parses_in_checkdmarc_and_says_what_its_state_says(st
     assert tags["t"] == ("y" if testing else "n")
     assert pct == ("0" if testing else None)
     assert ("Support for the pct tag was removed in RFC 9989" in parsed["warnings"]) == testing
-    assert "psd" not in dict(DMARC_TAG_VALUE_REGEX.findall(value))  # would change the Org Domain (B3)
+    assert "psd" not in dict(DMARC_TAG_VALUE_REGEX.findall(value))  # would change the Org Domain (docs/dmarc.md#tree-walk)
     effect_9989 = LOWER[tags["p"]] if tags["t"] == "y" else tags["p"]
     effect_7489 = LOWER[tags["p"]] if pct == "0" else tags["p"]
     assert effect_9989 == effect_7489 == EFFECT[state]

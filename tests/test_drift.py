@@ -74,7 +74,7 @@ def test_a_changed_dmarc_value_is_different_with_both_values_named(harness, conf
 
 
 def test_a_second_value_beside_the_right_one_is_drift_too(harness, configured_partitions):
-    # Two DMARC records at one name make receivers ignore DMARC altogether (RFC 7489 §6.6.3).
+    # Two DMARC records at one name make receivers ignore DMARC altogether (docs/dmarc.md#multiple-records).
     configuration = activated(harness, configured_partitions)
     put_txt(harness, DMARC_NAME, "v=DMARC1; p=none", "v=DMARC1; p=reject")
     checks = drift(configuration, harness)

@@ -118,6 +118,10 @@ CELERY_BEAT_SCHEDULE = {
                         ("verify", 30.0), ("check_dns", 300.0))
 }
 
+# How often a configuration page asks for news while work runs, and while DNS verification waits.
+DASHBOARD_POLL_MS = env.int("DASHBOARD_POLL_MS", default=2000)
+DASHBOARD_POLL_WAITING_MS = env.int("DASHBOARD_POLL_WAITING_MS", default=10000)
+
 # --- Partitions and secrets --------------------------------------------------
 PARTITIONS_FILE = env.path("PARTITIONS_FILE", default=BASE_DIR / "deploy" / "partitions.local.toml")
 SECRETS_DIR = env.path("SECRETS_DIR", default="/app/secret")

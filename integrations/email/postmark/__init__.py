@@ -10,9 +10,9 @@ from integrations.errors import ProviderError
 
 from .client import PostmarkClient, webhook_triggers
 
-SERVER_NAME_EXISTS = 603  # (#servers)
-DOMAIN_EXISTS = 512  # (#domains)
-NO_DELETE_ACCESS = 604  # server deletion not enabled on this account (#servers)
+SERVER_NAME_EXISTS = 603  # (#server-errors)
+DOMAIN_EXISTS = 512  # (#domain-errors)
+NO_DELETE_ACCESS = 604  # server deletion not enabled on this account (#server-delete)
 
 __all__ = ["PostmarkAccount", "PostmarkClient", "PostmarkServer"]
 
@@ -55,7 +55,7 @@ class PostmarkAccount:
                 if exc.error_code == DOMAIN_EXISTS else None
             if domain is None:
                 raise
-        # Before verification the key to publish is the pending one; afterwards the active one (#domains).
+        # Before verification the key to publish is the pending one; afterwards the active one (#domain-fields).
         return SendingDomain(
             id=domain["ID"],
             dkim_host=domain.get("DKIMPendingHost") or domain.get("DKIMHost", ""),

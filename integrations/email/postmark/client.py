@@ -11,14 +11,15 @@ from django.conf import settings
 
 from integrations.errors import ProviderError
 
-NOT_FOUND_CODES = frozenset({510, 601})  # domain, server (#error-codes)
+# Domain, server, webhook (the last reported, not documented): #domain-errors, #server-errors, #webhook-not-found.
+NOT_FOUND_CODES = frozenset({510, 601, 1352})
 ACCOUNT_TOKEN_HEADER = "X-Postmark-Account-Token"
 SERVER_TOKEN_HEADER = "X-Postmark-Server-Token"
 # Largest `count` per page: 500 is documented for /domains; no maximum is documented for
-# /servers, where the official clients ask for 100 (#paging).
+# /servers, where the official clients ask for 100 (#servers-list).
 DOMAINS_PAGE_SIZE, SERVERS_PAGE_SIZE = 500, 100
 DEFAULT_HEADERS = {
-    # Postmark answers ErrorCode 409 "JSON required" without both, even on bodiless requests (#headers).
+    # Postmark answers ErrorCode 409 "JSON required" without both, even on bodiless requests (#content-headers).
     "Accept": "application/json",
     "Content-Type": "application/json",
     "User-Agent": "ardamail-admin",
@@ -110,7 +111,7 @@ class PostmarkClient:
         return self._account("DELETE", f"/domains/{domain_id}", account_token, operation="delete the sending domain")
 
     def delete_server(self, *, account_token: str, server_id: int) -> dict:
-        # Disabled on Postmark accounts by default: ErrorCode 604 until support enables it (#servers).
+        # Disabled on Postmark accounts by default: ErrorCode 604 until support enables it (#server-delete).
         return self._account("DELETE", f"/servers/{server_id}", account_token, operation="delete the server")
 
     # -- server token -------------------------------------------------------------------------
@@ -129,7 +130,7 @@ class PostmarkClient:
     def edit_webhook(
         self, *, server_token: str, webhook_id: int, url: str, http_headers: list[dict], triggers: dict
     ) -> dict:
-        # No MessageStream: a webhook's stream is fixed when it is created (#webhooks).
+        # No MessageStream: a webhook's stream is fixed when it is created (#webhook-edit).
         body = {"Url": url, "HttpHeaders": http_headers, "Triggers": triggers}
         path = f"/webhooks/{webhook_id}"
         return self._server("PUT", path, server_token, json=body, operation="update the webhook")
@@ -217,7 +218,7 @@ def _error_from_response(response: httpx.Response, operation: str) -> ProviderEr
 
 def _is_not_found(status: int, error_code: int | None, message: str) -> bool:
     """Postmark says "no such object" with HTTP 404, with the documented codes for domains and
-    servers, or (webhooks, where no code is documented) with a 422 whose message says so (#not-found)."""
+    servers, or (webhooks, where no code is documented) with a 422 whose message says so (#webhook-not-found)."""
     if status == 404 or error_code in NOT_FOUND_CODES:
         return True
     return status == 422 and "not found" in message.lower()
