@@ -30,9 +30,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20)
     args = parser.parse_args()
     from integrations.dns.route53 import Route53
-    from integrations.email.postmark import PostmarkClient
+    from integrations.email.postmark import Postmark, PostmarkClient
     from localdev.postmark_simulator import PostmarkSimulator, serve
-    from localdev.zones import ensure_local_zones, simulator_account_tokens
+    from localdev.zones import dns_lookup, ensure_local_zones, simulator_account_tokens
     from provisioning.providers import Providers
     from provisioning.runs import provision_run
     from provisioning.verification import verification_check
@@ -58,7 +58,7 @@ def main() -> None:
                     (secrets_dir / p.secret_label(name)).write_text(value)
             ensure_local_zones()
             simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(),
-                                          dns_lookup=Route53(endpoint_url=moto_url).lookup)
+                                          dns_lookup=dns_lookup(Route53(endpoint_url=moto_url)))
             server, _ = serve(simulator, host="127.0.0.1", port=0)
             route53_calls = Counter()
             session = boto3.session.Session(region_name="us-east-1")
@@ -66,10 +66,8 @@ def main() -> None:
                 "before-call.route53.*", lambda model, **kw: route53_calls.update([model.name]))
             # One Route53 client per process, as Providers.default() keeps (zone ids cached in it).
             route53 = Route53(endpoint_url=moto_url, session=session)
-            providers = Providers(
-                postmark=PostmarkClient(base_url=f"http://127.0.0.1:{server.server_address[1]}"),
-                dns_for=lambda partition: route53,
-            )
+            postmark = Postmark(PostmarkClient(base_url=f"http://127.0.0.1:{server.server_address[1]}"))
+            providers = Providers(email_for=lambda partition: postmark, dns_for=lambda partition: route53)
             prod = Partition.objects.get(name="prod")
             durations = []
             for i in range(args.count):

@@ -107,7 +107,7 @@ def scenario(workdir: Path, env: dict, processes: list, deadline: float) -> dict
 
     from integrations.dns.route53 import Route53
     from localdev.postmark_simulator import PostmarkSimulator, serve
-    from localdev.zones import ensure_local_zones, simulator_account_tokens
+    from localdev.zones import dns_lookup, ensure_local_zones, simulator_account_tokens
     from provisioning.onboarding import configuration_onboard
     from tenants.models import EmailConfiguration, Partition
     from tenants.roles import Actor
@@ -116,7 +116,7 @@ def scenario(workdir: Path, env: dict, processes: list, deadline: float) -> dict
     call_command("bootstrap_local", stdout=open(os.devnull, "w"))
     ensure_local_zones()
     simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(),
-                                  dns_lookup=Route53(endpoint_url=env["AWS_ENDPOINT_URL"]).lookup)
+                                  dns_lookup=dns_lookup(Route53(endpoint_url=env["AWS_ENDPOINT_URL"])))
     server, _ = serve(simulator, host="127.0.0.1", port=0)
     env["POSTMARK_API_URL"] = settings.POSTMARK_API_URL = f"http://127.0.0.1:{server.server_address[1]}"
     # Postmark sits on the first POST /domains for 8 s: the worker is killed while it waits.

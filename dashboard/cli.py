@@ -5,15 +5,18 @@ from collections.abc import Callable
 
 from django.core.management.base import CommandError
 
+from provisioning.drift import drift_check
 from provisioning.providers import Providers
+from provisioning.results import Outcome
 from provisioning.runs import provision_run
+from provisioning.verification import configuration_check_now, verification_check
 from tenants.lifecycle import ActionRefused, Hold
-from tenants.models import ConfigurationStatus, EmailConfiguration
+from tenants.models import EmailConfiguration, Work
+from tenants.roles import Actor
 
-S = ConfigurationStatus
-# Provisioning is over once verification has taken over; --until-active also waits for DNS.
-FINAL_STATES = {S.VERIFYING, S.ACTIVE, S.FAILED, S.DRIFT}
-ACTIVE_STATES = {S.ACTIVE, S.FAILED, S.DRIFT}
+
+def yes_no(value) -> str:
+    return {True: "yes", False: "no", None: "unknown"}[value]
 
 
 def configuration_for(sending_domain: str) -> EmailConfiguration:
@@ -40,17 +43,28 @@ def act(action: Callable, write: Callable[[str], None]):
 
 def run_inline(hold: Hold, *, write: Callable[[str], None], providers: Providers | None = None) -> str:
     """Run a held provisioning here, sleeping through transient-error backoff as a worker would."""
-    providers = providers or Providers.default()
+    providers, token = providers or Providers.default(), hold.token
     while True:
-        outcome = provision_run(configuration_id=hold.configuration_id, providers=providers, token=hold.token)
-        if outcome.state != "retry":
+        outcome = provision_run(configuration_id=hold.configuration_id, providers=providers, token=token)
+        if outcome.state != Outcome.RETRY:
             return outcome.state
         write(f"  transient error; retrying in {outcome.retry_in:.1f}s")
         time.sleep(outcome.retry_in)
+        token = outcome.token
 
 
-def follow_progress(configuration_id: int, *, write: Callable[[str], None], timeout: float, poll: float = 0.5,
-                    until: set[str] = FINAL_STATES) -> str:
+def check_here(configuration_id: int, providers: Providers | None = None):
+    """"Check now", run in this process: the VerificationCheck, or the DNS checks ([] if it yielded)."""
+    result = configuration_check_now(configuration_id=configuration_id, actor=Actor.command_line(), queue=False)
+    hold, providers = result.hold, providers or Providers.default()
+    if hold.work == Work.VERIFY:
+        return verification_check(configuration_id=configuration_id, providers=providers, trigger="manual",
+                                  token=hold.token)
+    return drift_check(configuration_id=configuration_id, providers=providers, trigger="manual", token=hold.token)
+
+
+def follow_progress(configuration_id: int, *, write: Callable[[str], None], timeout: float, until: frozenset[str],
+                    poll: float = 0.5) -> str:
     """Print each step change until the configuration reaches one of `until` or the timeout passes."""
     deadline, seen = time.monotonic() + timeout, {}
     while True:

@@ -6,12 +6,12 @@ Messages name the field and the value; none is Django's generic wording.
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import ProhibitNullCharactersValidator, validate_email
+from django.core.validators import ProhibitNullCharactersValidator
 
 from provisioning.dmarc import RAMP
 from tenants import naming
 from tenants.credentials import credentials_problem
-from tenants.lifecycle import PROVISION_NEEDS
+from tenants.lifecycle import ACTIONS, PROVISION_NEEDS
 from tenants.models import (
     ConfigurationStatus,
     DmarcState,
@@ -24,6 +24,7 @@ from tenants.validation import (
     validate_config_slug,
     validate_domain_length,
     validate_from_local_part,
+    validate_recipient,
     validate_tenant_slug,
 )
 
@@ -43,12 +44,18 @@ class Text(forms.CharField):
         self.validators.append(ProhibitNullCharactersValidator(message=NUL_MESSAGE.format(label=what)))
 
 
+class PartitionChoice(forms.ModelChoiceField):
+    def validate_no_null_characters(self, value):
+        if "\x00" in str(value):  # Django's own check says "Null characters are not allowed."
+            raise ValidationError(NUL_MESSAGE.format(label="partition"), code="null_characters_not_allowed")
+
+
 class OnboardForm(forms.Form):
     """Onboard a tenant configuration; used by the web form and `manage.py onboard` alike."""
 
-    partition = forms.ModelChoiceField(
+    partition = PartitionChoice(
         queryset=Partition.objects.all(), to_field_name="name", label="Partition",
-        error_messages={"invalid_choice": "There is no partition named '%(value)s'.",
+        error_messages={"invalid_choice": "There is no partition named '%(value).63s'.",
                         "required": "The partition is required."},
     )
     tenant_slug = Text(max_length=200, strip=True, label="Tenant slug")
@@ -94,8 +101,9 @@ class OnboardForm(forms.Form):
             return data
         if not Tenant.objects.filter(slug=tenant_slug).exists() and not data.get("tenant_display_name"):
             self.add_error("tenant_display_name", f"Tenant '{tenant_slug}' is new: give it a display name.")
-        # An offboarded configuration may be onboarded again; any other one already exists.
-        taken = EmailConfiguration.objects.filter(sending_domain=domain).exclude(status=ConfigurationStatus.OFFBOARDED)
+        # One that may be onboarded again (offboarded) is not taken; any other one already exists.
+        taken = EmailConfiguration.objects.filter(sending_domain=domain).exclude(
+            status__in=ACTIONS["onboard_again"].states)
         if taken.exists():
             self.add_error("config_slug", duplicate_message(domain))
         data["sending_domain"] = domain
@@ -129,12 +137,7 @@ class TestEmailForm(forms.Form):
     to = Text(max_length=254, label="Recipient")
 
     def clean_to(self):
-        value = self.cleaned_data["to"].strip()
-        try:
-            validate_email(value)
-        except ValidationError:
-            raise ValidationError(f"'{value}' is not an email address.") from None
-        return value
+        return validate_recipient(self.cleaned_data["to"])
 
 
 def form_errors(form: forms.Form) -> str:

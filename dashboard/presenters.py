@@ -12,22 +12,22 @@ from django.conf import settings
 from integrations.dns.txt import quote_txt
 from integrations.errors import ProviderError
 from provisioning.dmarc import NEEDS_EMAIL_ADMIN, dmarc_allowed_targets
-from provisioning.drift import read_sources, record_problem
+from provisioning.drift import read_sources
 from provisioning.models import RecordCheck, StepName, StepStatus
 from provisioning.providers import Providers
 from provisioning.records import (
     PURPOSE_LABELS,
     RecordStatus,
     compare,
+    describe,
     desired_for,
     dmarc_value,
 )
 from provisioning.steps import webhook_url
-from tenants.lifecycle import AUTOMATIC_WORK, actions_for, is_held
-from tenants.models import ConfigurationStatus, EmailConfiguration, Work
+from tenants.lifecycle import actions_for, activity, is_held
+from tenants.models import EmailConfiguration, Work
 from tenants.roles import Actor
 
-S = ConfigurationStatus
 FRAGMENTS = ("facts", "status", "records", "verification", "timeline", "dmarc", "test_email", "offboard", "checks")
 
 
@@ -42,6 +42,7 @@ class RecordRow:
     ttl: int
     published: str  # RecordStatus value, or "pending" (not written yet) / "written" (written, not read back)
     found: str
+    source: str  # where the last read found it so ("route53", "dns:<server>")
     checked_at: object  # when DNS was last read for it (None: never)
     verified: bool | None  # None: Postmark does not verify this record
 
@@ -53,14 +54,14 @@ class RecordRow:
     def problem(self) -> str:
         if self.published not in (RecordStatus.MISSING, RecordStatus.DIFFERENT):
             return ""
-        return record_problem(RecordCheck(purpose=self.purpose, type=self.type, name=self.name, status=self.published,
-                                          expected=self.value, found=self.found, source="route53"))
+        return describe(purpose=self.purpose, type=self.type, name=self.name, status=self.published,
+                        expected=self.value, found=self.found.splitlines(), source=self.source)
 
 
-def _published(dns_written: bool, check: RecordCheck | None) -> tuple[str, str, object]:
+def _published(dns_written: bool, check: RecordCheck | None) -> tuple[str, str, str, object]:
     if check is not None:
-        return check.status, check.found, check.checked_at
-    return ("written" if dns_written else "pending"), "", None
+        return check.status, check.found, check.source, check.checked_at
+    return ("written" if dns_written else "pending"), "", "", None
 
 
 def record_rows(configuration: EmailConfiguration, steps, checks) -> list[RecordRow]:
@@ -70,11 +71,11 @@ def record_rows(configuration: EmailConfiguration, steps, checks) -> list[Record
     verified = {"dkim": configuration.dkim_verified, "return_path": configuration.return_path_verified, "dmarc": None}
     rows = []
     for record in desired_for(configuration):
-        published, found, checked_at = _published(dns_written, by_key.get((record.name, record.type)))
+        published, found, source, checked_at = _published(dns_written, by_key.get((record.name, record.type)))
         zone_value = quote_txt(record.value) if record.type == "TXT" else record.value + "."
         relative = record.name[: -len(zone) - 1] if record.name.endswith("." + zone) else record.name
         rows.append(RecordRow(record.purpose, record.type, record.name, relative, record.value, zone_value,
-                              record.ttl, published, found, checked_at, verified[record.purpose]))
+                              record.ttl, published, found, source, checked_at, verified[record.purpose]))
     return rows
 
 
@@ -91,12 +92,10 @@ def records_csv(rows: list[RecordRow]) -> str:
     return out.getvalue()
 
 
-def polling(configuration: EmailConfiguration, steps) -> int:
+def polling(configuration: EmailConfiguration) -> int:
     """How often the page asks for news, in milliseconds; 0 once nothing is going on."""
-    working = is_held(configuration) or any(s.status in (StepStatus.RUNNING, StepStatus.RETRYING) for s in steps)
-    if working or configuration.status in (S.DRAFT, S.PROVISIONING, S.OFFBOARDING):
-        return settings.DASHBOARD_POLL_MS
-    return settings.DASHBOARD_POLL_WAITING_MS if configuration.status == S.VERIFYING else 0
+    return {"working": settings.DASHBOARD_POLL_MS, "waiting": settings.DASHBOARD_POLL_WAITING_MS,
+            "idle": 0}[activity(configuration)]
 
 
 def working_on(configuration: EmailConfiguration) -> str:
@@ -110,20 +109,23 @@ def configuration_context(configuration: EmailConfiguration, *, user) -> dict:
     actor = Actor.of(user)
     steps = list(configuration.steps.all())
     checks = list(configuration.record_checks.all())
+    actions = actions_for(configuration, actor)
     targets = dmarc_allowed_targets(configuration=configuration, actor=actor)
+    link = configuration.postmark_server_link
     return {
         "configuration": configuration,
         "steps": steps,
         "records": record_rows(configuration, steps, checks),
-        "poll_ms": polling(configuration, steps),
+        "poll_ms": polling(configuration),
         "working_on": working_on(configuration),
-        "waits_for": AUTOMATIC_WORK.get(configuration.status),
+        "next_check_at": configuration.due_at if activity(configuration) == "waiting" else None,
         "webhook_url": webhook_url(configuration),
         "dmarc_record": dmarc_value(configuration.dmarc_state),
         "server_name": configuration.identity().server_name,
-        "actions": actions_for(configuration, actor),
+        "server_link": link if link.startswith("https://") else "",  # a provider's answer is no trusted URL
+        "actions": actions,
         # A step the user's role may not take is not shown at all (the service refuses it too).
-        "dmarc_targets": [t for t in targets if actor.is_email_admin
+        "dmarc_targets": [t for t in targets if "ramp_dmarc_to_reject" in actions
                           or not (t.direction == "forward" and t.state in NEEDS_EMAIL_ADMIN)],
         "dmarc_changes": list(configuration.dmarc_changes.all()[:10]),
         "checks": list(configuration.verification_checks.all()[:5]),

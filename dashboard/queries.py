@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
 
+from tenants.lifecycle import RETIRED
 from tenants.models import (
     ConfigurationStatus,
     DmarcState,
@@ -31,7 +32,7 @@ def partition_counts(partition: Partition | None) -> Counts:
         qs = qs.filter(partition=partition)
     by_status = _counts(qs.values("status").annotate(n=Count("id")).order_by(), "status", ConfigurationStatus.choices)
     by_dmarc = _counts(
-        qs.exclude(status__in=[ConfigurationStatus.OFFBOARDING, ConfigurationStatus.OFFBOARDED]).values("dmarc_state").annotate(n=Count("id")).order_by(),
+        qs.exclude(status__in=RETIRED).values("dmarc_state").annotate(n=Count("id")).order_by(),
         "dmarc_state", DmarcState.choices,
     )
     return Counts(by_status, by_dmarc, sum(n for _, _, n in by_status))
@@ -56,10 +57,10 @@ def summary_by_partition() -> list[dict]:
 def configuration_search(
     *, partition: Partition | None, q: str = "", status: str = "", dmarc: str = ""
 ) -> QuerySet[EmailConfiguration]:
+    """Input comes cleaned by SearchForm (no NUL, known status and DMARC state, lowercase text)."""
     qs = EmailConfiguration.objects.select_related("tenant", "partition")
     if partition is not None:
         qs = qs.filter(partition=partition)
-    """Input comes cleaned by SearchForm (no NUL, known status and DMARC state, lowercase text)."""
     if q:
         qs = qs.filter(
             Q(sending_domain__contains=q) | Q(tenant__slug__contains=q) | Q(tenant__display_name__icontains=q)

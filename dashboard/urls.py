@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from . import views
 
@@ -12,7 +12,8 @@ urlpatterns = [
     path("onboard/", views.onboard, name="onboard"),
     path("configurations/<int:pk>/", views.configuration_detail, name="configuration"),
     path("configurations/<int:pk>/live/", views.configuration_live, name="configuration_live"),
-    path("configurations/<int:pk>/records.<str:fmt>", views.configuration_records, name="configuration_records"),
+    re_path(r"^configurations/(?P<pk>[0-9]+)/records\.(?P<fmt>csv|txt)$", views.configuration_records,
+            name="configuration_records"),
     path("configurations/<int:pk>/retry/", views.configuration_retry_view, name="retry"),
     path("configurations/<int:pk>/check/", views.configuration_check_now_view, name="check_now"),
     path("configurations/<int:pk>/repair/", views.configuration_repair_view, name="repair"),

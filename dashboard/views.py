@@ -4,6 +4,7 @@ through an action a person asked for.
 """
 
 import hashlib
+import re
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -25,9 +26,16 @@ from provisioning.onboarding import (
 from provisioning.providers import Providers
 from provisioning.sending import configuration_send_test_email
 from provisioning.verification import configuration_check_now
-from tenants.lifecycle import ActionRefused
+from tenants.lifecycle import ACTIONS, ActionRefused
 from tenants.models import EmailConfiguration, Partition
-from tenants.roles import SUPPORT, Actor, role_required
+from tenants.roles import (
+    EMAIL_ADMIN_GROUP,
+    ROLE_REFUSALS,
+    SUPPORT,
+    SUPPORT_GROUP,
+    Actor,
+    role_required,
+)
 
 from . import queries
 from .forms import OnboardForm, RampForm, SearchForm, TestEmailForm, form_errors
@@ -84,7 +92,8 @@ def configuration_list(request):
 
 @role_required(SUPPORT)
 def onboard(request):
-    form = OnboardForm(request.POST or None, initial={"partition": request.GET.get("partition")})
+    data = request.POST if request.method == "POST" else None  # an empty POST is still a submission
+    form = OnboardForm(data, initial={"partition": request.GET.get("partition")})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -107,6 +116,17 @@ def _configuration(pk):
     return get_object_or_404(EmailConfiguration.objects.select_related("tenant", "partition"), pk=pk)
 
 
+def not_found(request, exception):
+    return render(request, "404.html", {"message": "There is no such page or configuration."}, status=404)
+
+
+def forbidden(request, exception):
+    """A refusal of the person's role, in the site's layout: what is missing and who grants it."""
+    message = str(exception) or "This needs the support or email admin role."
+    return render(request, "403.html", {"message": message, "groups": (SUPPORT_GROUP, EMAIL_ADMIN_GROUP)},
+                  status=403)
+
+
 def configuration_detail(request, pk):
     configuration = _configuration(pk)
     context = configuration_context(configuration, user=request.user)
@@ -114,9 +134,14 @@ def configuration_detail(request, pk):
     return render(request, "dashboard/configuration_detail.html", context)
 
 
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
+
+
 def _fragment(name: str, context: dict, request) -> dict:
     html = render_to_string(f"dashboard/fragments/{name}.html", context, request=request)
-    return {"html": html, "version": hashlib.sha256(html.encode()).hexdigest()[:16]}
+    # The CSRF token is masked anew on every render: it must not make an unchanged fragment look new.
+    version = hashlib.sha256(CSRF_INPUT.sub("", html).encode()).hexdigest()[:16]
+    return {"html": html, "version": version}
 
 
 @require_GET
@@ -159,8 +184,11 @@ def _act(request, pk, action):
     return redirect(configuration)
 
 
-def _with_form(request, pk, form_class, action):
-    """Like _act, for an action that takes input: the form first, nothing happens on bad input."""
+def _with_form(request, pk, form_class, name, action):
+    """Like _act, for an action that takes input: the role first, then the form; nothing happens on
+    bad input."""
+    if not Actor.of(request.user).may(ACTIONS[name].role):
+        raise PermissionDenied(ROLE_REFUSALS[ACTIONS[name].role])
     form = form_class(request.POST)
     if not form.is_valid():
         messages.error(request, form_errors(form))
@@ -186,14 +214,14 @@ def configuration_repair_view(request, pk):
 
 @require_POST
 def configuration_ramp_view(request, pk):
-    return _with_form(request, pk, RampForm, lambda c, actor, data: configuration_ramp_dmarc(
+    return _with_form(request, pk, RampForm, "ramp_dmarc", lambda c, actor, data: configuration_ramp_dmarc(
         configuration_id=c.pk, actor=actor, to_state=data["to"], reason=data["reason"],
         override_dwell=data["override_dwell"], providers=Providers.default()))
 
 
 @require_POST
 def configuration_test_email_view(request, pk):
-    return _with_form(request, pk, TestEmailForm, lambda c, actor, data: configuration_send_test_email(
+    return _with_form(request, pk, TestEmailForm, "send_test_email", lambda c, actor, data: configuration_send_test_email(
         configuration_id=c.pk, actor=actor, to=data["to"], providers=Providers.default()))
 
 

@@ -81,6 +81,7 @@ class PostmarkSimulator:
         dns_lookup: Callable[[str, str], list[str]] | None = None,
         dkim_key_bits: int = 1024,
         return_path_target: str = RETURN_PATH_TARGET,
+        server_deletion_allowed: bool = False,
         clock: Callable[[], datetime] | None = None,
         timeout_sleep_seconds: float = 15.0,
     ):
@@ -88,6 +89,7 @@ class PostmarkSimulator:
         self._dns_lookup = dns_lookup or (lambda fqdn, rtype: [])
         self._dkim_key_bits = dkim_key_bits
         self._return_path_target = return_path_target  # what new domains say their CNAME must point at
+        self.server_deletion_allowed = server_deletion_allowed  # Postmark support enabled it for the account
         self._clock = clock or (lambda: datetime.now(UTC))
         self.timeout_sleep_seconds = timeout_sleep_seconds
         # Set by serve(): over real HTTP a timeout is a slow answer, not an exception in the app.
@@ -227,7 +229,7 @@ class PostmarkSimulator:
 
     def _list_servers(self, account, body, query):
         # No maximum `count` is documented for /servers; the official clients ask for 100, so
-        # the simulator allows no more (docs/providers/postmark.md#server-delete-list).
+        # the simulator allows no more (docs/providers/postmark.md#servers-list).
         count, offset = paging(query, error_code=600, max_count=100)  # 600 "server query exception"
         name = query.get("name", "").lower()
         found = [s for s in self._servers.values() if s["Account"] == account and name in s["Name"].lower()]
@@ -344,8 +346,13 @@ class PostmarkSimulator:
 
     def _delete_server(self, account, body, query, server_id):
         # Postmark disables server deletion until support enables it (docs/providers/postmark.md#server-delete).
-        self._get_server(account, body, query, server_id)
-        invalid(604, "You don't have delete access on this server.")
+        server = self._get_server(account, body, query, server_id)
+        if not self.server_deletion_allowed:
+            invalid(604, "You don't have delete access on this server.")
+        self._servers.pop(server["ID"])
+        for hook in [h for h in self._webhooks.values() if h["ServerID"] == server["ID"]]:
+            del self._webhooks[hook["ID"]]
+        return {"ErrorCode": 0, "Message": f"Server {server['Name']} removed."}
 
     def _delete_domain(self, account, body, query, domain_id):
         domain = self._get_domain(account, body, query, domain_id)

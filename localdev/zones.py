@@ -3,6 +3,9 @@
 Zones are created through the DNS-provider interface (integrations.dns), like everything else.
 """
 
+from collections.abc import Callable
+
+from integrations.dns import DnsProvider, normalise_name
 from provisioning.providers import Providers
 from provisioning.records import desired_for
 from tenants import secrets
@@ -37,3 +40,20 @@ def republish_local_dns(providers: Providers | None = None) -> int:
         providers.zone(configuration.partition).upsert(desired_for(configuration))
         count += 1
     return count
+
+
+def dns_lookup(dns: DnsProvider) -> Callable[[str, str], list[str]]:
+    """What the local Postmark simulator sees in DNS: the values of one type at a name, read from
+    the most specific zone that holds it (a delegated subzone hides its parent's records)."""
+
+    def lookup(fqdn: str, rtype: str) -> list[str]:
+        name = normalise_name(fqdn)
+        labels = name.split(".")
+        for i in range(len(labels)):
+            candidate = ".".join(labels[i:])
+            zone_id = dns.find_zone(candidate)
+            if zone_id:
+                return [r.value for r in dns.zone(candidate, zone_id=zone_id).read([name]) if r.type == rtype.upper()]
+        return []
+
+    return lookup

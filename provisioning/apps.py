@@ -3,13 +3,13 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from integrations.dns import route53
+from integrations.email.postmark import client as postmark
 
 
 def lease_minimum_seconds() -> float:
     """The longest one provider call can take, plus a margin: a hold is renewed before each call,
     so its lease must outlast any one of them, or a live run's row could be handed to a second run."""
-    postmark = 3 * settings.POSTMARK_TIMEOUT_SECONDS  # connect, send and read may each take the timeout
-    return max(postmark, route53.CALL_BUDGET_SECONDS) + 5
+    return max(postmark.call_budget_seconds(settings.POSTMARK_TIMEOUT_SECONDS), route53.CALL_BUDGET_SECONDS) + 5
 
 
 def check_lease() -> None:

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from tenants.lifecycle import Hold, claim_due
+from tenants.lifecycle import Hold, take_due
 from tenants.models import Work
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def dispatch_due(work: str, *, now=None, limit: int | None = None) -> list[int]:
     """Hold and send the due `work` of at most a batch of rows nobody holds; no provider calls."""
     pace = PACES[work]
     limit = limit or getattr(settings, pace.batch_setting)
-    token, ids = claim_due(work, now=now or timezone.now(), limit=limit,
+    token, ids = take_due(work, now=now or timezone.now(), limit=limit,
                            extra_seconds=pace.spread_seconds * limit)
     for i, configuration_id in enumerate(ids):
         send(configuration_id, work, token, trigger="schedule", countdown=i * pace.spread_seconds)

@@ -18,8 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations.errors import ProviderError
-from tenants.lifecycle import ActionRefused, Lost, refusal, require, take
-from tenants.models import ConfigurationStatus, DmarcState, EmailConfiguration, Work
+from tenants.lifecycle import ACTIONS, ActionRefused, Lost, refusal, require, take_for
+from tenants.models import ConfigurationStatus, DmarcState, EmailConfiguration
 from tenants.roles import Actor
 
 from .models import DmarcChange
@@ -75,13 +75,12 @@ def _move_refusal(configuration: EmailConfiguration, to_state: str) -> str:
     return ""
 
 
-def _role_refusal(configuration, to_state, *, email_admin: bool, override_dwell: bool, now) -> str:
-    """Refusals of the person rather than of the step; checked first, like a view's permission check."""
-    if email_admin:
-        return ""
-    if to_state in NEEDS_EMAIL_ADMIN:
+def _role_refusal(configuration, to_state, *, actor: Actor, override_dwell: bool, now) -> str:
+    """Refusals of the person rather than of the step (roles from the lifecycle's ACTIONS table)."""
+    if to_state in NEEDS_EMAIL_ADMIN and not actor.may(ACTIONS["ramp_dmarc_to_reject"].role):
         return f"Moving to {_label(to_state)} needs the email admin role."
-    if override_dwell and now - configuration.dmarc_changed_at < settings.DMARC_MIN_DWELL:
+    dwell_short = now - configuration.dmarc_changed_at < settings.DMARC_MIN_DWELL
+    if override_dwell and dwell_short and not actor.may(ACTIONS["override_dmarc_dwell"].role):
         return "Only an email admin may override the minimum dwell time."
     return ""
 
@@ -106,7 +105,7 @@ def _forward_refusal(configuration, to_state, *, reason: str, override_dwell: bo
 
 
 def dmarc_plan(
-    *, configuration: EmailConfiguration, to_state: str, actor_is_email_admin: bool, reason: str = "",
+    *, configuration: EmailConfiguration, to_state: str, actor: Actor, reason: str = "",
     override_dwell: bool = False, now: datetime | None = None,
 ) -> Step:
     """The step from the current state to `to_state`, or ActionRefused saying why not. Pure: no I/O."""
@@ -116,7 +115,7 @@ def dmarc_plan(
         raise ActionRefused(refusal)
     forward = RAMP.index(to_state) > RAMP.index(configuration.dmarc_state)
     if forward:
-        refusal = _role_refusal(configuration, to_state, email_admin=actor_is_email_admin,
+        refusal = _role_refusal(configuration, to_state, actor=actor,
                                 override_dwell=override_dwell, now=now)
         if refusal:
             raise ActionRefused(refusal, forbidden=True)
@@ -138,7 +137,7 @@ def dmarc_allowed_targets(*, configuration: EmailConfiguration, actor: Actor,
         blocked, overridable = general.message if general else "", False
         if not blocked:
             try:
-                dmarc_plan(configuration=configuration, to_state=state, actor_is_email_admin=actor.is_email_admin, now=now)
+                dmarc_plan(configuration=configuration, to_state=state, actor=actor, now=now)
             except ActionRefused as exc:
                 blocked = exc.message
                 overridable = _overridable(configuration, state, actor, now)
@@ -149,7 +148,7 @@ def dmarc_allowed_targets(*, configuration: EmailConfiguration, actor: Actor,
 def _overridable(configuration, state, actor: Actor, now) -> bool:
     """Would a written reason and the dwell override get this step through?"""
     try:
-        dmarc_plan(configuration=configuration, to_state=state, actor_is_email_admin=actor.is_email_admin,
+        dmarc_plan(configuration=configuration, to_state=state, actor=actor,
                    override_dwell=True, reason="(reason)", now=now)
     except ActionRefused:
         return False
@@ -162,13 +161,11 @@ def configuration_ramp_dmarc(
 ) -> ActionResult:
     """Move one step along the ramp: publish the new _dmarc record, then record who, when, from, to and why."""
     now = now or timezone.now()
-    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+    configuration = EmailConfiguration.objects.load(configuration_id)
     require("ramp_dmarc", configuration, actor)
-    step = dmarc_plan(configuration=configuration, to_state=to_state, actor_is_email_admin=actor.is_email_admin,
+    step = dmarc_plan(configuration=configuration, to_state=to_state, actor=actor,
                       reason=reason, override_dwell=override_dwell, now=now)
-    hold = take(configuration_id, Work.RAMP, expect={configuration.status}, same={"dmarc_state": step.from_state})
-    if hold is None:
-        raise ActionRefused(f"DMARC for {configuration.sending_domain} changed meanwhile; reload and try again.")
+    hold = take_for("ramp_dmarc", configuration, actor, same={"dmarc_state": step.from_state})
     try:
         record = dmarc_record(configuration, step.to_state)
         providers.zone(configuration.partition).upsert([record], before_write=hold.renew)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from integrations.dns import DnsRecord, resolver
 from integrations.errors import ProviderError
 from tenants.lifecycle import (
+    DNS_WATCHED,
     RECORDS_PUBLISHED,
     ActionRefused,
     Hold,
@@ -26,6 +27,7 @@ from tenants.lifecycle import (
     require,
     resume,
     take,
+    take_for,
 )
 from tenants.models import ConfigurationStatus, EmailConfiguration, Work
 
@@ -40,20 +42,20 @@ from .records import (
     desired_for,
     values_of,
 )
-from .results import ActionResult, WorkOutcome
+from .results import ActionResult, Outcome, WorkOutcome
 from .schedule import DNS_CHECK_RETRY, drift_interval
 
 log = logging.getLogger(__name__)
 
 ACTIVE, DRIFT = ConfigurationStatus.ACTIVE, ConfigurationStatus.DRIFT
-WATCHED = frozenset({ACTIVE, DRIFT})  # on the DNS-check schedule, and moved between these two by a check
+WATCHED = DNS_WATCHED  # on the DNS-check schedule, and moved between these two by a check
 
 
 def read_sources(configuration: EmailConfiguration, desired: list[DnsRecord],
                  providers: Providers) -> list[tuple[str, Values]]:
     """What the DNS provider holds, and what each configured name server answers (network I/O)."""
-    records = providers.zone(configuration.partition).read({r.name for r in desired})
-    sources = [("route53", values_of(records))]
+    zone = providers.zone(configuration.partition)
+    sources = [(zone.provider, values_of(zone.read({r.name for r in desired})))]
     for entry in settings.DRIFT_DNS_NAMESERVERS:
         values = resolver.values_at(entry, desired)
         if values is not None:
@@ -133,7 +135,7 @@ def drift_check(*, configuration_id: int, providers: Providers, trigger: str, to
         hold = take(configuration_id, Work.CHECK_DNS, expect=RECORDS_PUBLISHED)
     if hold is None:
         return []
-    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+    configuration = EmailConfiguration.objects.load(configuration_id)
     if configuration.status not in RECORDS_PUBLISHED or not configuration.dkim_host:
         hold.release()
         return []
@@ -151,17 +153,18 @@ def check_run(*, configuration_id: int, providers: Providers, token, trigger: st
         checks = drift_check(configuration_id=configuration_id, providers=providers, trigger=trigger, token=token)
     except ProviderError as exc:
         log.warning("DNS check of configuration %s failed: %s", configuration_id, exc.message)
-        return WorkOutcome("failed")
-    return WorkOutcome("finished" if checks else "busy")
+        return WorkOutcome(Outcome.FAILED)
+    return WorkOutcome(Outcome.FINISHED if checks else Outcome.BUSY)
 
 
 def configuration_repair(*, configuration_id: int, actor, providers: Providers) -> ActionResult:
     """Re-publish every desired record in one change, then check them again (drift -> active if all ok)."""
-    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+    configuration = EmailConfiguration.objects.load(configuration_id)
     require("repair", configuration, actor)
-    hold = take(configuration_id, Work.REPAIR, expect={configuration.status})
-    if hold is None:
-        raise ActionRefused(f"{configuration.sending_domain} changed meanwhile; reload and try again.")
+    # Re-publishes what it loaded: only if nothing those records come from changed meanwhile.
+    hold = take_for("repair", configuration, actor, same={
+        "dmarc_state": configuration.dmarc_state, "dkim_host": configuration.dkim_host,
+        "dkim_value": configuration.dkim_value, "return_path_target": configuration.return_path_target})
     try:
         providers.zone(configuration.partition).upsert(desired_for(configuration), before_write=hold.renew)
         checks = check_records(configuration, hold, providers, trigger="repair")

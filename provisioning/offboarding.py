@@ -21,32 +21,27 @@ from tenants.lifecycle import (
     ActionRefused,
     Hold,
     Lost,
-    refusal,
     require,
     resume,
-    take,
+    take_for,
 )
 from tenants.models import ConfigurationStatus, EmailConfiguration, Work
 from tenants.roles import Actor
 
 from .providers import Providers
 from .records import desired_for
-from .results import ActionResult, WorkOutcome
+from .results import ActionResult, Outcome, WorkOutcome
 from .runs import backoff_seconds
 
 OFFBOARDING = ConfigurationStatus.OFFBOARDING
 
 
 def configuration_offboard(*, configuration_id: int, actor: Actor, providers: Providers) -> ActionResult:
-    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+    configuration = EmailConfiguration.objects.load(configuration_id)
     require("offboard", configuration, actor)
     status = configuration.status
-    hold = take(configuration_id, Work.OFFBOARD, expect={status}, to=None if status == OFFBOARDING else OFFBOARDING,
-                due_at=timezone.now(), last_error="")
-    if hold is None:
-        configuration.refresh_from_db()
-        problem = refusal("offboard", configuration, actor)
-        raise problem or ActionRefused(f"{configuration.sending_domain} changed meanwhile; reload and try again.")
+    hold = take_for("offboard", configuration, actor, to=None if status == OFFBOARDING else OFFBOARDING,
+                    due_at=timezone.now(), last_error="")
     configuration.refresh_from_db()
     return _offboard(hold, configuration, providers)
 
@@ -55,22 +50,25 @@ def offboard_run(*, configuration_id: int, providers: Providers, token: uuid.UUI
     """Resume an offboarding whose worker died (the dispatcher's hold)."""
     hold = resume(configuration_id, token, Work.OFFBOARD)
     if hold is None:
-        return WorkOutcome("busy")
-    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+        return WorkOutcome(Outcome.BUSY)
+    configuration = EmailConfiguration.objects.load(configuration_id)
     problem = credentials_problem(configuration, ACTIONS["offboard"].needs(configuration))
     if problem:
         hold.release(due_at=None, last_error=f"Offboarding stopped: {problem}")
-        return WorkOutcome("stopped")
+        return WorkOutcome(Outcome.STOPPED)
     try:
         _offboard(hold, configuration, providers)
     except ActionRefused:
-        return WorkOutcome("stopped")
-    return WorkOutcome("finished")
+        return WorkOutcome(Outcome.STOPPED)
+    return WorkOutcome(Outcome.FINISHED)
 
 
 def _offboard(hold: Hold, configuration: EmailConfiguration, providers: Providers) -> ActionResult:
     try:
         note = _remove_everything(configuration, hold, providers)
+        if not hold.move(expect={OFFBOARDING}, to=ConfigurationStatus.OFFBOARDED, release=True, due_at=None,
+                         last_error=""):
+            raise Lost(configuration.sending_domain)
     except Lost:
         raise ActionRefused(f"{configuration.sending_domain} is being offboarded by another worker.") from None
     except (ProviderError, *CREDENTIAL_ERRORS) as exc:
@@ -81,9 +79,16 @@ def _offboard(hold: Hold, configuration: EmailConfiguration, providers: Provider
         hold.release(due_at=due, last_error=f"Offboarding stopped: {exc}")
         again = "it is tried again shortly" if transient else "run offboard again to resume"
         raise ActionRefused(f"Offboarding stopped: {exc}. Nothing more was removed; {again}.") from exc
-    hold.move(expect={OFFBOARDING}, to=ConfigurationStatus.OFFBOARDED, release=True, due_at=None, last_error="",
-              postmark_webhook_id=None, postmark_domain_id=None)
     return ActionResult(note)
+
+
+def _forget(hold: Hold, configuration: EmailConfiguration, **fields) -> None:
+    """Each removal is recorded as soon as it is done, so a resumed offboarding never asks again
+    (a server already deleted would refuse its own token for the webhook)."""
+    if not hold.move(expect={OFFBOARDING}, **fields):
+        raise Lost(configuration.sending_domain)
+    for name, value in fields.items():
+        setattr(configuration, name, value)
 
 
 def _retry_delay() -> timedelta:
@@ -97,16 +102,19 @@ def _remove_everything(configuration: EmailConfiguration, hold: Hold, providers:
     if configuration.postmark_webhook_id:
         hold.renew()
         providers.server(configuration).delete_webhook(webhook_id=configuration.postmark_webhook_id)
+        _forget(hold, configuration, postmark_webhook_id=None)
     if not (configuration.postmark_domain_id or configuration.postmark_server_id):
-        return "Offboarded: DNS records removed."
+        return "Offboarded: DNS records, webhook and sending domain removed."
     account = providers.account(partition)
     if configuration.postmark_domain_id:
         hold.renew()
         account.delete_domain(domain_id=configuration.postmark_domain_id)
+        _forget(hold, configuration, postmark_domain_id=None)
     note = "Offboarded: DNS records, webhook and sending domain removed."
     if configuration.postmark_server_id:
         hold.renew()
         if account.delete_server(server_id=configuration.postmark_server_id):
+            _forget(hold, configuration, postmark_server_id=None, server_token_encrypted="")
             note = "Offboarded: DNS records, webhook, sending domain and server removed."
         else:
             note += " The Postmark server was kept: this account may not delete servers (ErrorCode 604)."

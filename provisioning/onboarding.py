@@ -9,7 +9,7 @@ still saved and the person is told so; the dispatcher sends the work once the br
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tenants.lifecycle import ActionRefused, require, take
+from tenants.lifecycle import ActionRefused, require, require_onboarding, take, take_for
 from tenants.models import (
     ConfigurationStatus,
     DmarcState,
@@ -60,6 +60,7 @@ def configuration_onboard(*, partition: Partition, tenant_slug: str, tenant_disp
     An offboarded configuration with the same sending domain is onboarded again instead. With
     `queue=False` nothing is sent: the result carries the hold, and the caller runs the work itself.
     """
+    require_onboarding(partition, actor)
     domain = EmailConfiguration(tenant=Tenant(slug=tenant_slug), partition=partition,
                                 config_slug=config_slug).identity().domain
     existing = EmailConfiguration.objects.filter(sending_domain=domain).values_list("pk", flat=True).first()
@@ -73,7 +74,7 @@ def configuration_onboard(*, partition: Partition, tenant_slug: str, tenant_disp
             configuration = EmailConfiguration(tenant=tenant, partition=partition, config_slug=config_slug,
                                                from_local_part=from_local_part, due_at=timezone.now())
             configuration.save()
-            hold = take(configuration.pk, Work.PROVISION, expect={S.DRAFT})
+            hold = take(configuration.pk, Work.PROVISION, expect={S.DRAFT}, queued=queue)
             sending = _queue(hold, queue)
     except IntegrityError:
         # Two submissions raced past the form's check: the unique constraint decides.
@@ -83,14 +84,12 @@ def configuration_onboard(*, partition: Partition, tenant_slug: str, tenant_disp
 
 def configuration_onboard_again(*, configuration_id: int, actor: Actor, from_local_part: str | None = None,
                                 queue: bool = True) -> ActionResult:
-    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+    configuration = EmailConfiguration.objects.load(configuration_id)
     require("onboard_again", configuration, actor)
     now = timezone.now()
     fields = _fresh_fields(now) | ({"from_local_part": from_local_part} if from_local_part else {})
     with transaction.atomic():
-        hold = take(configuration_id, Work.PROVISION, expect={S.OFFBOARDED}, to=S.DRAFT, **fields)
-        if hold is None:
-            raise ActionRefused(duplicate_message(configuration.sending_domain))
+        hold = take_for("onboard_again", configuration, actor, to=S.DRAFT, queued=queue, **fields)
         ProvisioningStep.objects.filter(configuration_id=configuration_id).delete()
         RecordCheck.objects.filter(configuration_id=configuration_id).delete()
         sending = _queue(hold, queue)
@@ -99,14 +98,12 @@ def configuration_onboard_again(*, configuration_id: int, actor: Actor, from_loc
 
 def configuration_retry(*, configuration_id: int, actor: Actor, queue: bool = True) -> ActionResult:
     """Provision again from the step that failed (or start a draft whose run was lost)."""
-    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+    configuration = EmailConfiguration.objects.load(configuration_id)
     require("retry", configuration, actor)
     status = configuration.status
     with transaction.atomic():
-        hold = take(configuration_id, Work.PROVISION, expect={status},
-                    to=S.PROVISIONING if status == S.FAILED else None, last_error="", due_at=timezone.now())
-        if hold is None:
-            raise ActionRefused(f"{configuration.sending_domain} changed meanwhile; reload and try again.")
+        hold = take_for("retry", configuration, actor, to=S.PROVISIONING if status == S.FAILED else None,
+                        queued=queue, last_error="", due_at=timezone.now())
         # A retry resumes from the failed step with a fresh attempt budget; done steps stay done.
         ProvisioningStep.objects.filter(configuration_id=configuration_id, status=StepStatus.FAILED).update(
             status=StepStatus.PENDING, attempts=0)

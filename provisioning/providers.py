@@ -11,8 +11,8 @@ from django.conf import settings
 
 from integrations.dns import DnsProvider, DnsZone
 from integrations.dns.route53 import Route53
-from integrations.email import EmailAccount, EmailServer
-from integrations.email.postmark import PostmarkAccount, PostmarkClient, PostmarkServer
+from integrations.email import EmailAccount, EmailProvider, EmailServer
+from integrations.email.postmark import Postmark, PostmarkClient
 from tenants import secrets
 from tenants.models import EmailConfiguration, Partition
 
@@ -43,20 +43,23 @@ def forget_cached_clients() -> None:
 
 @dataclass
 class Providers:
-    postmark: PostmarkClient
+    """The email and DNS provider of each partition (one of each today: Postmark and Route53)."""
+
+    email_for: Callable[[Partition], EmailProvider]
     dns_for: Callable[[Partition], DnsProvider]
 
     @classmethod
     def default(cls) -> "Providers":
-        return cls(postmark=PostmarkClient.from_settings(), dns_for=route53_for_partition)
+        postmark = Postmark(PostmarkClient.from_settings())
+        return cls(email_for=lambda partition: postmark, dns_for=route53_for_partition)
 
     def account(self, partition: Partition) -> EmailAccount:
         """The partition's email-provider account (reads its account token: MissingSecret if absent)."""
-        return PostmarkAccount(self.postmark, partition.read_secret(secrets.POSTMARK_ACCOUNT_TOKEN))
+        return self.email_for(partition).account(partition.read_secret(secrets.POSTMARK_ACCOUNT_TOKEN))
 
     def server(self, configuration: EmailConfiguration) -> EmailServer:
         """The configuration's own server (decrypts its stored token)."""
-        return PostmarkServer(self.postmark, configuration.server_token())
+        return self.email_for(configuration.partition).server(configuration.server_token())
 
     def zone(self, partition: Partition) -> DnsZone:
         return self.dns_for(partition).zone(partition.mail_zone, zone_id=partition.hosted_zone_id)

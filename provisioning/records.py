@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.db import models
 
-from integrations.dns import DnsRecord
+from integrations.dns import DnsRecord, Values
 from tenants import naming
 from tenants.models import DmarcState
 
@@ -69,9 +69,6 @@ def dmarc_record(configuration, state: str) -> DnsRecord:
     return next(r for r in desired_for(configuration, dmarc_state=state) if r.purpose == "dmarc")
 
 
-Values = dict[tuple[str, str], list[str]]  # (name, type) -> logical values found
-
-
 def values_of(records: list[DnsRecord]) -> Values:
     found: Values = {}
     for record in records:
@@ -86,11 +83,7 @@ class Difference:
     record: DnsRecord
     status: str  # RecordStatus
     found: tuple[str, ...]  # the values found at its name and type
-    source: str  # where the verdict comes from: "route53", "dns:<server>", or "route53+dns" when all agree
-
-    @property
-    def ok(self) -> bool:
-        return self.status == RecordStatus.OK
+    source: str  # where the verdict comes from: the provider ("route53"), "dns:<server>", or "route53+dns" when all agree
 
 
 def compare(desired: list[DnsRecord], sources: list[tuple[str, Values]]) -> list[Difference]:
@@ -102,7 +95,7 @@ def compare(desired: list[DnsRecord], sources: list[tuple[str, Values]]) -> list
     result = []
     for record in desired:
         verdict = Difference(record, RecordStatus.OK, (record.value,),
-                             sources[0][0] if len(sources) == 1 else "route53+dns")
+                             sources[0][0] if len(sources) == 1 else f"{sources[0][0]}+dns")
         for source, values in sources:
             found = tuple(values.get(record.key, []))
             if found != (record.value,):
@@ -117,16 +110,10 @@ def describe(*, purpose: str, type: str, name: str, status: str, expected: str, 
              source: str) -> str:
     """"DKIM TXT <name> is missing (expected '<value>')": for the page, the error and the command line."""
     what = f"{PURPOSE_LABELS.get(purpose, purpose)} {type} {name}"
-    where = "" if source in ("route53", "route53+dns", "") else f" at {source}"
+    where = f" at {source}" if source.startswith("dns:") else ""  # the provider's own API needs no naming
     if status == RecordStatus.MISSING:
         return f"{what} is missing{where} (expected '{expected}')"
     if status == RecordStatus.OK:
         return f"{what} is published"
     joined = "', '".join(found)
     return f"{what} is different{where}: expected '{expected}', found '{joined}'"
-
-
-def describe_difference(diff: Difference) -> str:
-    r = diff.record
-    return describe(purpose=r.purpose, type=r.type, name=r.name, status=diff.status, expected=r.value,
-                    found=list(diff.found), source=diff.source)

@@ -22,7 +22,7 @@ from tenants.models import ConfigurationStatus, EmailConfiguration, Work
 from . import dispatch
 from .models import STEP_ORDER, ProvisioningStep, StepStatus
 from .providers import Providers
-from .results import WorkOutcome
+from .results import Outcome, WorkOutcome
 from .steps import STEP_FUNCTIONS
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,11 @@ def _record(step: ProvisioningStep, **fields) -> None:
 
 def _fail(hold: Hold, configuration: EmailConfiguration, step: ProvisioningStep, message: str) -> WorkOutcome:
     """The step failed for good: the configuration waits for a person (Retry) with the reason shown."""
+    if not hold.move(expect={S.PROVISIONING}, to=S.FAILED, release=True, due_at=None,
+                     last_error=f"{step.get_name_display()}: {message}"):
+        return WorkOutcome(Outcome.SUPERSEDED)  # another run holds it now; its steps are its own
     _record(step, status=StepStatus.FAILED, last_error=message, finished_at=timezone.now())
-    hold.move(expect={S.PROVISIONING}, to=S.FAILED, release=True, due_at=None,
-              last_error=f"{step.get_name_display()}: {message}")
-    return WorkOutcome("failed")
+    return WorkOutcome(Outcome.FAILED)
 
 
 def _run_step(configuration, step, hold: Hold, providers: Providers) -> WorkOutcome | None:
@@ -70,13 +71,9 @@ def _run_step(configuration, step, hold: Hold, providers: Providers) -> WorkOutc
             return _fail(hold, configuration, step, exc.message)
         if step.attempts >= settings.PROVISIONING_MAX_ATTEMPTS:
             return _fail(hold, configuration, step, f"{exc.message} (gave up after {step.attempts} attempts)")
-        delay = backoff_seconds(step.attempts)
-        _record(step, status=StepStatus.RETRYING, last_error=exc.message)
-        hold.renew(extra_seconds=delay)  # the message waits `delay`, the hold must outlast it
-        return WorkOutcome("retry", retry_in=delay)
+        return _retry_later(configuration, step, hold, exc.message)
     except Lost:
-        log.warning("run of %s lost its hold to another run; stopping", configuration.sending_domain)
-        return WorkOutcome("superseded")
+        return _superseded(configuration)
     except CREDENTIAL_ERRORS as exc:
         return _fail(hold, configuration, step, str(exc))
     except Exception as exc:
@@ -86,6 +83,21 @@ def _run_step(configuration, step, hold: Hold, providers: Providers) -> WorkOutc
         return _fail(hold, configuration, step, f"Unexpected error ({type(exc).__name__}); the worker log has details.")
     _record(step, status=StepStatus.DONE, last_error="", finished_at=timezone.now())
     return None
+
+
+def _retry_later(configuration, step: ProvisioningStep, hold: Hold, message: str) -> WorkOutcome:
+    delay = backoff_seconds(step.attempts)
+    try:
+        hold.renew(extra_seconds=delay)  # the retry message waits `delay`: the hold must outlast it
+    except Lost:
+        return _superseded(configuration)
+    _record(step, status=StepStatus.RETRYING, last_error=message)
+    return WorkOutcome(Outcome.RETRY, retry_in=delay, token=hold.token)
+
+
+def _superseded(configuration) -> WorkOutcome:
+    log.warning("run of %s lost its hold to another run; stopping", configuration.sending_domain)
+    return WorkOutcome(Outcome.SUPERSEDED)
 
 
 def _hold_run(configuration_id: int, token: uuid.UUID | None) -> Hold | None:
@@ -104,11 +116,11 @@ def provision_run(*, configuration_id: int, providers: Providers, token: uuid.UU
     """Run (or resume) provisioning from the first step not done; hand the row to verification at the end."""
     hold = _hold_run(configuration_id, token)
     if hold is None:
-        return WorkOutcome("busy")
-    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+        return WorkOutcome(Outcome.BUSY)
+    configuration = EmailConfiguration.objects.load(configuration_id)
     if configuration.status != S.PROVISIONING:
         hold.release()  # a message for work that is over (say, a stale retry of an active row)
-        return WorkOutcome("busy")
+        return WorkOutcome(Outcome.BUSY)
     steps = steps_of(configuration)
     pending = [step for step in steps if step.status != StepStatus.DONE]
     problem = credentials_problem(configuration, PROVISION_NEEDS)
@@ -118,7 +130,7 @@ def provision_run(*, configuration_id: int, providers: Providers, token: uuid.UU
         try:
             hold.renew()
         except Lost:
-            return WorkOutcome("superseded")
+            return _superseded(configuration)
         outcome = _run_step(configuration, step, hold, providers)
         if outcome is not None:
             return outcome
@@ -128,10 +140,10 @@ def provision_run(*, configuration_id: int, providers: Providers, token: uuid.UU
 def _finish(hold: Hold, configuration: EmailConfiguration) -> WorkOutcome:
     now = timezone.now()
     # Verification's clock starts now, and its first check is queued at once under its own hold.
-    checking = hold.hand_over(Work.VERIFY, expect={S.PROVISIONING}, to=S.VERIFYING, last_error="",
+    checking = hold.hand_over(Work.VERIFY, expect={S.PROVISIONING}, to=S.VERIFYING, last_error="", queued=True,
                               verification_started_at=now, verification_attempts=0, due_at=now)
     if checking is None:
-        return WorkOutcome("superseded")
+        return _superseded(configuration)
     dispatch.enqueue(checking, trigger="provisioning")
     log.info("provisioned %s; verification takes over", configuration.sending_domain)
-    return WorkOutcome("finished")
+    return WorkOutcome(Outcome.FINISHED)

@@ -2,26 +2,26 @@
 sending works end to end). Sandbox servers (dev, stage) accept it but never deliver it."""
 
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 
 from integrations.errors import ProviderError
 from tenants.lifecycle import ActionRefused, require
 from tenants.models import DeliveryType, EmailConfiguration
 from tenants.roles import Actor
+from tenants.validation import validate_recipient
 
 from .providers import Providers
 from .results import ActionResult
 
 
 def configuration_send_test_email(*, configuration_id: int, actor: Actor, to: str, providers: Providers) -> ActionResult:
-    """Validate first (nothing is sent on bad input), then send through the tenant's own server."""
-    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
-    to = (to or "").strip()
-    try:
-        validate_email(to)
-    except ValidationError:
-        raise ActionRefused(f"'{to}' is not an email address.") from None
+    """Check the role, the state and the address first (nothing is sent otherwise), then send
+    through the tenant's own server."""
+    configuration = EmailConfiguration.objects.load(configuration_id)
     require("send_test_email", configuration, actor)
+    try:
+        to = validate_recipient(to)
+    except ValidationError as exc:
+        raise ActionRefused(exc.messages[0]) from None
     try:
         message_id = providers.server(configuration).send(
             from_address=configuration.from_address, to=to, subject=f"Test email from {configuration.sending_domain}",

@@ -28,9 +28,10 @@ def run_work(self, configuration_id: int, work: str, token: str, trigger: str = 
     outcome = HANDLERS[work](configuration_id=configuration_id, providers=Providers.default(),
                              token=uuid.UUID(token), trigger=trigger or "schedule")
     if outcome.retry_in is not None:
-        # The step's attempt count (on its row) bounds the retries, not Celery's max_retries.
-        raise self.retry(countdown=outcome.retry_in, args=(configuration_id, work, token, trigger))
-    return outcome.state
+        # The step's attempt count (on its row) bounds the retries, not Celery's max_retries. The
+        # retry carries the hold's current token: the one this message came with is spent.
+        raise self.retry(countdown=outcome.retry_in, args=(configuration_id, work, str(outcome.token), trigger))
+    return str(outcome.state)
 
 
 @shared_task(name="provisioning.tasks.dispatch_due")

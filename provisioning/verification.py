@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from integrations.errors import ProviderError
 from tenants.credentials import CREDENTIAL_ERRORS
-from tenants.lifecycle import ActionRefused, Hold, check_work, require, resume, take
+from tenants.lifecycle import Hold, check_work, require, resume, take, take_for
 from tenants.models import ConfigurationStatus, EmailConfiguration, Work
 
 from . import dispatch
@@ -24,7 +24,7 @@ from .drift import check_records
 from .models import VerificationCheck
 from .providers import Providers
 from .records import PURPOSE_LABELS, desired_for
-from .results import ActionResult, WorkOutcome
+from .results import ActionResult, Outcome, WorkOutcome
 from .schedule import drift_interval, next_check_delay
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def verification_check(*, configuration_id: int, providers: Providers, trigger: 
                                                                             expect={VERIFYING})
     if hold is None:
         return None
-    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+    configuration = EmailConfiguration.objects.load(configuration_id)
     if configuration.status != VERIFYING:
         hold.release()
         return None
@@ -128,22 +128,24 @@ def verification_check(*, configuration_id: int, providers: Providers, trigger: 
 
 def verify_run(*, configuration_id: int, providers: Providers, token, trigger: str = "schedule") -> WorkOutcome:
     check = verification_check(configuration_id=configuration_id, providers=providers, trigger=trigger, token=token)
-    return WorkOutcome("busy" if check is None else "finished")
+    return WorkOutcome(Outcome.BUSY if check is None else Outcome.FINISHED)
 
 
-def configuration_check_now(*, configuration_id: int, actor) -> ActionResult:
-    """"Check now": restart verification (verifying, or failed after provisioning) or check the DNS records."""
-    configuration = EmailConfiguration.objects.select_related("tenant", "partition").get(pk=configuration_id)
+def configuration_check_now(*, configuration_id: int, actor, queue: bool = True) -> ActionResult:
+    """"Check now": restart verification (verifying, or failed after provisioning) or check the DNS
+    records. With `queue=False` the result carries the hold and the caller runs the check itself."""
+    configuration = EmailConfiguration.objects.load(configuration_id)
     require("check_now", configuration, actor)
-    now, status = timezone.now(), configuration.status
-    if check_work(configuration) == Work.VERIFY:
-        hold = take(configuration_id, Work.VERIFY, expect={status}, to=VERIFYING if status != VERIFYING else None,
-                    last_error="", verification_started_at=now, verification_attempts=0, due_at=now)
+    now, status, work = timezone.now(), configuration.status, check_work(configuration)
+    if work == Work.VERIFY:
+        hold = take_for("check_now", configuration, actor, work=work, queued=queue,
+                        to=VERIFYING if status != VERIFYING else None, last_error="",
+                        verification_started_at=now, verification_attempts=0, due_at=now)
         message = f"Checking verification now; the {settings.VERIFICATION_TIMEOUT_HOURS}-hour clock has restarted."
     else:
-        hold = take(configuration_id, Work.CHECK_DNS, expect={status})
+        hold = take_for("check_now", configuration, actor, work=work, queued=queue)
         message = "Checking the DNS records now."
-    if hold is None:
-        raise ActionRefused("The configuration changed meanwhile; reload and try again.")
+    if not queue:
+        return ActionResult(message, "info", hold=hold)
     dispatch.enqueue(hold, trigger="manual")
     return ActionResult(message, "info")

@@ -62,6 +62,11 @@ class EmailConfigurationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # onboarding validates, creates and queues provisioning: use the Onboard page
 
+    def has_change_permission(self, request, obj=None):
+        # Saving here would write every column back, undoing whatever a worker wrote meanwhile;
+        # every change goes through the lifecycle's services instead.
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return False  # deleting would orphan the Postmark server, domain, webhook and DNS: offboard
 

@@ -2,11 +2,13 @@
 
 States and moves. `TRANSITIONS` is every status change there is; `transition()` is the one
 conditional UPDATE that makes any of them (and every other write a workflow makes to the row), and
-it refuses a move that is not in the table.
+it refuses a move that is not in the table. `take_due()` is the dispatcher's batch form of `take()`.
+The named sets of states below are the only ones; other modules use these, never a list of their own.
 
 The hold. At most one piece of work acts on a configuration at a time. Whoever works takes the
 hold (a token and a lease), renews it right before every provider write, and gives it back when
-done. A worker that dies just stops renewing: once the lease has run out, the dispatcher
+done; a check, which writes nothing at a provider, only needs its final write to find the hold
+still its own. A worker that dies just stops renewing: once the lease has run out, the dispatcher
 (provisioning.dispatch) hands the row's due work (`due_at`, `AUTOMATIC_WORK`) to a new holder. A
 scheduled check may be preempted by a person's action; the check's own writes then find the hold
 gone and change nothing.
@@ -48,6 +50,11 @@ AUTOMATIC_WORK = {
 PREEMPTIBLE = frozenset({Work.VERIFY, Work.CHECK_DNS})  # checks yield to a person's action
 # The DNS records exist (or may) in these states: the ones worth comparing with DNS.
 RECORDS_PUBLISHED = frozenset({S.VERIFYING, S.ACTIVE, S.DRIFT, S.FAILED})
+DNS_WATCHED = frozenset(s for s, work in AUTOMATIC_WORK.items() if work == Work.CHECK_DNS)  # active, drift
+VERIFICATION_STATES = frozenset({S.VERIFYING, S.FAILED})  # where "Check now" asks the provider again
+PROVISIONING_OVER = RECORDS_PUBLISHED  # provisioning has handed over (or failed): what `--wait` waits for
+VERIFICATION_OVER = DNS_WATCHED | {S.FAILED}  # verification has decided: what `--until-active` waits for
+RETIRED = frozenset({S.OFFBOARDING, S.OFFBOARDED})  # its records are gone or going
 ANY = frozenset(S.values)
 FREE = object()  # transition(holder=FREE): nobody holds the row (or only a check, which yields)
 
@@ -70,6 +77,15 @@ class ActionRefused(Exception):
 
 def lease_until(now: datetime | None = None, *, extra_seconds: float = 0) -> datetime:
     return (now or timezone.now()) + timedelta(seconds=settings.WORK_LEASE_SECONDS + extra_seconds)
+
+
+def queue_allowance() -> float:
+    """How long queued work may wait for a worker before the dispatcher takes it to have been lost.
+
+    A hold taken for work that goes through the broker gets this on top of its lease: a busy queue
+    is not a dead worker. Once a worker starts, it renews with the plain lease, so a worker that
+    dies mid-step is replaced within one lease."""
+    return float(settings.WORK_QUEUE_SECONDS)
 
 
 def _free(now: datetime) -> Q:
@@ -137,38 +153,41 @@ class Hold:
         return self.move(release=True, **fields)
 
     def hand_over(self, work: str, *, expect: Iterable[str] = ANY, to: str | None = None,
-                  extra_seconds: float = 0, now: datetime | None = None, **fields) -> "Hold | None":
+                  queued: bool = False, now: datetime | None = None, **fields) -> "Hold | None":
         """Move on and pass the row to the next piece of work in the same write (e.g. provisioning
         hands it to verification), so nothing else can slip in between."""
         token = uuid.uuid4()
+        extra = queue_allowance() if queued else 0
         if transition(self.configuration_id, expect=expect, holder=self.token, to=to,
-                      hold=(token, work, extra_seconds), now=now, **fields):
+                      hold=(token, work, extra), now=now, **fields):
             return Hold(self.configuration_id, token, work)
         return None
 
 
 def take(configuration_id: int, work: str, *, expect: Iterable[str], to: str | None = None,
-         extra_seconds: float = 0, same: dict | None = None, **fields) -> Hold | None:
+         queued: bool = False, same: dict | None = None, **fields) -> Hold | None:
     """Hold a row nobody is working on (a check yields) for `work`; None if it is busy, not in
-    `expect`, or no longer as the caller saw it (`same`)."""
+    `expect`, or no longer as the caller saw it (`same`). `queued`: the work goes through the broker."""
     token = uuid.uuid4()
-    if transition(configuration_id, expect=expect, holder=FREE, to=to, hold=(token, work, extra_seconds),
+    extra = queue_allowance() if queued else 0
+    if transition(configuration_id, expect=expect, holder=FREE, to=to, hold=(token, work, extra),
                   same=same, **fields):
         return Hold(configuration_id, token, work)
     return None
 
 
-def resume(configuration_id: int, token: uuid.UUID, work: str, *, extra_seconds: float = 0) -> Hold | None:
-    """The hold a queued message carries, if it still holds the row (renewed); None if it was handed on."""
-    hold = Hold(configuration_id, token, work)
-    try:
-        hold.renew(extra_seconds=extra_seconds)
-    except Lost:
-        return None
-    return hold
+def resume(configuration_id: int, token: uuid.UUID, work: str) -> Hold | None:
+    """Start the work a queued message carries, if its hold still holds the row; None if not.
+
+    The token is exchanged for a new one in the same write, so a second delivery of the same
+    message (a publish retry, a redelivery after a lost ack) finds the row taken and does nothing."""
+    fresh = uuid.uuid4()
+    if transition(configuration_id, expect=ANY, holder=token, hold=(fresh, work, 0)):
+        return Hold(configuration_id, fresh, work)
+    return None
 
 
-def claim_due(work: str, *, now: datetime, limit: int, extra_seconds: float = 0) -> tuple[uuid.UUID, list[int]]:
+def take_due(work: str, *, now: datetime, limit: int, extra_seconds: float = 0) -> tuple[uuid.UUID, list[int]]:
     """Hold at most `limit` rows whose `work` is due and that nobody holds, oldest due first.
 
     Four queries whatever the backlog: BEGIN, SELECT … FOR UPDATE SKIP LOCKED, UPDATE, COMMIT. The
@@ -186,11 +205,24 @@ def claim_due(work: str, *, now: datetime, limit: int, extra_seconds: float = 0)
         )
         if ids:
             EmailConfiguration.objects.filter(pk__in=ids).update(
-                holder=token, held_for=work, held_until=lease_until(now, extra_seconds=extra_seconds))
+                holder=token, held_for=work,
+                held_until=lease_until(now, extra_seconds=extra_seconds + queue_allowance()))
     return token, ids
 
 
 # --- what a person may do ----------------------------------------------------------------------
+
+
+def activity(configuration: EmailConfiguration, now: datetime | None = None) -> str:
+    """What is going on, for a page deciding how often to look again: "working" (someone holds it,
+    or its next step is due now), "waiting" (a verification check will come on its schedule) or "idle"."""
+    now = now or timezone.now()
+    if is_held(configuration, now):
+        return "working"
+    due = configuration.due_at is not None and configuration.due_at <= now
+    if configuration.status in AUTOMATIC_WORK and configuration.status not in DNS_WATCHED and due:
+        return "working"
+    return "waiting" if configuration.status == S.VERIFYING else "idle"
 
 
 def _provisioned(c: EmailConfiguration) -> bool:
@@ -216,14 +248,15 @@ class Action:
     not_now: str  # why not, in a state not in `states` ({domain}, {status})
     needs: Callable[[EmailConfiguration], tuple[str, ...]] = lambda c: ()
     ready: Callable[[EmailConfiguration], str] = lambda c: ""  # why not, beyond state, role and hold
+    labels: tuple[tuple[str, str], ...] = ()  # (state, label) where the button says something else
 
 
 ACTIONS = {a.name: a for a in (
     Action("retry", "Retry", roles.SUPPORT, frozenset({S.DRAFT, S.FAILED}), Work.PROVISION,
            "Nothing to retry: {domain} is {status}.", needs=lambda c: PROVISION_NEEDS),
-    Action("check_now", "Check now", roles.SUPPORT, frozenset({S.VERIFYING, S.ACTIVE, S.DRIFT, S.FAILED}),
+    Action("check_now", "Check now", roles.SUPPORT, VERIFICATION_STATES | DNS_WATCHED,
            Work.VERIFY, "Nothing to check while {domain} is {status}.",
-           needs=lambda c: (credentials.ACCOUNT_TOKEN,) if c.status in (S.VERIFYING, S.FAILED) else (),
+           needs=lambda c: (credentials.ACCOUNT_TOKEN,) if c.status in VERIFICATION_STATES else (),
            ready=lambda c: "" if _provisioned(c) else "Provisioning has not finished; retry provisioning instead."),
     Action("repair", "Repair DNS", roles.SUPPORT, RECORDS_PUBLISHED, Work.REPAIR,
            "Nothing to repair: {domain} is {status}.",
@@ -231,11 +264,18 @@ ACTIONS = {a.name: a for a in (
            f"{c.sending_domain} has no DKIM record from Postmark yet; finish provisioning first."),
     Action("ramp_dmarc", "Change DMARC", roles.SUPPORT, RECORDS_PUBLISHED | {S.PROVISIONING}, Work.RAMP,
            "DMARC cannot change while {domain} is {status}."),
-    Action("send_test_email", "Send test email", roles.SUPPORT, frozenset({S.ACTIVE, S.DRIFT}), None,
+    # Tightening to a reject level turns failing mail away: the email admins' call. Stepping back
+    # (loosening) is everyone's, so that anyone can stop harm at once.
+    Action("ramp_dmarc_to_reject", "Tighten DMARC to reject", roles.EMAIL_ADMIN, RECORDS_PUBLISHED | {S.PROVISIONING},
+           Work.RAMP, "DMARC cannot change while {domain} is {status}."),
+    Action("override_dmarc_dwell", "Override the minimum dwell", roles.EMAIL_ADMIN, RECORDS_PUBLISHED, Work.RAMP,
+           "DMARC cannot change while {domain} is {status}."),
+    Action("send_test_email", "Send test email", roles.SUPPORT, DNS_WATCHED, None,
            "{domain} is {status}; a test email needs a verified (active) configuration.",
            needs=lambda c: (credentials.SERVER_TOKEN,)),
     Action("offboard", "Offboard", roles.EMAIL_ADMIN, RECORDS_PUBLISHED | {S.DRAFT, S.OFFBOARDING}, Work.OFFBOARD,
-           "{domain} is {status}; it cannot be offboarded now.", needs=_offboard_needs),
+           "{domain} is {status}; it cannot be offboarded now.", needs=_offboard_needs,
+           labels=((S.OFFBOARDING, "Resume offboarding"),)),
     Action("onboard_again", "Onboard again", roles.SUPPORT, frozenset({S.OFFBOARDED}), Work.PROVISION,
            "A configuration for {domain} already exists.", needs=lambda c: PROVISION_NEEDS),
 )}
@@ -274,6 +314,28 @@ def require(name: str, configuration: EmailConfiguration, actor: roles.Actor) ->
         raise problem
 
 
+def take_for(name: str, configuration: EmailConfiguration, actor: roles.Actor, *, work: str | None = None,
+             to: str | None = None, same: dict | None = None, queued: bool = False, **fields) -> Hold:
+    """The hold action `name` needs, on the configuration as the caller loaded and judged it; if
+    anything changed since, refuse with the reason that holds now."""
+    hold = take(configuration.pk, work or ACTIONS[name].work, expect={configuration.status}, to=to, same=same,
+                queued=queued, **fields)
+    if hold is None:
+        problem = refusal(name, EmailConfiguration.objects.load(configuration.pk), actor)
+        raise problem or ActionRefused(f"{configuration.sending_domain} changed meanwhile; reload and try again.")
+    return hold
+
+
+def require_onboarding(partition, actor: roles.Actor) -> None:
+    """Onboarding creates the configuration, so its rule stands beside the table: the support role,
+    and every secret provisioning will need, before anything is created."""
+    if not actor.may(roles.SUPPORT):
+        raise ActionRefused(roles.ROLE_REFUSALS[roles.SUPPORT], forbidden=True)
+    problem = credentials.credentials_problem(EmailConfiguration(partition=partition), PROVISION_NEEDS)
+    if problem:
+        raise ActionRefused(f"Partition {partition.name} cannot be onboarded into yet: {problem}")
+
+
 @dataclass(frozen=True)
 class AvailableAction:
     name: str
@@ -290,10 +352,11 @@ def actions_for(configuration: EmailConfiguration, user) -> dict[str, AvailableA
         if not actor.may(action.role) or configuration.status not in action.states:
             continue
         problem = refusal(name, configuration, actor)
-        shown[name] = AvailableAction(name, action.label, problem is None, problem.message if problem else "")
+        label = dict(action.labels).get(configuration.status, action.label)
+        shown[name] = AvailableAction(name, label, problem is None, problem.message if problem else "")
     return shown
 
 
 def check_work(configuration: EmailConfiguration) -> str:
     """Which check "Check now" runs: verification while verifying (or failed), else a DNS check."""
-    return Work.VERIFY if configuration.status in (S.VERIFYING, S.FAILED) else Work.CHECK_DNS
+    return Work.VERIFY if configuration.status in VERIFICATION_STATES else Work.CHECK_DNS

@@ -99,6 +99,12 @@ class DmarcState(models.TextChoices):
     REJECT = "reject", "p=reject"
 
 
+class ConfigurationManager(models.Manager):
+    def load(self, pk: int) -> "EmailConfiguration":
+        """One configuration with its tenant and partition, as every workflow reads it."""
+        return self.select_related("tenant", "partition").get(pk=pk)
+
+
 class EmailConfiguration(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="configurations")
     partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="configurations")
@@ -142,6 +148,8 @@ class EmailConfiguration(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ConfigurationManager()
 
     class Meta:
         ordering = ["sending_domain"]

@@ -61,10 +61,6 @@ class Actor:
         # Whoever can run manage.py in the deployment holds every role.
         return cls(f"cli:{getpass.getuser()}", frozenset({SUPPORT, EMAIL_ADMIN}))
 
-    @classmethod
-    def system(cls, task: str) -> "Actor":
-        return cls(f"system:{task}", frozenset({SUPPORT, EMAIL_ADMIN}))
-
     def may(self, role: str) -> bool:
         return role in self.roles
 

@@ -1,4 +1,4 @@
-"""Per-partition secrets, named `{infrastructure}-{partition}-I-{secretName}` (infrastructure design).
+"""Per-partition secrets, named `{infrastructure}-{partition}-I-{secretName}` (docs/design.md#secrets).
 
 In production External Secrets mounts each secret as a file in SECRETS_DIR (default /app/secret).
 A secret may also come from an environment variable of the same name with `-` turned into `_`
@@ -29,6 +29,17 @@ class MissingSecret(Exception):
         )
 
 
+class UnreadableSecret(MissingSecret):
+    """A secret's file exists but cannot be read (a directory, no permission, not UTF-8)."""
+
+    def __init__(self, full_name: str, reason: str):
+        self.full_name = full_name
+        Exception.__init__(
+            self, f"Secret {full_name} cannot be read from {Path(settings.SECRETS_DIR) / full_name} ({reason}); "
+                  f"mount it as a readable UTF-8 file or set the environment variable {env_var_name(full_name)}."
+        )
+
+
 def secret_name(*, infrastructure: str, partition: str, name: str) -> str:
     return f"{infrastructure}-{partition}-I-{name}"
 
@@ -38,13 +49,16 @@ def env_var_name(full_name: str) -> str:
 
 
 def _lookup(full_name: str) -> str | None:
+    """The secret's value; None when it is not there; UnreadableSecret when it is there but unusable."""
     value = os.environ.get(env_var_name(full_name))
     if value is None:
         path = Path(settings.SECRETS_DIR) / full_name
         try:
             value = path.read_text(encoding="utf-8")
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UnreadableSecret(full_name, type(exc).__name__) from None
     value = value.strip()
     return value or None
 
@@ -58,6 +72,13 @@ def read_secret(*, infrastructure: str, partition: str, name: str) -> str:
 
 
 def missing_secrets(*, infrastructure: str, partition: str) -> list[str]:
-    """Full names of this partition's secrets that are not configured (for the UI)."""
+    """Full names of this partition's secrets that are not configured or cannot be read (for the UI)."""
     names = (secret_name(infrastructure=infrastructure, partition=partition, name=n) for n in ALL_SECRETS)
-    return [full for full in names if _lookup(full) is None]
+    return [full for full in names if not _readable(full)]
+
+
+def _readable(full_name: str) -> bool:
+    try:
+        return _lookup(full_name) is not None
+    except UnreadableSecret:
+        return False

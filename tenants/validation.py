@@ -7,8 +7,9 @@ the command line always say the same thing.
 import re
 
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
-# Slugs become DNS labels in `{config}.{tenant}.{zone}`: RFC 1035 letters-digits-hyphen, lowercase.
+# Slugs become DNS labels in `{config}.{tenant}.{zone}`: letters, digits, hyphens, lowercase (docs/design.md#slugs).
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 MAX_LABEL_LENGTH = 63
 MAX_DOMAIN_LENGTH = 253
@@ -18,7 +19,7 @@ RESERVED_TENANT_SLUGS = frozenset(
     {"mail", "dmarc", "postmaster", "abuse", "api", "www", "admin", "arda", "arda-cards", "platform"}
 )
 
-# RFC 5321 local part, restricted to the dot-atom characters a no-reply sender needs.
+# A From local part: dot-atom characters only, as a no-reply sender needs (docs/design.md#from-address).
 LOCAL_PART_RE = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 MAX_LOCAL_PART_LENGTH = 64
 
@@ -44,7 +45,7 @@ def validate_dns_label(value: str, *, what: str) -> None:
             code="invalid_characters",
         )
     if value[2:4] == "--":
-        # "xn--" is punycode (IDN) and other "ab--" prefixes are reserved for it (RFC 5891 4.2.3.1).
+        # "xn--" is punycode (IDN) and other "ab--" prefixes are reserved for it (docs/design.md#slugs).
         raise ValidationError(
             f"The {what} '{value}' must not have '--' in the third and fourth characters "
             "(reserved for internationalised names, which are not supported).",
@@ -87,6 +88,16 @@ def validate_domain_length(domain: str) -> None:
             "DNS allows at most 253.",
             code="domain_too_long",
         )
+
+
+def validate_recipient(value: str) -> str:
+    """A single email address to send a test email to; returns it stripped."""
+    value = (value or "").strip()
+    try:
+        validate_email(value)
+    except ValidationError:
+        raise ValidationError(f"'{value}' is not an email address.", code="invalid_recipient") from None
+    return value
 
 
 def duplicate_message(domain: str) -> str:

@@ -8,7 +8,7 @@ from moto import mock_aws
 
 from integrations.dns.route53 import Route53
 from localdev.postmark_simulator import PostmarkSimulator, serve
-from localdev.zones import ensure_local_zones, simulator_account_tokens
+from localdev.zones import dns_lookup, ensure_local_zones, simulator_account_tokens
 from tenants import secrets
 from tenants.crypto import generate_key
 from tenants.models import Partition
@@ -121,7 +121,7 @@ def local_providers(configured_partitions, settings, monkeypatch):
     settings.AWS_ENDPOINT_URL = None
     with mock_aws():
         ensure_local_zones()
-        simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(), dns_lookup=Route53().lookup)
+        simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(), dns_lookup=dns_lookup(Route53()))
         server, thread = serve(simulator, host="127.0.0.1", port=0)
         settings.POSTMARK_API_URL = f"http://127.0.0.1:{server.server_address[1]}"
         try:

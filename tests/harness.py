@@ -16,8 +16,9 @@ from celery.signals import before_task_publish
 
 from ardamail_admin.celery import app
 from integrations.dns.route53 import Route53
-from integrations.email.postmark import PostmarkClient
+from integrations.email.postmark import Postmark, PostmarkClient
 from localdev.postmark_simulator import PostmarkSimulator
+from localdev.zones import dns_lookup
 from provisioning.providers import Providers
 from provisioning.runs import provision_run
 from provisioning.verification import verification_check
@@ -98,8 +99,7 @@ class Harness:
 
     @property
     def providers(self) -> Providers:
-        client = PostmarkClient(base_url="https://api.postmarkapp.com", transport=self.transport)
-        return Providers(postmark=client, dns_for=lambda partition: Route53(session=self.session, total_attempts=5))
+        return providers_on(self.transport, lambda partition: Route53(session=self.session, total_attempts=5))
 
     def calls(self, route: str) -> list[SentRequest]:
         return [r for r in self.transport.sent if r.route == route]
@@ -123,6 +123,12 @@ class Harness:
             raise SimulatedCrash(f"{when} route53 {operation}")
 
 
+def providers_on(transport: httpx.BaseTransport, dns_for) -> Providers:
+    """Providers whose Postmark is reached through `transport` (a fake at the HTTP layer)."""
+    postmark = Postmark(PostmarkClient(base_url="https://api.postmarkapp.com", transport=transport))
+    return Providers(email_for=lambda partition: postmark, dns_for=dns_for)
+
+
 def make_harness(zone_names: list[str], *, dkim_key_bits: int = 1024, **simulator_options) -> Harness:
     """Call inside moto's mock_aws: creates the zones and wires the simulator's DNS checks to them."""
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
@@ -133,7 +139,7 @@ def make_harness(zone_names: list[str], *, dkim_key_bits: int = 1024, **simulato
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"))
     simulator = PostmarkSimulator(
         account_tokens={"local-account-alpha001": "Alpha001", "local-account-alpha002": "Alpha002"},
-        dns_lookup=lookup_client.lookup,
+        dns_lookup=dns_lookup(lookup_client),
         dkim_key_bits=dkim_key_bits,
         **simulator_options,
     )
@@ -165,7 +171,7 @@ def run_to_end(configuration, harness, token=None):
     token = token or queued(configuration).token
     outcome = provision_run(configuration_id=configuration.pk, providers=harness.providers, token=token)
     while outcome.state == "retry":
-        outcome = provision_run(configuration_id=configuration.pk, providers=harness.providers, token=token)
+        outcome = provision_run(configuration_id=configuration.pk, providers=harness.providers, token=outcome.token)
     configuration.refresh_from_db()
     return outcome
 

@@ -107,3 +107,22 @@ def test_missing_secrets_are_listed_per_partition(partitions, secrets_dir):
     assert partitions["dev"].missing_secrets() == [
         "Alpha002-dev-I-EmailEncryptionKey", "Alpha002-dev-I-EmailWebhookSecret"
     ]
+
+
+@pytest.mark.parametrize("damage", ["directory", "not utf-8"])
+def test_a_secret_that_cannot_be_read_is_named_not_a_server_error(secrets_dir, configured_partitions, support_client,
+                                                                   damage):
+    from django.urls import reverse
+
+    path = secrets_dir / "Alpha001-prod-I-EmailEncryptionKey"
+    path.unlink()
+    if damage == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"\xff\xfe not text")
+    prod = configured_partitions["prod"]
+    with pytest.raises(secrets.MissingSecret) as exc:
+        prod.read_secret(secrets.ENCRYPTION_KEY)
+    assert str(exc.value).startswith("Secret Alpha001-prod-I-EmailEncryptionKey cannot be read from ")
+    assert prod.missing_secrets() == ["Alpha001-prod-I-EmailEncryptionKey"]
+    assert support_client.get(reverse("dashboard:partitions")).status_code == 200

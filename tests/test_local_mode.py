@@ -35,7 +35,7 @@ def test_onboard_inline_reaches_verifying_with_three_records(local_providers, ca
     ])
     call_command("status", DOMAIN)
     status = capsys.readouterr().out
-    assert status.count("in DNS: yes") == 3
+    assert status.count("in DNS: published") == 3
 
 
 def test_onboard_refuses_bad_input_and_changes_nothing(local_providers):

@@ -1,16 +1,29 @@
 """Offboarding: everything we created goes, an interrupted offboarding resumes, nothing races it."""
 
+from datetime import timedelta
+
 import httpx
 import pytest
+from django.utils import timezone
 
 from integrations.email.postmark import PostmarkClient
-from provisioning.offboarding import configuration_offboard
-from provisioning.providers import Providers
+from provisioning.dispatch import dispatch_due
+from provisioning.offboarding import configuration_offboard, offboard_run
 from provisioning.runs import provision_run
 from tenants.lifecycle import ActionRefused
 from tenants.models import EmailConfiguration
 from tenants.roles import Actor
-from tests.harness import DOMAIN, activated, create, queued, rrsets
+from tests.harness import (
+    DOMAIN,
+    CrashPoint,
+    SimulatedCrash,
+    activated,
+    create,
+    make_harness,
+    providers_on,
+    queued,
+    rrsets,
+)
 
 CLI = Actor.command_line()
 
@@ -87,8 +100,27 @@ class NotFound(httpx.BaseTransport):
 
 def test_a_404_from_postmark_counts_as_removed(harness, configured_partitions):
     configuration = activated(harness, configured_partitions)
-    providers = Providers(postmark=PostmarkClient(base_url="https://api.postmarkapp.com",
-                                                  transport=NotFound(harness.transport)),
-                          dns_for=harness.providers.dns_for)
+    providers = providers_on(NotFound(harness.transport), harness.providers.dns_for)
     configuration_offboard(configuration_id=configuration.pk, actor=CLI, providers=providers)
     assert EmailConfiguration.objects.get(pk=configuration.pk).status == "offboarded"
+
+
+def test_an_offboarding_killed_after_deleting_the_server_resumes_to_the_end(aws, configured_partitions):
+    harness = make_harness(["prod.ardamails.com"], server_deletion_allowed=True)
+    configuration = activated(harness, configured_partitions)
+    server_id = configuration.postmark_server_id
+    harness.transport.crash = CrashPoint(f"DELETE /servers/{server_id}", "after")
+    with pytest.raises(SimulatedCrash):
+        offboard(configuration, harness)
+    assert harness.simulator.state()["servers"] == []  # deleted at Postmark, but the worker died
+    # The dispatcher takes the offboarding up again once the dead holder's lease has run out.
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(held_until=timezone.now() - timedelta(seconds=1))
+    assert dispatch_due("offboard") == [configuration.pk]
+    token = EmailConfiguration.objects.get(pk=configuration.pk).holder
+    sent = len(harness.transport.sent)
+    assert offboard_run(configuration_id=configuration.pk, providers=harness.providers, token=token).state == "finished"
+    # The webhook and domain were recorded as removed, so only the server is asked about again.
+    assert [r.route for r in harness.transport.sent[sent:]] == [f"DELETE /servers/{server_id}"]
+    configuration.refresh_from_db()
+    assert configuration.status == "offboarded"
+    assert (configuration.postmark_webhook_id, configuration.postmark_domain_id) == (None, None)

@@ -147,3 +147,18 @@ def test_the_unique_constraint_holds_without_the_form(configured_partitions):
     EmailConfiguration.objects.create(tenant=tenant, partition=configured_partitions["prod"], config_slug="orders")
     with pytest.raises(IntegrityError), transaction.atomic():
         EmailConfiguration.objects.create(tenant=tenant, partition=configured_partitions["prod"], config_slug="orders")
+
+
+def test_the_onboarding_service_itself_refuses_a_person_without_a_role(configured_partitions):
+    with pytest.raises(ActionRefused) as refused:
+        configuration_onboard(partition=configured_partitions["prod"], tenant_slug="acme", tenant_display_name="Acme",
+                              config_slug="orders", actor=Actor("nobody", frozenset()))
+    assert (refused.value.message, refused.value.forbidden) == ("This needs the support or email admin role.", True)
+    assert not EmailConfiguration.objects.exists() and not Tenant.objects.exists()
+
+
+def test_the_onboarding_service_itself_refuses_a_partition_missing_a_secret(configured_partitions, secrets_dir):
+    (secrets_dir / "Alpha001-prod-I-EmailPostmarkAccountToken").unlink()
+    with pytest.raises(ActionRefused, match="Secret Alpha001-prod-I-EmailPostmarkAccountToken is not configured"):
+        onboard(configured_partitions["prod"])
+    assert not EmailConfiguration.objects.exists()

@@ -81,13 +81,14 @@ def test_no_page_or_admin_form_shows_the_token_or_its_ciphertext(client, superus
     assert KNOWN_TOKEN not in repr(c) and KNOWN_TOKEN not in str(c)
 
 
-def test_saving_the_admin_form_keeps_the_token(client, superuser, configuration_with_token):
+def test_the_admin_shows_a_configuration_but_cannot_save_one(client, superuser, configuration_with_token):
+    # Saving would write every column back over what a worker wrote meanwhile: services only.
     client.force_login(superuser)
     c = configuration_with_token
     url = reverse("admin:tenants_emailconfiguration_change", args=[c.pk])
-    data = {"tenant": c.tenant.pk + 1, "config_slug": "renamed"}  # read-only once created: ignored
-    response = client.post(url, data)
-    assert response.status_code == 302, response.content.decode()[:2000]
+    assert client.get(url).status_code == 200
+    data = {"tenant": c.tenant.pk + 1, "config_slug": "renamed"}
+    assert client.post(url, data).status_code == 403
     c.refresh_from_db()
     assert c.server_token() == KNOWN_TOKEN
     assert c.sending_domain == "orders.acme.prod.ardamails.com"
@@ -105,3 +106,54 @@ def test_the_admin_cannot_add_delete_or_rename_what_services_own(client, superus
     for name in ("provisioningstep", "verificationcheck", "recordcheck", "dmarcchange"):
         assert client.get(reverse(f"admin:provisioning_{name}_changelist")).status_code == 200
         assert client.get(reverse(f"admin:provisioning_{name}_add")).status_code == 403
+
+
+def test_a_refusal_of_the_role_is_a_page_that_says_what_is_missing_and_who_grants_it(client, configured_partitions):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.create_user("viewer", password="x", is_staff=True))
+    response = client.get(reverse("dashboard:onboard"))
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "This needs the support or email admin role." in html
+    assert "<code>support</code>" in html and "<code>email admin</code>" in html and "Sign out" in html
+
+
+def test_only_csv_and_zone_file_downloads_exist(support_client, configuration_with_token):
+    c = configuration_with_token
+    for name in ("records.exe", "records.csv%0aX", 'records.csv"x'):
+        assert support_client.get(f"/configurations/{c.pk}/{name}").status_code == 404
+    assert support_client.get(f"/configurations/{c.pk}/records.csv").status_code == 200
+
+
+def test_there_is_no_anonymous_password_reset(client, db):
+    assert client.get("/accounts/password_reset/").status_code in (302, 404)
+    assert client.get("/accounts/login/").status_code == 200
+
+
+def test_a_server_link_that_is_not_https_is_not_a_link(support_client, configuration_with_token):
+    c = configuration_with_token
+    EmailConfiguration.objects.filter(pk=c.pk).update(postmark_server_link="javascript:alert(document.cookie)")
+    html = support_client.get(reverse("dashboard:configuration", args=[c.pk])).content.decode()
+    assert "javascript:" not in html and "open in Postmark" not in html
+
+
+def test_an_empty_onboarding_post_names_every_missing_field(support_client, configured_partitions):
+    html = support_client.post(reverse("dashboard:onboard"), {}).content.decode()
+    for sentence in ("The partition is required.", "The tenant slug is required.",
+                     "The configuration slug is required."):
+        assert sentence in html
+
+
+def test_a_nul_in_the_partition_names_the_field(support_client, configured_partitions):
+    html = support_client.post(reverse("dashboard:onboard"), {"partition": "pr\x00od"}).content.decode()
+    assert "The partition contains a NUL character (\\0); remove it." in html
+
+
+def test_the_live_poll_sends_nothing_when_nothing_changed(support_client, configuration_with_token):
+    url = reverse("dashboard:configuration_live", args=[configuration_with_token.pk])
+    first = support_client.get(url).json()["fragments"]
+    have = ",".join(f"{name}:{fragment['version']}" for name, fragment in first.items())
+    assert support_client.get(url, {"have": have}).json()["fragments"] == {}
+    EmailConfiguration.objects.filter(pk=configuration_with_token.pk).update(last_error="Something happened")
+    assert list(support_client.get(url, {"have": have}).json()["fragments"]) == ["status"]

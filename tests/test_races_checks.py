@@ -7,19 +7,28 @@ person's action takes the configuration's hold from the check; the check then wr
 from datetime import timedelta
 
 import httpx
+import pytest
+from django.db import connection
 from django.utils import timezone
 
-from integrations.email.postmark import PostmarkClient
 from provisioning.dmarc import configuration_ramp_dmarc
-from provisioning.drift import drift_check
+from provisioning.drift import configuration_repair, drift_check
 from provisioning.models import RecordCheck, VerificationCheck
 from provisioning.providers import Providers
 from provisioning.records import DMARC_VALUES
 from provisioning.verification import configuration_check_now, verification_check
-from tenants.lifecycle import take
+from tenants.lifecycle import ActionRefused, take
 from tenants.models import EmailConfiguration, Work
 from tenants.roles import Actor
-from tests.harness import DOMAIN, activated, delete_record, provisioned, put_txt
+from tests.harness import (
+    DOMAIN,
+    activated,
+    delete_record,
+    providers_on,
+    provisioned,
+    put_txt,
+    rrsets,
+)
 
 CLI = Actor.command_line()
 
@@ -38,9 +47,7 @@ class DuringRequest(httpx.BaseTransport):
 
 
 def providers_during(harness, suffix, action) -> Providers:
-    postmark = PostmarkClient(base_url="https://api.postmarkapp.com",
-                              transport=DuringRequest(harness.transport, suffix, action))
-    return Providers(postmark=postmark, dns_for=harness.providers.dns_for)
+    return providers_on(DuringRequest(harness.transport, suffix, action), harness.providers.dns_for)
 
 
 def click_check_now(configuration_id):
@@ -165,3 +172,22 @@ def test_a_dkim_key_change_during_a_drift_check_is_not_reported_as_drift(harness
     assert (row.status, row.last_error) == ("active", "")
     assert checks == []
     assert RecordCheck.objects.get(configuration=configuration, purpose="dkim").status == "ok"
+
+
+def test_a_repair_decided_before_a_dmarc_step_does_not_undo_it(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    stepped = []
+
+    def a_step_lands_before_the_repair_holds_the_row(execute, sql, params, many, context):
+        if sql.startswith("UPDATE") and params and "repair" in [str(p) for p in params] and not stepped:
+            stepped.append(configuration_ramp_dmarc(
+                configuration_id=configuration.pk, to_state="quarantine_test", actor=CLI, reason="planned",
+                override_dwell=True, providers=harness.providers))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(a_step_lands_before_the_repair_holds_the_row), \
+            pytest.raises(ActionRefused) as refused:
+        configuration_repair(configuration_id=configuration.pk, actor=CLI, providers=harness.providers)
+    assert stepped and refused.value.message == f"{DOMAIN} changed meanwhile; reload and try again."
+    _, [dmarc] = rrsets(harness, f"_dmarc.{DOMAIN}")
+    assert dmarc["ResourceRecords"] == [{"Value": f'"{DMARC_VALUES["quarantine_test"]}"'}]  # the step stands

@@ -23,6 +23,7 @@ from integrations.dns import DnsRecord, is_within_zone
 from integrations.dns.route53 import Route53
 from integrations.dns.txt import quote_txt, unquote_txt
 from integrations.errors import DnsNameOutsideZone, ProviderError
+from localdev.zones import dns_lookup
 from provisioning.providers import route53_for_partition
 from tenants.models import Partition
 
@@ -107,7 +108,7 @@ class _Body:
 
 
 def aws_error(code, message, status=400):
-    # The shape real Route53 answers with (boto/boto#2887, aws/aws-cli#2071).
+    # The shape real Route53 answers with (docs/providers/route53.md#change-batches).
     body = (
         '<?xml version="1.0"?>\n<ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
         f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
@@ -370,10 +371,10 @@ def test_it_does_not_accept_a_private_zone_of_that_name(client, aws):
 def test_it_finds_values_by_walking_up_to_the_zone(client, zone_id):
     client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
 
-    assert client.lookup("20261122pm._domainkey.orders.acme.prod.ardamails.com", "TXT") == [DKIM_VALUE]
-    assert client.lookup("PM-Bounces.orders.acme.prod.ardamails.com.", "CNAME") == ["pm.mtasv.net"]
-    assert client.lookup("_dmarc.orders.acme.prod.ardamails.com", "CNAME") == []
-    assert client.lookup("nothing.example.org", "TXT") == []
+    assert dns_lookup(client)("20261122pm._domainkey.orders.acme.prod.ardamails.com", "TXT") == [DKIM_VALUE]
+    assert dns_lookup(client)("PM-Bounces.orders.acme.prod.ardamails.com.", "CNAME") == ["pm.mtasv.net"]
+    assert dns_lookup(client)("_dmarc.orders.acme.prod.ardamails.com", "CNAME") == []
+    assert dns_lookup(client)("nothing.example.org", "TXT") == []
 
 
 def test_it_looks_up_in_the_most_specific_zone(client, zone_id):
@@ -381,7 +382,7 @@ def test_it_looks_up_in_the_most_specific_zone(client, zone_id):
     client.zone(ZONE, zone_id=zone_id).upsert([replace(DMARC, value="v=DMARC1; p=parent")])
     client.zone("acme.prod.ardamails.com", zone_id=child_id).upsert([DMARC])
 
-    assert client.lookup(DMARC.name, "TXT") == ["v=DMARC1; p=none"]
+    assert dns_lookup(client)(DMARC.name, "TXT") == ["v=DMARC1; p=none"]
 
 
 # --- errors after boto's retries (server mode, faults at the transport) ------------------------------

@@ -10,10 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from integrations.dns.route53 import Route53
-from integrations.email.postmark import PostmarkClient
 from localdev.postmark_simulator import serve
 from provisioning.models import RecordCheck, VerificationCheck
-from provisioning.providers import Providers
 from provisioning.records import desired_for
 from provisioning.tasks import run_work
 from provisioning.verification import configuration_check_now, verification_check
@@ -25,6 +23,7 @@ from tests.harness import (
     activated,
     create,
     delete_record,
+    providers_on,
     provisioned,
     published_tasks,
     queued,
@@ -260,11 +259,8 @@ class OffboardingTransport(httpx.BaseTransport):
 
 def test_an_offboarding_during_the_check_is_not_overwritten(harness, configured_partitions):
     configuration = provisioned(harness, configured_partitions)
-    providers = Providers(
-        postmark=PostmarkClient(base_url="https://api.postmarkapp.com",
-                                transport=OffboardingTransport(harness.transport, configuration.pk)),
-        dns_for=lambda partition: Route53(session=harness.session),
-    )
+    providers = providers_on(OffboardingTransport(harness.transport, configuration.pk),
+                             lambda partition: Route53(session=harness.session))
     check(configuration, harness, providers=providers)
     assert configuration.status == "offboarding" and configuration.held_for == "offboard"
     assert not configuration.dkim_verified  # the check's answer was not written over it

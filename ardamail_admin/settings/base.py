@@ -138,6 +138,8 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 # A hold is renewed before every provider call; a worker that dies is replaced once its lease runs
 # out (at least the longest single provider call: checked at startup by provisioning.apps).
 WORK_LEASE_SECONDS = env.int("WORK_LEASE_SECONDS", default=60)
+# Queued work may wait this long (on top of the lease) for a worker before it counts as lost.
+WORK_QUEUE_SECONDS = env.int("WORK_QUEUE_SECONDS", default=300)
 DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=100)
 PROVISIONING_MAX_ATTEMPTS = env.int("PROVISIONING_MAX_ATTEMPTS", default=6)
 PROVISIONING_BACKOFF_BASE_SECONDS = env.float("PROVISIONING_BACKOFF_BASE_SECONDS", default=2.0)

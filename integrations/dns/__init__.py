@@ -5,11 +5,13 @@ Records travel as normalised `DnsRecord` values; a provider turns them into its 
 (quoting, trailing dots) and back. `resolver.py` reads the same records from name servers.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-BeforeWrite = Callable[[], None]  # called right before each change at the provider; may raise to stop
+from integrations import BeforeWrite
+
+Values = dict[tuple[str, str], list[str]]  # (name, type) -> logical values found there
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class DnsZone(Protocol):
     """One hosted zone (a partition's mail zone) at one provider."""
 
     name: str
+    provider: str  # names the source of what `read` returns ("route53")
 
     def upsert(self, records: list[DnsRecord], *, before_write: BeforeWrite | None = None) -> None:
         """Make each record's name+type hold exactly its values, all in one change."""
@@ -66,3 +69,6 @@ class DnsProvider(Protocol):
 
     def create_zone(self, name: str) -> str:
         """Create a public zone unless it exists; returns its id (local mode and tests only)."""
+
+    def find_zone(self, name: str) -> str | None:
+        """The id of the public zone of exactly this name, or None."""

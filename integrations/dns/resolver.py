@@ -11,12 +11,11 @@ import dns.exception
 import dns.nameserver
 import dns.resolver
 
-from . import DnsRecord, normalise_name
+from . import DnsRecord, Values, normalise_name
 
 log = logging.getLogger(__name__)
 
 LIFETIME_SECONDS = 5.0  # per question, dnspython's own retries included
-Values = dict[tuple[str, str], list[str]]  # (name, type) -> logical values found
 
 
 def nameserver(entry: str) -> dns.nameserver.Do53Nameserver:

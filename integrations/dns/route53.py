@@ -19,9 +19,10 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
+from integrations import BeforeWrite
 from integrations.errors import DnsNameOutsideZone, ProviderError
 
-from . import BeforeWrite, DnsRecord, is_within_zone, normalise_name
+from . import DnsRecord, is_within_zone, normalise_name
 from .txt import quote_txt, unquote_txt
 
 PROVIDER = "route53"
@@ -173,6 +174,10 @@ class Route53:
             "aws_session_token": credentials["SessionToken"],
         }
 
+    def prepare(self) -> None:
+        """Build (or rebuild, with fresh role credentials) the boto client now."""
+        self._client  # noqa: B018
+
     def call(self, operation: str, method: str, **params) -> dict:
         try:
             with _translated_errors(operation):
@@ -189,22 +194,24 @@ class Route53:
 
     def zone_id_for(self, zone_name: str) -> str:
         zone = normalise_name(zone_name)
-        zone_id = self._public_zone_id(zone)
+        zone_id = self.find_zone(zone)
         if zone_id is None:
             raise ProviderError(f"No public Route53 hosted zone named {zone}.", provider=PROVIDER, transient=False)
         return zone_id
 
     def create_zone(self, name: str) -> str:
         zone = normalise_name(name)
-        existing = self._public_zone_id(zone)
+        existing = self.find_zone(zone)
         if existing:
             return existing
         answer = self.call(f"create the hosted zone {zone}", "create_hosted_zone", Name=zone,
                            CallerReference=f"ardamail-{zone}")
         return _strip_prefix(answer["HostedZone"]["Id"])
 
-    def _public_zone_id(self, zone: str) -> str | None:
-        """Exact-name lookup; only found ids are cached, so a zone created later is still found."""
+    def find_zone(self, name: str) -> str | None:
+        """The id of the public zone of exactly this name; only found ids are cached, so a zone
+        created later is still found."""
+        zone = normalise_name(name)
         cached = self._zone_ids.get(zone)
         if cached is not None:
             return cached
@@ -218,19 +225,11 @@ class Route53:
                 return zone_id  # from the local: another thread may clear the cache meanwhile
         return None
 
-    def lookup(self, fqdn: str, rtype: str) -> list[str]:
-        """Values of one type at fqdn, in the most specific hosted zone (the local Postmark simulator's DNS)."""
-        name = normalise_name(fqdn)
-        labels = name.split(".")
-        for i in range(len(labels)):  # a delegated subzone hides its parent's records (#listing-zones)
-            candidate = ".".join(labels[i:])
-            if self._public_zone_id(candidate):
-                return [r.value for r in self.zone(candidate).read([name]) if r.type == rtype.upper()]
-        return []
-
 
 class Route53Zone:
     """One hosted zone; the zone id is looked up by name once, unless the partition names it."""
+
+    provider = PROVIDER
 
     def __init__(self, route53: Route53, name: str, zone_id: str = ""):
         self._route53 = route53
@@ -260,7 +259,10 @@ class Route53Zone:
                          f"delete records in the zone {self.name}", before_write)
 
     def _change(self, changes: list[dict], operation: str, before_write: BeforeWrite | None) -> None:
+        # Everything that may call AWS first (the zone id, fresh role credentials), so that the
+        # write itself is the only call between the holder's renewal and the change.
         zone_id = self.zone_id
+        self._route53.prepare()
         if before_write is not None:
             before_write()
         self._route53.call(operation, "change_resource_record_sets", HostedZoneId=zone_id,

@@ -7,11 +7,10 @@ nothing the second time, and calls `before_write` right before anything is creat
 Deleting something that is already gone is not an error.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-BeforeWrite = Callable[[], None]
+from integrations import BeforeWrite
 
 
 @dataclass(frozen=True)
@@ -59,3 +58,11 @@ class EmailServer(Protocol):
 
     def send(self, *, from_address: str, to: str, subject: str, text_body: str) -> str:
         """Send one message; returns the provider's message id."""
+
+
+class EmailProvider(Protocol):
+    """An email provider: the account and server handles, given their credentials."""
+
+    def account(self, credentials: str) -> EmailAccount: ...
+
+    def server(self, credentials: str) -> EmailServer: ...

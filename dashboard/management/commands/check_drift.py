@@ -1,8 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from dashboard.cli import check_here
 from integrations.errors import ProviderError
-from provisioning.drift import WATCHED, drift_check, record_problem
+from provisioning.drift import record_problem
 from provisioning.providers import Providers
+from tenants.lifecycle import DNS_WATCHED, ActionRefused
 from tenants.models import EmailConfiguration, Partition
 
 
@@ -13,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--partition", help="only this partition")
 
     def handle(self, *args, partition, **options):
-        configurations = EmailConfiguration.objects.filter(status__in=WATCHED)
+        configurations = EmailConfiguration.objects.filter(status__in=DNS_WATCHED)
         if partition:
             if not Partition.objects.filter(name=partition).exists():
                 raise CommandError(f"There is no partition named '{partition}'.")
@@ -22,9 +24,8 @@ class Command(BaseCommand):
         checked = drifted = errors = 0
         for pk, domain in configurations.order_by("sending_domain").values_list("pk", "sending_domain"):
             try:
-                problems = [c for c in drift_check(configuration_id=pk, providers=providers, trigger="manual")
-                            if c.status != "ok"]
-            except ProviderError as exc:
+                problems = [c for c in check_here(pk, providers) if c.status != "ok"]
+            except (ProviderError, ActionRefused) as exc:
                 errors += 1
                 self.stdout.write(f"{domain}: could not check: {exc.message}")
                 continue

@@ -2,11 +2,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard.cli import ACTIVE_STATES, FINAL_STATES, act, follow_progress, run_inline
+from dashboard.cli import act, check_here, follow_progress, run_inline
 from dashboard.forms import OnboardForm, form_errors
 from provisioning.onboarding import configuration_onboard
-from provisioning.providers import Providers
-from provisioning.verification import verification_check
+from tenants.lifecycle import PROVISIONING_OVER, VERIFICATION_OVER
 from tenants.roles import Actor
 
 
@@ -44,17 +43,15 @@ class Command(BaseCommand):
             self.stdout.write(result.message)
         started = time.monotonic()
         if o["inline"]:
-            run_inline(result.hold, write=self.stdout.write)
-            if o["until_active"]:
-                verification_check(configuration_id=result.configuration_id, providers=Providers.default(),
-                                   trigger="provisioning")
+            if run_inline(result.hold, write=self.stdout.write) == "finished" and o["until_active"]:
+                check_here(result.configuration_id)
         elif not o["wait"]:
             self.stdout.write(f"Provisioning queued; follow it with `manage.py status {domain}`.")
             return
         self._follow(result.configuration_id, domain, o, started)
 
     def _follow(self, configuration_id, domain, o, started):
-        until = ACTIVE_STATES if o["until_active"] else FINAL_STATES
+        until = VERIFICATION_OVER if o["until_active"] else PROVISIONING_OVER
         final = follow_progress(configuration_id, write=self.stdout.write, timeout=o["timeout"], until=until)
         self.stdout.write(f"{domain}: {final} after {time.monotonic() - started:.1f}s")
         if final not in until:

@@ -1,13 +1,13 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from dashboard.cli import (
-    FINAL_STATES,
     act,
     configuration_for,
     follow_progress,
     run_inline,
 )
 from provisioning.onboarding import configuration_retry
+from tenants.lifecycle import PROVISIONING_OVER
 from tenants.roles import Actor
 
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         if inline:
             run_inline(result.hold, write=self.stdout.write)
         if wait or inline:
-            final = follow_progress(configuration.pk, write=self.stdout.write, timeout=timeout)
+            final = follow_progress(configuration.pk, write=self.stdout.write, timeout=timeout, until=PROVISIONING_OVER)
             self.stdout.write(f"{configuration.sending_domain}: {final}")
-            if final not in FINAL_STATES or final == "failed":
+            if final not in PROVISIONING_OVER or final == "failed":
                 raise CommandError(f"{configuration.sending_domain} ended {final}.")

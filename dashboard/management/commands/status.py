@@ -2,15 +2,10 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from dashboard.cli import configuration_for
+from dashboard.cli import configuration_for, yes_no
 from dashboard.presenters import status_document
 from provisioning.providers import Providers
-
-PUBLISHED = {"ok": "yes", "missing": "missing", "different": "different", "unknown": "unknown"}
-
-
-def yes_no(value) -> str:
-    return {True: "yes", False: "no", None: "unknown"}[value]
+from provisioning.records import RecordStatus
 
 
 class Command(BaseCommand):
@@ -45,5 +40,5 @@ class Command(BaseCommand):
         w("  records (read from DNS now):" + (f" could not read them: {doc['records_error']}" if doc["records_error"] else ""))
         for r in doc["records"]:
             found = f"  found: {', '.join(r['found'])}" if r["published"] == "different" else ""
-            w(f"    {r['type']:<5} {r['name']}  in DNS: {PUBLISHED[r['published']]}{found}")
+            w(f"    {r['type']:<5} {r['name']}  in DNS: {RecordStatus(r['published']).label.lower()}{found}")
             w(f"          {r['value']}")

@@ -5,7 +5,8 @@ Each `ensure_*` finds before it creates, and resolves a race with another worker
 message never makes a second server, domain or webhook (docs/providers/postmark.md).
 """
 
-from integrations.email import BeforeWrite, DomainVerification, SendingDomain, Server
+from integrations import BeforeWrite
+from integrations.email import DomainVerification, SendingDomain, Server
 from integrations.errors import ProviderError
 
 from .client import PostmarkClient, webhook_triggers
@@ -14,7 +15,23 @@ SERVER_NAME_EXISTS = 603  # (#server-errors)
 DOMAIN_EXISTS = 512  # (#domain-errors)
 NO_DELETE_ACCESS = 604  # server deletion not enabled on this account (#server-delete)
 
-__all__ = ["PostmarkAccount", "PostmarkClient", "PostmarkServer"]
+__all__ = ["Postmark", "PostmarkAccount", "PostmarkClient", "PostmarkServer"]
+
+
+class Postmark:
+    """Postmark as an `integrations.email.EmailProvider`: one HTTP client, handles per token."""
+
+    def __init__(self, client: PostmarkClient):
+        self.client = client
+
+    def __repr__(self):
+        return f"Postmark({self.client.base_url!r})"
+
+    def account(self, credentials: str) -> "PostmarkAccount":
+        return PostmarkAccount(self.client, credentials)
+
+    def server(self, credentials: str) -> "PostmarkServer":
+        return PostmarkServer(self.client, credentials)
 
 
 class PostmarkAccount:

@@ -38,6 +38,11 @@ def webhook_triggers() -> dict:
     }
 
 
+def call_budget_seconds(timeout: float) -> float:
+    """The longest one request can take: connecting, sending and reading may each use the timeout."""
+    return 3 * timeout
+
+
 class PostmarkClient:
     def __init__(self, *, base_url: str, timeout: float = 10.0, transport: httpx.BaseTransport | None = None):
         self.base_url = base_url.rstrip("/")

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 
 from integrations.dns.route53 import Route53
 from localdev.postmark_simulator import PostmarkSimulator, serve
-from localdev.zones import simulator_account_tokens
+from localdev.zones import dns_lookup, simulator_account_tokens
 
 
 def persisting(simulator: PostmarkSimulator, path: Path):
@@ -37,7 +37,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, port, state_file, **options):
         route53 = Route53(endpoint_url=settings.AWS_ENDPOINT_URL, region=settings.AWS_REGION)
-        simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(), dns_lookup=route53.lookup)
+        simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(), dns_lookup=dns_lookup(route53))
         app = simulator
         if state_file:
             path = Path(state_file)
