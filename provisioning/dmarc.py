@@ -17,11 +17,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from integrations.errors import ProviderError
-from tenants.lifecycle import ACTIONS, ActionRefused, Lost, refusal, require, take_for
+from tenants.lifecycle import ACTIONS, ActionRefused, refusal, require, take_for
 from tenants.models import ConfigurationStatus, DmarcState, EmailConfiguration
 from tenants.roles import Actor
 
+from .drift import publish_held
 from .models import DmarcChange
 from .providers import Providers
 from .records import dmarc_record
@@ -166,15 +166,8 @@ def configuration_ramp_dmarc(
     step = dmarc_plan(configuration=configuration, to_state=to_state, actor=actor,
                       reason=reason, override_dwell=override_dwell, now=now)
     hold = take_for("ramp_dmarc", configuration, actor, same={"dmarc_state": step.from_state})
-    try:
-        record = dmarc_record(configuration, step.to_state)
-        providers.zone(configuration.partition).upsert([record], before_write=hold.renew)
-    except ProviderError as exc:
-        hold.release()
-        raise ActionRefused(f"Could not publish the DMARC record: {exc.message}") from exc
-    except Lost:
-        raise ActionRefused(f"DMARC for {configuration.sending_domain} changed meanwhile; nothing was published.") \
-            from None
+    record = dmarc_record(configuration, step.to_state)
+    publish_held(hold, configuration, [record], providers, failed="Could not publish the DMARC record")
     with transaction.atomic():
         if not hold.release(dmarc_state=step.to_state, dmarc_changed_at=now):
             raise _lost_after_publish(configuration)

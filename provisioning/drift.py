@@ -165,16 +165,27 @@ def configuration_repair(*, configuration_id: int, actor, providers: Providers) 
     hold = take_for("repair", configuration, actor, same={
         "dmarc_state": configuration.dmarc_state, "dkim_host": configuration.dkim_host,
         "dkim_value": configuration.dkim_value, "return_path_target": configuration.return_path_target})
+    publish_held(hold, configuration, desired_for(configuration), providers, failed="Repair did not complete")
     try:
-        providers.zone(configuration.partition).upsert(desired_for(configuration), before_write=hold.renew)
         checks = check_records(configuration, hold, providers, trigger="repair")
     except ProviderError as exc:
         hold.release()
-        raise ActionRefused(f"Repair did not complete: {exc}") from exc
-    except Lost:
-        raise ActionRefused(f"{configuration.sending_domain} changed during the repair; nothing was written.") \
-            from None
+        raise ActionRefused(f"Repair did not complete: {exc.message}") from exc
     return _repair_result(checks)
+
+
+def publish_held(hold: Hold, configuration: EmailConfiguration, records: list[DnsRecord], providers: Providers, *,
+                 failed: str) -> None:
+    """Publish `records` for a person's action that holds the configuration (repair, a DMARC step).
+    If the provider refuses, the hold is given back and the person told why; if the hold was lost
+    (the action took longer than its lease), nothing is written."""
+    try:
+        providers.zone(configuration.partition).upsert(records, before_write=hold.renew)
+    except ProviderError as exc:
+        hold.release()
+        raise ActionRefused(f"{failed}: {exc.message}") from exc
+    except Lost:
+        raise ActionRefused(f"{configuration.sending_domain} changed meanwhile; nothing was written.") from None
 
 
 def _repair_result(checks: list[RecordCheck]) -> ActionResult:
