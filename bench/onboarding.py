@@ -31,7 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     from integrations.dns.route53 import Route53
     from integrations.email.postmark import Postmark, PostmarkClient
-    from localdev.postmark_simulator import PostmarkSimulator, serve
+    from localdev.postmark_simulator import PostmarkSimulator
+    from localdev.serving import serve
     from localdev.zones import dns_lookup, ensure_local_zones, simulator_account_tokens
     from provisioning.providers import Providers
     from provisioning.runs import provision_run

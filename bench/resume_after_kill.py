@@ -106,7 +106,8 @@ def scenario(workdir: Path, env: dict, processes: list, deadline: float) -> dict
     from django.core.management import call_command
 
     from integrations.dns.route53 import Route53
-    from localdev.postmark_simulator import PostmarkSimulator, serve
+    from localdev.postmark_simulator import PostmarkSimulator
+    from localdev.serving import serve
     from localdev.zones import dns_lookup, ensure_local_zones, simulator_account_tokens
     from provisioning.onboarding import configuration_onboard
     from tenants.models import EmailConfiguration, Partition

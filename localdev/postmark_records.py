@@ -1,9 +1,13 @@
 """Records and request checks of the Postmark simulator (postmark_simulator.py): the objects it
 stores, in the shapes of docs/providers/postmark.md, and the validations Postmark applies."""
 
+import base64
 import copy
 import re
 import uuid
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 RETURN_PATH_TARGET = "pm.mtasv.net"
 STREAMS = ("outbound",)  # every server's default transactional stream; the only one simulated
@@ -81,3 +85,10 @@ def new_domain(domain_id, name, return_path, selector, dkim_value, return_path_t
         "DKIMUpdateStatus": "Pending", "ReturnPathDomain": return_path, "ReturnPathDomainVerified": False,
         "ReturnPathDomainCNAMEValue": return_path_target,
     }
+
+
+def new_dkim_value(bits: int) -> str:
+    """A fresh DKIM public key in the TXT form Postmark gives ("k=rsa; p=<base64 SPKI>")."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "k=rsa; p=" + base64.b64encode(der).decode()

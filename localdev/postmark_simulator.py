@@ -8,12 +8,10 @@ answer, the one chosen here says so. It is stricter than the product needs where
 be: tokens, JSON headers, required fields, unique names, paging limits.
 """
 
-import base64
 import copy
 import itertools
 import json
 import re
-import socketserver
 import threading
 import time
 import uuid
@@ -22,11 +20,8 @@ from datetime import UTC, datetime
 from email.utils import parseaddr
 from http.client import responses
 from urllib.parse import parse_qsl
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .postmark_records import (
     RETURN_PATH_TARGET,
@@ -35,6 +30,7 @@ from .postmark_records import (
     check_url,
     invalid,
     merge_triggers,
+    new_dkim_value,
     new_domain,
     new_server,
     no_triggers,
@@ -276,7 +272,7 @@ class PostmarkSimulator:
         if return_path and not return_path.lower().endswith("." + name.lower()):
             invalid(511, "The Return-Path domain must be a subdomain of the domain.")
         selector = self._clock().strftime("%Y%m%d%H%M%S") + "pm"
-        domain = new_domain(next(self._ids["domain"]), name, return_path, selector, self._dkim_value(),
+        domain = new_domain(next(self._ids["domain"]), name, return_path, selector, new_dkim_value(self._dkim_key_bits),
                             self._return_path_target)
         self._domains[domain["ID"]] = {**domain, "Account": account}
         return domain
@@ -305,11 +301,6 @@ class PostmarkSimulator:
         if domain is None or domain["Account"] != account:
             invalid(510, "Domain not found.")
         return domain
-
-    def _dkim_value(self):
-        key = rsa.generate_private_key(public_exponent=65537, key_size=self._dkim_key_bits)
-        der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        return "k=rsa; p=" + base64.b64encode(der).decode()
 
     # -- webhooks and email (server token) ----------------------------------------------------
 
@@ -409,24 +400,3 @@ class PostmarkSimulator:
             if hook.get("HttpAuth"):
                 hook["HttpAuth"] = {**hook["HttpAuth"], "Password": "***"}
         return state
-
-
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a request sleeping through a timeout fault must not block shutdown
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args):
-        pass
-
-
-def serve(simulator: PostmarkSimulator, host: str = "127.0.0.1", port: int = 0, *, app=None):
-    """Serve in a background thread; `server.server_address` has the port, `server.shutdown()` stops it.
-
-    `app` may wrap the simulator (local mode saves its state after each change).
-    """
-    simulator.timeout_by_sleeping = True
-    server = make_server(host, port, app or simulator, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="postmark-simulator", daemon=True)
-    thread.start()
-    return server, thread

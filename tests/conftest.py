@@ -7,7 +7,8 @@ from django.contrib.auth.models import Group
 from moto import mock_aws
 
 from integrations.dns.route53 import Route53
-from localdev.postmark_simulator import PostmarkSimulator, serve
+from localdev.postmark_simulator import PostmarkSimulator
+from localdev.serving import serve
 from localdev.zones import dns_lookup, ensure_local_zones, simulator_account_tokens
 from tenants import secrets
 from tenants.crypto import generate_key

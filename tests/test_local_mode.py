@@ -11,7 +11,8 @@ from django.core.management.base import CommandError
 from integrations.dns.route53 import Route53
 from integrations.email.postmark import PostmarkClient
 from localdev.management.commands.postmark_simulator import persisting
-from localdev.postmark_simulator import PostmarkSimulator, serve
+from localdev.postmark_simulator import PostmarkSimulator
+from localdev.serving import serve
 from localdev.zones import republish_local_dns
 from tenants.models import EmailConfiguration
 

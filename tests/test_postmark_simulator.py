@@ -7,7 +7,8 @@ import pytest
 
 from integrations.email.postmark.client import PostmarkClient, webhook_triggers
 from integrations.errors import ProviderError
-from localdev.postmark_simulator import PostmarkSimulator, serve
+from localdev.postmark_simulator import PostmarkSimulator
+from localdev.serving import serve
 
 ALPHA = "local-account-alpha001"
 BETA = "local-account-beta001"

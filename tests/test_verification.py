@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from integrations.dns.route53 import Route53
-from localdev.postmark_simulator import serve
+from localdev.serving import serve
 from provisioning.models import RecordCheck, VerificationCheck
 from provisioning.records import desired_for
 from provisioning.tasks import run_work

@@ -7,7 +7,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from integrations.dns.route53 import Route53
-from localdev.postmark_simulator import PostmarkSimulator, serve
+from localdev.postmark_simulator import PostmarkSimulator
+from localdev.serving import serve
 from localdev.zones import dns_lookup, simulator_account_tokens
 
 
