@@ -10,6 +10,29 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 RETURN_PATH_TARGET = "pm.mtasv.net"
+ACCOUNT, SERVER = "account", "server"  # which token an endpoint takes
+ROUTES = [
+    # (method, path regex, token kind, handler name); Postmark's paths are case-insensitive.
+    ("GET", r"/servers", ACCOUNT, "_list_servers"),
+    ("POST", r"/servers", ACCOUNT, "_create_server"),
+    ("GET", r"/servers/(\d+)", ACCOUNT, "_get_server"),
+    ("DELETE", r"/servers/(\d+)", ACCOUNT, "_delete_server"),
+    ("GET", r"/domains", ACCOUNT, "_list_domains"),
+    ("POST", r"/domains", ACCOUNT, "_create_domain"),
+    ("GET", r"/domains/(\d+)", ACCOUNT, "_get_domain"),
+    ("DELETE", r"/domains/(\d+)", ACCOUNT, "_delete_domain"),
+    ("PUT", r"/domains/(\d+)/verifyDkim", ACCOUNT, "_verify_dkim"),
+    ("PUT", r"/domains/(\d+)/verifyReturnPath", ACCOUNT, "_verify_return_path"),
+    ("GET", r"/webhooks", SERVER, "_list_webhooks"),
+    ("POST", r"/webhooks", SERVER, "_create_webhook"),
+    ("GET", r"/webhooks/(\d+)", SERVER, "_get_webhook"),
+    ("PUT", r"/webhooks/(\d+)", SERVER, "_edit_webhook"),
+    ("DELETE", r"/webhooks/(\d+)", SERVER, "_delete_webhook"),
+    ("POST", r"/email", SERVER, "_send_email"),
+    ("POST", r"/__simulator/faults", None, "_control_fault"),
+    ("POST", r"/__simulator/reset", None, "_control_reset"),
+    ("GET", r"/__simulator/state", None, "_control_state"),
+]
 STREAMS = ("outbound",)  # every server's default transactional stream; the only one simulated
 
 

@@ -24,7 +24,10 @@ from urllib.parse import parse_qsl
 import httpx
 
 from .postmark_records import (
+    ACCOUNT,
     RETURN_PATH_TARGET,
+    ROUTES,
+    SERVER,
     ApiError,
     check_stream,
     check_url,
@@ -38,35 +41,12 @@ from .postmark_records import (
     public_copy,
 )
 
-ACCOUNT, SERVER = "account", "server"
 DELIVERY_TYPES = ("Live", "Sandbox")
 COLORS = ("Purple", "Blue", "Turquoise", "Green", "Red", "Yellow", "Grey", "Orange")
 # Postmark documents no error code for a missing webhook; its clients see a 422 whose message says
 # "not found" (docs/providers/postmark.md#webhook-not-found). The code is the one reported, not documented.
 WEBHOOK_NOT_FOUND = 1352
 DOMAIN_NAME = re.compile(r"^(?=.{1,255}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
-ROUTES = [
-    # (method, path regex, token kind, handler name); Postmark's paths are case-insensitive.
-    ("GET", r"/servers", ACCOUNT, "_list_servers"),
-    ("POST", r"/servers", ACCOUNT, "_create_server"),
-    ("GET", r"/servers/(\d+)", ACCOUNT, "_get_server"),
-    ("DELETE", r"/servers/(\d+)", ACCOUNT, "_delete_server"),
-    ("GET", r"/domains", ACCOUNT, "_list_domains"),
-    ("POST", r"/domains", ACCOUNT, "_create_domain"),
-    ("GET", r"/domains/(\d+)", ACCOUNT, "_get_domain"),
-    ("DELETE", r"/domains/(\d+)", ACCOUNT, "_delete_domain"),
-    ("PUT", r"/domains/(\d+)/verifyDkim", ACCOUNT, "_verify_dkim"),
-    ("PUT", r"/domains/(\d+)/verifyReturnPath", ACCOUNT, "_verify_return_path"),
-    ("GET", r"/webhooks", SERVER, "_list_webhooks"),
-    ("POST", r"/webhooks", SERVER, "_create_webhook"),
-    ("GET", r"/webhooks/(\d+)", SERVER, "_get_webhook"),
-    ("PUT", r"/webhooks/(\d+)", SERVER, "_edit_webhook"),
-    ("DELETE", r"/webhooks/(\d+)", SERVER, "_delete_webhook"),
-    ("POST", r"/email", SERVER, "_send_email"),
-    ("POST", r"/__simulator/faults", None, "_control_fault"),
-    ("POST", r"/__simulator/reset", None, "_control_reset"),
-    ("GET", r"/__simulator/state", None, "_control_state"),
-]
 
 
 class PostmarkSimulator:

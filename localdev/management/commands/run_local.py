@@ -37,44 +37,51 @@ class Command(BaseCommand):
     def handle(self, *args, port, **options):
         if not settings.DEBUG:
             raise CommandError("run_local is for local mode (DEBUG on); run the web server and worker separately.")
-        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "ardamail_admin.settings.local")}
         procs = []
         # Ctrl-C arrives as SIGINT; a supervisor or `kill` sends SIGTERM: both stop everything.
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
         try:
-            moto_port, pm_port = settings.LOCAL_MOTO_PORT, settings.LOCAL_POSTMARK_PORT
-            procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)], env=env))
-            wait_for_port(moto_port)
-            zones = ensure_local_zones()
-            self.stdout.write(f"moto Route53 on :{moto_port} with zones {', '.join(sorted(zones))}")
-            if republished := republish_local_dns():
-                self.stdout.write(f"Re-published the DNS records of {republished} configuration(s) into moto")
-            procs.append(subprocess.Popen([*manage, "postmark_simulator", "--port", str(pm_port)], env=env))
-            wait_for_port(pm_port)
-            beat_schedule = settings.BASE_DIR / "var" / "celerybeat-schedule"
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "ardamail_admin", "worker", "--beat", "--schedule",
-                 str(beat_schedule), "--loglevel", "INFO", "--concurrency", "2"], env=env,
-            ))
-            procs.append(subprocess.Popen([*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], env=env))
-            wait_for_port(port)
-            self.stdout.write(self.style.SUCCESS(
-                f"\nardamail-admin is running: http://127.0.0.1:{port}/  (Ctrl-C stops it)\n"
-                f"Try: {sys.executable} manage.py onboard --partition prod --tenant acme --config orders --wait\n"
-            ))
+            self._start(procs, env, port)
             while all(p.poll() is None for p in procs):
                 time.sleep(0.5)
             raise CommandError("A local process stopped; shutting the others down.")
         except KeyboardInterrupt:
             self.stdout.write("Stopping…")
         finally:
-            for p in reversed(procs):
-                if p.poll() is None:
-                    p.terminate()
-            for p in procs:
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            _stop(procs)
+
+    def _start(self, procs: list, env: dict, port: int) -> None:
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        moto_port, pm_port = settings.LOCAL_MOTO_PORT, settings.LOCAL_POSTMARK_PORT
+        procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)], env=env))
+        wait_for_port(moto_port)
+        zones = ensure_local_zones()
+        self.stdout.write(f"moto Route53 on :{moto_port} with zones {', '.join(sorted(zones))}")
+        if republished := republish_local_dns():
+            self.stdout.write(f"Re-published the DNS records of {republished} configuration(s) into moto")
+        procs.append(subprocess.Popen([*manage, "postmark_simulator", "--port", str(pm_port)], env=env))
+        wait_for_port(pm_port)
+        beat_schedule = settings.BASE_DIR / "var" / "celerybeat-schedule"
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "ardamail_admin", "worker", "--beat", "--schedule",
+             str(beat_schedule), "--loglevel", "INFO", "--concurrency", "2"], env=env,
+        ))
+        procs.append(subprocess.Popen([*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], env=env))
+        wait_for_port(port)
+        self.stdout.write(self.style.SUCCESS(
+            f"\nardamail-admin is running: http://127.0.0.1:{port}/  (Ctrl-C stops it)\n"
+            f"Try: {sys.executable} manage.py onboard --partition prod --tenant acme --config orders --wait\n"
+        ))
+
+
+def _stop(procs: list) -> None:
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
