@@ -293,3 +293,14 @@ def test_search_input_the_database_cannot_take_is_refused_with_a_sentence(suppor
     assert response.status_code == 200
     html = response.content.decode()
     assert sentence in html and "Nothing matches these filters." in html
+
+
+def test_an_offboarded_configuration_offers_onboarding_again(support_client, configured_partitions,
+                                                              django_capture_on_commit_callbacks):
+    [c] = make_configurations(configured_partitions["prod"], 1, status="offboarded")
+    html = support_client.get(reverse("dashboard:configuration", args=[c.pk])).content.decode()
+    assert 'id="onboard-again"' in html and "is offboarded" in html
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = support_client.post(reverse("dashboard:onboard_again", args=[c.pk]))
+    assert response.status_code == 302 and len(callbacks) == 1
+    assert EmailConfiguration.objects.get(pk=c.pk).status == "draft"

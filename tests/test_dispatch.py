@@ -9,8 +9,10 @@ from django.utils import timezone
 
 from ardamail_admin.celery import app
 from provisioning.dispatch import dispatch_due
+from provisioning.onboarding import configuration_retry
 from tenants.lifecycle import AUTOMATIC_WORK, take
 from tenants.models import EmailConfiguration, Work
+from tenants.roles import Actor
 from tests.harness import DOMAIN, create, published_tasks
 
 ONBOARD = {"partition": "prod", "tenant_slug": "acme", "tenant_display_name": "Acme", "config_slug": "orders",
@@ -79,3 +81,13 @@ def test_an_offboarding_that_stopped_with_an_error_waits_for_a_person(configured
     configuration = create(configured_partitions["prod"])
     EmailConfiguration.objects.filter(pk=configuration.pk).update(status="offboarding", due_at=None)
     assert dispatch_due(Work.OFFBOARD) == []
+
+
+def test_a_person_can_start_a_draft_whose_message_was_lost(configured_partitions, django_capture_on_commit_callbacks):
+    configuration = create(configured_partitions["prod"])
+    take(configuration.pk, Work.PROVISION, expect={"draft"})
+    expire_hold(configuration)
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = configuration_retry(configuration_id=configuration.pk, actor=Actor.command_line())
+    assert result.message == "Retrying from the step that failed." and len(callbacks) == 1
+    assert EmailConfiguration.objects.get(pk=configuration.pk).held_for == "provision"

@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from provisioning.sending import configuration_send_test_email
+from tenants.crypto import generate_key
 from tenants.lifecycle import ActionRefused
 from tenants.roles import Actor
 from tests.harness import DOMAIN, activated, create, run_to_end
@@ -47,3 +48,16 @@ def test_support_staff_see_the_form_on_an_active_configuration(support_client, h
     configuration = activated(harness, configured_partitions)
     html = support_client.get(reverse("dashboard:configuration", args=[configuration.pk])).content.decode()
     assert 'id="test-email"' in html and f"Send a test email from <code>noreply@{DOMAIN}</code>" in html
+
+
+def test_a_key_that_cannot_decrypt_the_token_is_a_sentence_not_a_server_error(
+        harness, configured_partitions, secrets_dir, support_client):
+    configuration = activated(harness, configured_partitions)
+    (secrets_dir / "Alpha001-prod-I-EmailEncryptionKey").write_text(generate_key())
+    response = support_client.post(reverse("dashboard:send_test_email", args=[configuration.pk]),
+                                   {"to": "a@example.com"}, follow=True)
+    assert response.status_code == 200
+    [message] = [str(m) for m in response.context["messages"]]
+    assert message.startswith("The stored server token cannot be decrypted with any key in "
+                              "Alpha001-prod-I-EmailEncryptionKey")
+    assert harness.calls("POST /email") == []

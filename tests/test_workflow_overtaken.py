@@ -88,3 +88,19 @@ def test_the_dispatcher_leaves_a_run_that_renewed_its_lease_meanwhile(configured
         assert dispatch_due(Work.PROVISION) == []
     configuration.refresh_from_db()
     assert configuration.holder == hold_a.token
+
+
+def test_a_run_that_lost_its_hold_during_a_provider_call_does_not_save_the_answer(harness, configured_partitions):
+    configuration = create(configured_partitions["prod"])
+
+    def handed_on_meanwhile():  # A's lease runs out while Postmark answers; the dispatcher hands the row on
+        EmailConfiguration.objects.filter(pk=configuration.pk).update(held_until=timezone.now() - timedelta(seconds=1))
+        assert dispatch_due(Work.PROVISION) == [configuration.pk]
+
+    harness.transport.after_response["POST /domains"] = handed_on_meanwhile
+    outcome = provision_run(configuration_id=configuration.pk, providers=harness.providers,
+                            token=queued(configuration).token)
+    assert outcome.state == "superseded"
+    configuration.refresh_from_db()
+    assert configuration.postmark_domain_id is None and configuration.dkim_host == ""  # A's answer was not saved
+    assert configuration.steps.get(name="domain").status != "done"
