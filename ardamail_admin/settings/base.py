@@ -65,8 +65,12 @@ WSGI_APPLICATION = "ardamail_admin.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'ardamail.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The web server and the worker share the file: wait for the other's write lock.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Local mode: the web server, the worker and commands share one file. Every transaction takes the
+    # write lock when it begins (IMMEDIATE), so one that reads and then writes never has to upgrade
+    # its lock (which SQLite refuses with "database is locked" instead of waiting); readers do not
+    # block the writer (WAL); a writer waits up to 20 s for another.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -91,7 +95,8 @@ STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
 # --- Celery -----------------------------------------------------------------
 # Default: the filesystem transport, which needs no server (local mode).
 _BROKER_DIR = Path(env("BROKER_DIR", default=str(VAR_DIR / "celery-broker")))  # the filesystem broker's folder
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=env("REDIS_URL", default="filesystem://"))
+# "localhost" only so that kombu does not warn about a missing host on every command.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=env("REDIS_URL", default="filesystem://localhost//"))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _BROKER_DIR.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
