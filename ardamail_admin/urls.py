@@ -1,12 +1,17 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 # Only signing in and out: there is no e-mail for password resets (staff accounts are managed in the admin).
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico on every page, signed in or not.
+    path("favicon.ico", login_not_required(RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True))),
     path("", include("dashboard.urls")),
 ]
 

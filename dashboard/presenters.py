@@ -25,9 +25,10 @@ from provisioning.records import (
 )
 from provisioning.steps import webhook_url
 from tenants.lifecycle import actions_for, activity, is_held
-from tenants.models import EmailConfiguration, Work
+from tenants.models import ConfigurationStatus, EmailConfiguration, Work
 from tenants.roles import Actor
 
+REAL_POSTMARK = "https://api.postmarkapp.com"
 FRAGMENTS = ("facts", "status", "records", "verification", "timeline", "dmarc", "test_email", "offboard", "checks")
 
 
@@ -58,7 +59,9 @@ class RecordRow:
                         expected=self.value, found=self.found.splitlines(), source=self.source)
 
 
-def _published(dns_written: bool, check: RecordCheck | None) -> tuple[str, str, str, object]:
+def _published(configuration, dns_written: bool, check: RecordCheck | None) -> tuple[str, str, str, object]:
+    if configuration.status == ConfigurationStatus.OFFBOARDED:
+        return "removed", "", "", configuration.status_changed_at  # offboarding deleted them then
     if check is not None:
         return check.status, check.found, check.source, check.checked_at
     return ("written" if dns_written else "pending"), "", "", None
@@ -71,7 +74,8 @@ def record_rows(configuration: EmailConfiguration, steps, checks) -> list[Record
     verified = {"dkim": configuration.dkim_verified, "return_path": configuration.return_path_verified, "dmarc": None}
     rows = []
     for record in desired_for(configuration):
-        published, found, source, checked_at = _published(dns_written, by_key.get((record.name, record.type)))
+        published, found, source, checked_at = _published(configuration, dns_written,
+                                                          by_key.get((record.name, record.type)))
         zone_value = quote_txt(record.value) if record.type == "TXT" else record.value + "."
         relative = record.name[: -len(zone) - 1] if record.name.endswith("." + zone) else record.name
         rows.append(RecordRow(record.purpose, record.type, record.name, relative, record.value, zone_value,
@@ -122,7 +126,9 @@ def configuration_context(configuration: EmailConfiguration, *, user) -> dict:
         "webhook_url": webhook_url(configuration),
         "dmarc_record": dmarc_value(configuration.dmarc_state),
         "server_name": configuration.identity().server_name,
-        "server_link": link if link.startswith("https://") else "",  # a provider's answer is no trusted URL
+        # Only a link into the real Postmark (local mode's simulator has no pages), and never a
+        # provider's answer taken as a trusted URL.
+        "server_link": link if link.startswith("https://") and settings.POSTMARK_API_URL == REAL_POSTMARK else "",
         "actions": actions,
         # A step the user's role may not take is not shown at all (the service refuses it too).
         "dmarc_targets": [t for t in targets if "ramp_dmarc_to_reject" in actions
@@ -147,6 +153,8 @@ def status_document(configuration: EmailConfiguration, providers: Providers) -> 
         "tenant": configuration.tenant.slug,
         "status": configuration.status,
         "working_on": working_on(configuration),
+        "last_checked_at": _iso(configuration.last_checked_at),
+        "dns_checked_at": _iso(configuration.drift_checked_at),
         "last_error": configuration.last_error,
         "dmarc_state": configuration.dmarc_state,
         "postmark": {

@@ -48,7 +48,7 @@ from .presenters import (
 )
 
 PAGE_SIZE = 50
-LEVELS = {"success": messages.SUCCESS, "info": messages.INFO, "warning": messages.WARNING}
+LEVELS = {"success": messages.SUCCESS, "info": messages.INFO, "warning": messages.WARNING, "error": messages.ERROR}
 
 
 def home(request):
@@ -123,6 +123,8 @@ def not_found(request, exception):
 def forbidden(request, exception):
     """A refusal of the person's role, in the site's layout: what is missing and who grants it."""
     message = str(exception) or "This needs the support or email admin role."
+    if request.headers.get("Accept") == "application/json":
+        return JsonResponse({"level": "error", "message": message}, status=403)
     return render(request, "403.html", {"message": message, "groups": (SUPPORT_GROUP, EMAIL_ADMIN_GROUP)},
                   status=403)
 
@@ -170,18 +172,25 @@ def configuration_records(request, pk, fmt):
     return response
 
 
+def _answer(request, configuration, level: str, message: str):
+    """The outcome of an action, where it was asked for: to the page's script as JSON (it shows the
+    sentence and follows the work without a reload), or as a message on the page it redirects to."""
+    if request.headers.get("Accept") == "application/json":
+        return JsonResponse({"level": level, "message": message}, status=400 if level == "error" else 200)
+    messages.add_message(request, LEVELS[level], message)
+    return redirect(configuration)
+
+
 def _act(request, pk, action):
-    """Run one service for the signed-in user; its sentence, or its refusal, becomes a message."""
+    """Run one service for the signed-in user; its sentence, or its refusal, is the answer."""
     configuration = _configuration(pk)
     try:
         result = action(configuration, Actor.of(request.user))
     except ActionRefused as exc:
         if exc.forbidden:
             raise PermissionDenied(exc.message) from None
-        messages.error(request, exc.message)
-    else:
-        messages.add_message(request, LEVELS[result.level], result.message)
-    return redirect(configuration)
+        return _answer(request, configuration, "error", exc.message)
+    return _answer(request, configuration, result.level, result.message)
 
 
 def _with_form(request, pk, form_class, name, action):
@@ -191,8 +200,7 @@ def _with_form(request, pk, form_class, name, action):
         raise PermissionDenied(ROLE_REFUSALS[ACTIONS[name].role])
     form = form_class(request.POST)
     if not form.is_valid():
-        messages.error(request, form_errors(form))
-        return redirect("dashboard:configuration", pk)
+        return _answer(request, _configuration(pk), "error", form_errors(form))
     return _act(request, pk, lambda c, actor: action(c, actor, form.cleaned_data))
 
 

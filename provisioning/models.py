@@ -1,7 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
-from tenants.models import EmailConfiguration
+from tenants.models import DmarcState, EmailConfiguration
 
 from .records import RecordStatus
 
@@ -100,8 +100,8 @@ class DmarcChange(models.Model):
     """Audit log of the DMARC ramp: who, when, from, to and why."""
 
     configuration = models.ForeignKey(EmailConfiguration, on_delete=models.CASCADE, related_name="dmarc_changes")
-    from_state = models.CharField(max_length=16)
-    to_state = models.CharField(max_length=16)
+    from_state = models.CharField(max_length=16, choices=DmarcState.choices)
+    to_state = models.CharField(max_length=16, choices=DmarcState.choices)
     actor = models.CharField(max_length=150)  # username, or "cli:<name>"
     reason = models.TextField(blank=True)
     dwell_overridden = models.BooleanField(default=False)

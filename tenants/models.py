@@ -193,6 +193,12 @@ class EmailConfiguration(models.Model):
         return self.identity().from_address
 
     @property
+    def last_checked_at(self):
+        """When anything last looked at it from outside: the provider's verification or a DNS read."""
+        moments = [m for m in (self.verification_checked_at, self.drift_checked_at) if m is not None]
+        return max(moments, default=None)
+
+    @property
     def has_server_token(self) -> bool:
         return bool(self.server_token_encrypted)
 

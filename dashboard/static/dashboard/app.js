@@ -26,11 +26,44 @@
     }
   });
 
-  // A form with data-confirm asks first (offboarding); no inline handlers anywhere.
+  // The sentence an action answered with, in the page's own live region (never a stale message
+  // on some later page).
+  function say(message, level) {
+    var region = document.getElementById("action-message");
+    if (!region) return;
+    region.textContent = message;
+    region.className = "action-message msg-" + (level || "info");
+    region.hidden = !message;
+  }
+
+  // An action form (data-action) is sent in the background: its answer shows here, and the page
+  // follows the work it started. A form with data-confirm asks first (offboarding); no inline
+  // handlers anywhere.
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    var question = form.getAttribute && form.getAttribute("data-confirm");
-    if (question && !window.confirm(question)) event.preventDefault();
+    var question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { event.preventDefault(); return; }
+    if (!form.hasAttribute("data-action") || !window.fetch) return;
+    event.preventDefault();
+    var button = form.querySelector("button[type=submit]");
+    if (button) { button.disabled = true; button.setAttribute("aria-busy", "true"); }
+    say("Working…", "info");
+    fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin",
+                         headers: { "Accept": "application/json" } })
+      .then(function (response) {
+        return response.json().catch(function () {
+          return { level: "error", message: "The dashboard answered HTTP " + response.status + "; nothing was done." };
+        });
+      })
+      .then(function (answer) {
+        say(answer.message, answer.level);
+        if (answer.level !== "error") form.reset();  // done with it: let the next poll redraw it
+      })
+      .catch(function () { say("The dashboard could not be reached; nothing was sent.", "error"); })
+      .finally(function () {
+        if (button) { button.disabled = false; button.removeAttribute("aria-busy"); button.blur(); }
+        pollNow();
+      });
   });
 
   // A fragment someone is working in is left alone until they are done: focus inside it, or a
@@ -40,6 +73,7 @@
     var fields = fragment.querySelectorAll("input, textarea, select");
     for (var i = 0; i < fields.length; i++) {
       var f = fields[i];
+      if (f.type === "hidden") continue;
       if (f.type === "checkbox" || f.type === "radio") { if (f.checked !== f.defaultChecked) return true; }
       else if (f.tagName === "SELECT") { for (var j = 0; j < f.options.length; j++) if (f.options[j].selected !== f.options[j].defaultSelected) return true; }
       else if (f.value !== f.defaultValue) return true;
@@ -49,7 +83,10 @@
 
   // Live progress: ask for the fragments that changed since the versions this page holds, and
   // swap in only those. The server says how soon to ask again, and 0 once nothing is going on.
+  var timer = null;
+
   function poll() {
+    timer = null;
     var live = document.getElementById("live");
     if (!live) return;
     var have = [];
@@ -71,10 +108,16 @@
         live.setAttribute("data-poll-ms", String(next));
       })
       .catch(function () { /* a missed poll is tried again on the next tick */ })
-      .finally(function () { if (next > 0) setTimeout(poll, next); });
+      .finally(function () { if (next > 0 && timer === null) timer = setTimeout(poll, next); });
   }
+
+  function pollNow() {
+    if (timer !== null) { clearTimeout(timer); timer = null; }
+    poll();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var live = document.getElementById("live");
-    if (live && parseInt(live.getAttribute("data-poll-ms") || "0", 10) > 0) setTimeout(poll, 1000);
+    if (live && parseInt(live.getAttribute("data-poll-ms") || "0", 10) > 0) timer = setTimeout(poll, 1000);
   });
 })();
