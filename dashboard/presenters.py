@@ -11,7 +11,7 @@ from django.conf import settings
 
 from integrations.dns.txt import quote_txt
 from integrations.errors import ProviderError
-from provisioning.dmarc import NEEDS_EMAIL_ADMIN, dmarc_allowed_targets
+from provisioning.dmarc import NEEDS_EMAIL_ADMIN, RAMP, dmarc_allowed_targets
 from provisioning.drift import read_sources
 from provisioning.models import RecordCheck, StepName, StepStatus
 from provisioning.providers import Providers
@@ -24,9 +24,11 @@ from provisioning.records import (
     dmarc_value,
 )
 from provisioning.steps import webhook_url
-from tenants.lifecycle import actions_for, activity, is_held
-from tenants.models import ConfigurationStatus, EmailConfiguration, Work
+from tenants.lifecycle import ACTIONS, actions_for, activity, is_held, refusal
+from tenants.models import ConfigurationStatus, DmarcState, EmailConfiguration, Work
 from tenants.roles import Actor
+
+from .queries import Attention
 
 REAL_POSTMARK = "https://api.postmarkapp.com"
 FRAGMENTS = ("facts", "status", "records", "verification", "timeline", "dmarc", "test_email", "offboard", "checks")
@@ -131,11 +133,21 @@ def configuration_context(configuration: EmailConfiguration, *, user) -> dict:
         "server_link": link if link.startswith("https://") and settings.POSTMARK_API_URL == REAL_POSTMARK else "",
         "actions": actions,
         # A step the user's role may not take is not shown at all (the service refuses it too).
+        "relax_to": _relax_targets(configuration, actions),
         "dmarc_targets": [t for t in targets if "ramp_dmarc_to_reject" in actions
                           or not (t.direction == "forward" and t.state in NEEDS_EMAIL_ADMIN)],
         "dmarc_changes": list(configuration.dmarc_changes.all()[:10]),
         "checks": list(configuration.verification_checks.all()[:5]),
     }
+
+
+def _relax_targets(configuration: EmailConfiguration, actions: dict) -> list[tuple[str, str]]:
+    """The earlier states an email admin may relax to at once (beyond the one step back)."""
+    relax = actions.get("relax_dmarc")
+    if relax is None or not relax.allowed:
+        return []
+    current = RAMP.index(configuration.dmarc_state)
+    return [(state, DmarcState(state).label) for state in reversed(RAMP[:max(current - 1, 0)])]
 
 
 def status_document(configuration: EmailConfiguration, providers: Providers) -> dict:
@@ -186,3 +198,50 @@ def _record_entry(record, difference) -> dict:
 
 def _iso(moment) -> str | None:
     return moment.isoformat() if moment else None
+
+
+@dataclass
+class AttentionRow:
+    configuration: EmailConfiguration
+    reason: str  # a sentence: why a person is needed
+    since: object
+    action: str  # the ACTIONS name of what to do about it
+    action_label: str
+    allowed: bool  # the user may press it now (the service decides again when pressed)
+
+
+def _attention_reason(c: EmailConfiguration, code: str) -> tuple[str, str]:
+    """The sentence, and the action that answers it."""
+    error = (c.last_error.splitlines() or [""])[0][:200]
+    if code == Attention.FAILED:
+        return f"Failed: {error}", "check_now" if c.postmark_webhook_id else "retry"
+    if code == Attention.OFFBOARDING_STOPPED:
+        return error or "Offboarding stopped.", "offboard"
+    if code == Attention.STALLED:
+        return (f"{c.get_status_display()}: its work is due but no worker has taken it up; are the worker and "
+                "beat running?"), "offboard" if c.status == ConfigurationStatus.OFFBOARDING else "retry"
+    if code == Attention.DRIFT:
+        return error or "DNS drift.", "repair"
+    unverified = " and ".join(name for name, ok in (("DKIM", c.dkim_verified),
+                                                    ("Return-Path", c.return_path_verified)) if not ok)
+    if code == Attention.UNVERIFIED:
+        return (f"Not verified after {settings.ATTENTION_UNVERIFIED_HOURS} hours: "
+                f"{unverified or 'the records'} not seen by Postmark yet."), "check_now"
+    return f"DMARC cannot be tightened: {unverified} not verified.", "check_now"
+
+
+def attention_rows(configurations, actor: Actor) -> list[AttentionRow]:
+    rows = []
+    for c in configurations:
+        reason, action = _attention_reason(c, c.reason)
+        allowed = refusal(action, c, actor, check_credentials=False) is None
+        label = dict(ACTIONS[action].labels).get(c.status, ACTIONS[action].label)
+        rows.append(AttentionRow(c, reason, c.since, action, label, allowed))
+    return rows
+
+
+def attention_document(row: AttentionRow) -> dict:
+    """`manage.py attention --json`: one object per configuration."""
+    c = row.configuration
+    return {"sending_domain": c.sending_domain, "partition": c.partition.name, "status": c.status,
+            "reason": row.reason, "since": _iso(row.since), "action": row.action}

@@ -1,10 +1,23 @@
 """Read models for the dashboard pages. Each function is a fixed number of queries, whatever the row count."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.conf import settings
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    F,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.utils import timezone
 
-from tenants.lifecycle import RETIRED
+from tenants.lifecycle import RETIRED, STALLED_STATES
 from tenants.models import (
     ConfigurationStatus,
     DmarcState,
@@ -80,3 +93,49 @@ def dmarc_waiting_longest(*, partition: Partition, limit: int = 5) -> QuerySet[E
         .exclude(dmarc_state=DmarcState.REJECT)
         .order_by("dmarc_changed_at", "pk")[:limit]
     )
+
+
+# --- needs attention -----------------------------------------------------------------------------
+
+S = ConfigurationStatus
+
+
+class Attention:
+    """Why a configuration needs a person; each is one condition, and the rows come in one query."""
+
+    FAILED = "failed"
+    STALLED = "stalled"
+    OFFBOARDING_STOPPED = "offboarding_stopped"
+    DRIFT = "drift"
+    UNVERIFIED = "unverified"
+    DMARC_BLOCKED = "dmarc_blocked"
+
+
+def needs_attention(*, partition: Partition | None = None, now=None) -> QuerySet[EmailConfiguration]:
+    """Every configuration a person must look at, with its reason and since when, oldest first."""
+    now = now or timezone.now()
+    stalled_before = now - timedelta(seconds=settings.ATTENTION_STALLED_SECONDS)
+    unverified_before = now - timedelta(hours=settings.ATTENTION_UNVERIFIED_HOURS)
+    free = Q(holder__isnull=True) | Q(held_until__lt=now)
+    conditions = [
+        (Attention.FAILED, Q(status=S.FAILED), F("status_changed_at")),
+        (Attention.OFFBOARDING_STOPPED, Q(status=S.OFFBOARDING, due_at__isnull=True) & free, F("status_changed_at")),
+        (Attention.STALLED, Q(status__in=STALLED_STATES, due_at__lt=stalled_before) & free, F("due_at")),
+        (Attention.DRIFT, Q(status=S.DRIFT), F("status_changed_at")),
+        (Attention.UNVERIFIED, Q(status=S.VERIFYING, verification_started_at__lt=unverified_before),
+         F("verification_started_at")),
+        (Attention.DMARC_BLOCKED, Q(status=S.ACTIVE) & ~Q(dmarc_state=DmarcState.REJECT)
+         & (Q(dkim_verified=False) | Q(return_path_verified=False)), F("status_changed_at")),
+    ]
+    qs = EmailConfiguration.objects.select_related("tenant", "partition")
+    if partition is not None:
+        qs = qs.filter(partition=partition)
+    match = Q()
+    for _, condition, _ in conditions:
+        match |= condition
+    return (qs.filter(match)
+            .annotate(reason=Case(*(When(c, then=Value(code)) for code, c, _ in conditions),
+                                  output_field=CharField()),
+                      since=Case(*(When(c, then=moment) for _, c, moment in conditions),
+                                 output_field=DateTimeField()))
+            .order_by("since", "pk"))

@@ -6,6 +6,7 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("attention/", views.attention, name="attention"),
     path("partitions/", views.partition_list, name="partitions"),
     path("partitions/<slug:name>/", views.partition_detail, name="partition"),
     path("configurations/", views.configuration_list, name="configurations"),

@@ -41,6 +41,7 @@ from . import queries
 from .forms import OnboardForm, RampForm, SearchForm, TestEmailForm, form_errors
 from .presenters import (
     FRAGMENTS,
+    attention_rows,
     configuration_context,
     record_rows,
     records_csv,
@@ -52,8 +53,22 @@ LEVELS = {"success": messages.SUCCESS, "info": messages.INFO, "warning": message
 
 
 def home(request):
-    return render(request, "dashboard/home.html",
-                  {"rows": queries.summary_by_partition(), "counts": queries.partition_counts(None)})
+    return render(request, "dashboard/home.html", {
+        "rows": queries.summary_by_partition(), "counts": queries.partition_counts(None),
+        "attention": queries.needs_attention().count(),
+    })
+
+
+def attention(request):
+    """Every configuration that needs a person, oldest first, each with why and what to do."""
+    partition = None
+    if request.GET.get("partition"):
+        partition = get_object_or_404(Partition, name=request.GET["partition"])
+    page = Paginator(queries.needs_attention(partition=partition), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "dashboard/attention.html", {
+        "page": page, "rows": attention_rows(page.object_list, Actor.of(request.user)), "partition": partition,
+        "partitions": Partition.objects.all(),
+    })
 
 
 def partition_list(request):

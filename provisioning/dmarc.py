@@ -2,7 +2,9 @@
 
 none -> quarantine_test -> quarantine -> reject_test -> reject (docs/dmarc.md#ramp-practice; the
 records are in provisioning.records). Forward goes one step at a time, only for active and
-verified configurations, after a minimum dwell; one step back is always allowed. Which
+verified configurations, after a minimum dwell; one step back is always allowed, to anyone. When
+a tightened policy hurts real mail, an email admin may relax it to any earlier state at once (the
+emergency relax), with a written reason. Which
 configuration states allow a change at all, and the role, are the lifecycle's (ACTIONS["ramp_dmarc"]).
 Every check happens before anything changes: a refusal sends nothing to the DNS provider and
 writes nothing. A step holds the configuration while it publishes, so a DNS check running
@@ -70,9 +72,21 @@ def _move_refusal(configuration: EmailConfiguration, to_state: str) -> str:
     i, j = RAMP.index(current), RAMP.index(to_state)
     if j > i + 1:
         return f"The ramp moves one step at a time: from {_label(current)} the next step is {_label(RAMP[i + 1])}."
-    if j < i - 1:
-        return f"Stepping back goes one step at a time: from {_label(current)} the step back is {_label(RAMP[i - 1])}."
     return ""
+
+
+def _relax_refusal(configuration, to_state, *, actor: Actor, reason: str) -> tuple[str, bool]:
+    """More than one step back at once is the emergency relax: an email admin's, with a reason.
+    Returns why not ("" when allowed) and whether it is a refusal of the person's role."""
+    i, j = RAMP.index(configuration.dmarc_state), RAMP.index(to_state)
+    if j >= i - 1:
+        return "", False
+    if not actor.may(ACTIONS["relax_dmarc"].role):
+        return (f"Stepping back goes one step at a time: from {_label(configuration.dmarc_state)} the step back "
+                f"is {_label(RAMP[i - 1])}; relaxing further at once needs the email admin role."), True
+    if not reason.strip():
+        return "Relaxing DMARC more than one step at once needs a written reason.", False
+    return "", False
 
 
 def _role_refusal(configuration, to_state, *, actor: Actor, override_dwell: bool, now) -> str:
@@ -113,6 +127,9 @@ def dmarc_plan(
     refusal = _move_refusal(configuration, to_state)
     if refusal:
         raise ActionRefused(refusal)
+    refusal, forbidden = _relax_refusal(configuration, to_state, actor=actor, reason=reason)
+    if refusal:
+        raise ActionRefused(refusal, forbidden=forbidden)
     forward = RAMP.index(to_state) > RAMP.index(configuration.dmarc_state)
     if forward:
         refusal = _role_refusal(configuration, to_state, actor=actor,

@@ -213,6 +213,9 @@ def take_due(work: str, *, now: datetime, limit: int, extra_seconds: float = 0) 
 # --- what a person may do ----------------------------------------------------------------------
 
 
+STALLED_STATES = frozenset({S.DRAFT, S.PROVISIONING, S.OFFBOARDING})  # automatic work that runs at once
+
+
 def activity(configuration: EmailConfiguration, now: datetime | None = None) -> str:
     """What is going on, for a page deciding how often to look again: "working" (someone holds it,
     or its next step is due now), "waiting" (a verification check will come on its schedule) or "idle"."""
@@ -252,7 +255,9 @@ class Action:
 
 
 ACTIONS = {a.name: a for a in (
-    Action("retry", "Retry", roles.SUPPORT, frozenset({S.DRAFT, S.FAILED}), Work.PROVISION,
+    # A provisioning run nobody holds (its worker died and the dispatcher has not come by) may be
+    # restarted by a person too; one that is held is busy.
+    Action("retry", "Retry", roles.SUPPORT, frozenset({S.DRAFT, S.PROVISIONING, S.FAILED}), Work.PROVISION,
            "Nothing to retry: {domain} is {status}.", needs=lambda c: PROVISION_NEEDS),
     Action("check_now", "Check now", roles.SUPPORT, VERIFICATION_STATES | DNS_WATCHED,
            Work.VERIFY, "Nothing to check while {domain} is {status}.",
@@ -269,6 +274,8 @@ ACTIONS = {a.name: a for a in (
     Action("ramp_dmarc_to_reject", "Tighten DMARC to reject", roles.EMAIL_ADMIN, RECORDS_PUBLISHED | {S.PROVISIONING},
            Work.RAMP, "DMARC cannot change while {domain} is {status}."),
     Action("override_dmarc_dwell", "Override the minimum dwell", roles.EMAIL_ADMIN, RECORDS_PUBLISHED, Work.RAMP,
+           "DMARC cannot change while {domain} is {status}."),
+    Action("relax_dmarc", "Relax DMARC at once", roles.EMAIL_ADMIN, RECORDS_PUBLISHED | {S.PROVISIONING}, Work.RAMP,
            "DMARC cannot change while {domain} is {status}."),
     Action("send_test_email", "Send test email", roles.SUPPORT, DNS_WATCHED, None,
            "{domain} is {status}; a test email needs a verified (active) configuration.",

@@ -150,8 +150,11 @@ REFUSALS = [
     # (id, row fields, to_state, user fixture, days since the last change, ramp kwargs, exact message)
     ("jump", {}, "quarantine", "email_admin_user", 8, {},
      "The ramp moves one step at a time: from p=none (monitor) the next step is p=quarantine, test mode."),
-    ("jump back", {"dmarc_state": "quarantine"}, "none", "email_admin_user", 0, {},
-     "Stepping back goes one step at a time: from p=quarantine the step back is p=quarantine, test mode."),
+    ("relax without a reason", {"dmarc_state": "quarantine"}, "none", "email_admin_user", 0, {},
+     "Relaxing DMARC more than one step at once needs a written reason."),
+    ("relax by support", {"dmarc_state": "quarantine"}, "none", "support_user", 0, {"reason": "bounces"},
+     "Stepping back goes one step at a time: from p=quarantine the step back is p=quarantine, test mode; "
+     "relaxing further at once needs the email admin role."),
     ("not active", {"status": "verifying"}, "quarantine_test", "email_admin_user", 8, {},
      "Only an active configuration may tighten DMARC; this one is verifying."),
     ("in drift", {"status": "drift"}, "quarantine_test", "email_admin_user", 8, {},
@@ -201,7 +204,8 @@ def test_a_refused_step_says_why_and_changes_nothing(
     with pytest.raises(ActionRefused) as exc:
         ramp(active, harness, to_state, now=before.dmarc_changed_at + timedelta(days=days), user=user, **kwargs)
     assert exc.value.message == message
-    assert exc.value.forbidden == message.startswith(("Moving to", "Only an email admin"))  # 403 in the view
+    forbidden = message.startswith(("Moving to", "Only an email admin")) or "needs the email admin role" in message
+    assert exc.value.forbidden == forbidden  # 403 in the view
     assert len(harness.route53_calls) == calls_before  # not even a zone lookup
     assert published(harness) == dns_before
     assert not DmarcChange.objects.exists()
@@ -340,3 +344,24 @@ def test_ramp_dmarc_refusals_are_command_errors_with_the_exact_message(active, h
     assert str(exc.value).endswith("the minimum is 7 days. An email admin may override this with a written reason.")
     call_command("ramp_dmarc", DOMAIN, "--to", "quarantine_test", "--override-dwell", "--reason", "incident 42")
     assert DmarcChange.objects.get().dwell_overridden
+
+
+def test_an_email_admin_relaxes_from_reject_to_none_at_once_with_a_reason(active, harness, email_admin_user):
+    EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="reject")
+    change = ramp(active, harness, "none", now=active.dmarc_changed_at, user=email_admin_user,
+                  reason="legitimate mail bounced at a big receiver")
+    assert (change.from_state, change.to_state, change.reason) == (
+        "reject", "none", "legitimate mail bounced at a big receiver")
+    assert published(harness) == (DMARC_TTL, ['"v=DMARC1; p=none"'])
+    assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "none"
+
+
+def test_the_command_line_relaxes_from_any_state(active, harness, settings, capsys):
+    settings.AWS_ENDPOINT_URL = None
+    EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="reject_test")
+    call_command("ramp_dmarc", DOMAIN, "--to", "none", "--reason", "incident 7")
+    assert capsys.readouterr().out.splitlines()[-1] == f'{DOMAIN}: DMARC reject_test -> none; published "v=DMARC1; p=none"'
+    with pytest.raises(CommandError) as exc:
+        EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="reject")
+        call_command("ramp_dmarc", DOMAIN, "--to", "none")
+    assert str(exc.value) == "Relaxing DMARC more than one step at once needs a written reason."

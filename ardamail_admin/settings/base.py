@@ -127,6 +127,10 @@ CELERY_BEAT_SCHEDULE = {
 # How often a configuration page asks for news while work runs, and while DNS verification waits.
 DASHBOARD_POLL_MS = env.int("DASHBOARD_POLL_MS", default=2000)
 DASHBOARD_POLL_WAITING_MS = env.int("DASHBOARD_POLL_WAITING_MS", default=10000)
+# "Needs attention": work that should have started this long ago but has not (is the worker or
+# beat down?), and verification still not complete after this many hours.
+ATTENTION_STALLED_SECONDS = env.int("ATTENTION_STALLED_SECONDS", default=600)
+ATTENTION_UNVERIFIED_HOURS = env.int("ATTENTION_UNVERIFIED_HOURS", default=24)
 
 # --- Partitions and secrets --------------------------------------------------
 PARTITIONS_FILE = env.path("PARTITIONS_FILE", default=BASE_DIR / "deploy" / "partitions.local.toml")

@@ -75,10 +75,16 @@
       var f = fields[i];
       if (f.type === "hidden") continue;
       if (f.type === "checkbox" || f.type === "radio") { if (f.checked !== f.defaultChecked) return true; }
-      else if (f.tagName === "SELECT") { for (var j = 0; j < f.options.length; j++) if (f.options[j].selected !== f.options[j].defaultSelected) return true; }
+      else if (f.tagName === "SELECT") { if (f.selectedIndex !== defaultIndex(f)) return true; }
       else if (f.value !== f.defaultValue) return true;
     }
     return false;
+  }
+
+  // The option a select shows when nobody touched it: the one marked selected, else the first.
+  function defaultIndex(select) {
+    for (var i = 0; i < select.options.length; i++) if (select.options[i].defaultSelected) return i;
+    return select.options.length ? 0 : -1;
   }
 
   // Live progress: ask for the fragments that changed since the versions this page holds, and
@@ -98,14 +104,16 @@
     fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); })
       .then(function (data) {
+        var waiting = false;  // news for a fragment someone is typing in: ask again until it is taken
         Object.keys(data.fragments).forEach(function (name) {
           var fragment = live.querySelector('[data-fragment="' + name + '"]');
-          if (!fragment || busy(fragment)) return;
+          if (!fragment) return;
+          if (busy(fragment)) { waiting = true; return; }
           fragment.innerHTML = data.fragments[name].html;
           fragment.setAttribute("data-version", data.fragments[name].version);
         });
-        next = data.poll_ms;
-        live.setAttribute("data-poll-ms", String(next));
+        next = data.poll_ms || (waiting ? 2000 : 0);
+        live.setAttribute("data-poll-ms", String(data.poll_ms));
       })
       .catch(function () { /* a missed poll is tried again on the next tick */ })
       .finally(function () { if (next > 0 && timer === null) timer = setTimeout(poll, next); });

@@ -1,0 +1,163 @@
+"""The page tells the truth after every action, in Debian's chromium (Playwright): actions answer
+in place and the page follows the work they started without a reload; disabled buttons look
+disabled and say why; nothing overflows at 1280 px; offboarded records show as removed; refusals
+are pages in the site's layout; the needs-attention queue and the emergency DMARC relax work.
+"""
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from provisioning.onboarding import configuration_onboard
+from tenants.models import EmailConfiguration, Partition, Tenant
+from tenants.roles import Actor
+from tests.test_browser import browser, log_in  # noqa: F401  (the browser fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+WIDE_DKIM = "k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "x" * 340 + "IDAQAB"
+
+
+def new_page(browser, live_server, user, width=1280):  # noqa: F811
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    log_in(page, live_server.url, user.username)
+    return page
+
+
+def wait_for_status(configuration, *statuses, timeout=60):
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        configuration.refresh_from_db()
+        if configuration.status in statuses:
+            return configuration
+        time.sleep(0.2)
+    raise AssertionError(f"still {configuration.status}")
+
+
+def no_horizontal_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_retry_and_check_now_answer_in_place_and_the_page_follows_the_work(
+        browser, local_providers, celery_worker, live_server, support_user, settings):  # noqa: F811
+    settings.DASHBOARD_POLL_MS = 300
+    prod = Partition.objects.get(name="prod")
+    local_providers.inject_fault(method="POST", path_pattern="^/webhooks", status=422, error_code=300,
+                                 message="Invalid webhook request.")
+    result = configuration_onboard(partition=prod, tenant_slug="acme", tenant_display_name="Acme", config_slug="orders",
+                                   actor=Actor.command_line())
+    configuration = wait_for_status(EmailConfiguration.objects.get(pk=result.configuration_id), "failed")
+    page = new_page(browser, live_server, support_user)
+
+    # The queue lists it first, with why and a Retry that answers in place.
+    page.goto(live_server.url + "/attention/")
+    row = page.locator(f'tr:has(a[href="/configurations/{configuration.pk}/"])')
+    assert "Failed: Webhook: Postmark could not create the webhook" in row.inner_text()
+    page.evaluate("window.__noReload = true")
+    row.locator("button", has_text="Retry").click()
+    page.wait_for_function("document.querySelector('#action-message').textContent.includes('Retrying')")
+    assert page.evaluate("window.__noReload") is True
+
+    # The configuration page follows the retried run to the end, and then stops asking.
+    page.goto(f"{live_server.url}/configurations/{configuration.pk}/")
+    page.evaluate("window.__noReload = true")
+    page.wait_for_function("document.querySelector('#status-badge').textContent.trim() === 'Active'")
+    page.wait_for_function("document.querySelector('#live').getAttribute('data-poll-ms') === '0'")
+
+    # Check now on an active configuration: the answer in place, then a fresh "last checked".
+    before = page.get_attribute("#last-checked span[title]", "title")
+    page.click("#check-now")
+    page.wait_for_function("document.querySelector('#action-message').textContent === 'Checking the DNS records now.'")
+    page.wait_for_function("(before) => document.querySelector('#last-checked span[title]').title !== before", arg=before)
+    assert "DNS records read back" in page.inner_text("#last-checked")
+    page.wait_for_function("document.querySelector('#live').getAttribute('data-poll-ms') === '0'")
+    configuration.refresh_from_db()
+    assert configuration.drift_checked_at is not None and configuration.holder is None
+    assert page.evaluate("window.__noReload") is True
+    # A message belongs to the page where its action was taken: none follows to the next page.
+    page.goto(live_server.url + "/partitions/prod/")
+    assert page.locator(".messages").count() == 0
+    assert "Checking the DNS records now." not in page.content()
+
+
+def test_disabled_buttons_say_why_long_values_fit_and_offboarded_records_show_as_removed(
+        browser, live_server, configured_partitions, email_admin_user, secrets_dir):  # noqa: F811
+    from tenants.crypto import generate_key
+
+    tenant = Tenant.objects.create(slug="t" * 63, display_name="A tenant with the longest slug there is")
+    configuration = EmailConfiguration.objects.create(
+        tenant=tenant, partition=configured_partitions["prod"], config_slug="c" * 63, status="drift",
+        dkim_host=f"20261201120000pm._domainkey.{'c' * 63}.{'t' * 63}.prod.ardamails.com", dkim_value=WIDE_DKIM,
+        return_path_target="pm.mtasv.net", postmark_server_id=1, postmark_domain_id=2, postmark_webhook_id=3,
+        dkim_verified=True, return_path_verified=True,
+        last_error=f"DNS drift: DKIM TXT x is different: expected '{WIDE_DKIM}', found '{WIDE_DKIM[::-1]}'")
+    configuration.server_token_encrypted = configuration.encrypt_server_token("server-token")
+    configuration.save()
+    (secrets_dir / "Alpha001-prod-I-EmailEncryptionKey").write_text(generate_key())  # the token no longer decrypts
+    page = new_page(browser, live_server, email_admin_user)
+    for path in (f"/configurations/{configuration.pk}/", "/partitions/prod/", "/attention/", "/configurations/"):
+        page.goto(live_server.url + path)
+        assert no_horizontal_scroll(page), path
+    page.goto(f"{live_server.url}/configurations/{configuration.pk}/")
+    assert page.locator("#last-error summary").inner_text().endswith("…")  # a one-line summary, detail folded
+
+    button = page.locator("#test-email button[type=submit]")
+    assert button.is_disabled()
+    assert float(button.evaluate("b => getComputedStyle(b).opacity")) < 0.75
+    reason = page.inner_text("#test-email-why")
+    assert reason.startswith("The stored server token cannot be decrypted with any key in "
+                             "Alpha001-prod-I-EmailEncryptionKey")
+
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(status="offboarded", postmark_webhook_id=None)
+    page.reload()
+    assert page.locator(".published .badge", has_text="removed").count() == 3
+    assert "published" not in page.inner_text("#records tbody")
+    assert page.locator("#onboard-again").count() == 1
+
+
+def test_refusals_are_pages_that_say_who_grants_access_and_the_admin_link_shows_only_when_useful(
+        browser, live_server, configured_partitions, support_user, superuser):  # noqa: F811
+    nobody = get_user_model().objects.create_user("viewer", password="pw-viewer", is_staff=True)
+    page = new_page(browser, live_server, nobody)
+    page.goto(live_server.url + "/onboard/")
+    assert page.inner_text("h1") == "You may not do this"
+    assert "This needs the support or email admin role." in page.inner_text("main")
+    assert page.locator("form.logout, main form button", has_text=re.compile("Sign out|Log out")).count() >= 1
+    assert page.locator("nav a", has_text="Admin").count() == 0
+    assert page.locator("nav a", has_text="Onboard").count() == 0
+
+    page = new_page(browser, live_server, support_user)
+    assert page.locator("nav a", has_text="Admin").count() == 0  # no model there for support
+    page = new_page(browser, live_server, superuser)
+    assert page.locator("nav a", has_text="Admin").count() == 1
+
+
+def test_an_email_admin_relaxes_dmarc_at_once_with_a_reason_and_a_confirmation(
+        browser, local_providers, live_server, email_admin_user, settings):  # noqa: F811
+    prod = Partition.objects.get(name="prod")
+    tenant = Tenant.objects.create(slug="acme", display_name="Acme")
+    configuration = EmailConfiguration.objects.create(
+        tenant=tenant, partition=prod, config_slug="orders", status="active", dmarc_state="reject",
+        dkim_host="20261201120000pm._domainkey.orders.acme.prod.ardamails.com", dkim_value="k=rsa; p=MIGf",
+        return_path_target="pm.mtasv.net", postmark_webhook_id=3, dkim_verified=True, return_path_verified=True)
+    page = new_page(browser, live_server, email_admin_user)
+    page.goto(f"{live_server.url}/configurations/{configuration.pk}/")
+    page.evaluate("window.__noReload = true")
+    page.select_option("#relax select[name=to]", "none")
+    page.fill("#relax input[name=reason]", "a big receiver rejects invoices")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.click("#relax button[type=submit]")
+    page.wait_for_function("document.querySelector('#action-message').textContent !== 'Working…'"
+                           " && !document.querySelector('#action-message').hidden")
+    assert page.inner_text("#action-message") == "DMARC is now v=DMARC1; p=none"
+    page.wait_for_function("document.querySelector('#dmarc-state').textContent.trim() === 'p=none (monitor)'")
+    assert asked and asked[0].startswith("Relax the DMARC policy of orders.acme.prod.ardamails.com at once?")
+    assert page.evaluate("window.__noReload") is True
+    change = configuration.dmarc_changes.get()
+    assert (change.from_state, change.to_state, change.reason) == ("reject", "none", "a big receiver rejects invoices")
+    assert "p=reject" in page.inner_text("#dmarc table") and "p=none (monitor)" in page.inner_text("#dmarc table")
