@@ -41,7 +41,7 @@ def configuration_offboard(*, configuration_id: int, actor: Actor, providers: Pr
     require("offboard", configuration, actor)
     status = configuration.status
     hold = take_for("offboard", configuration, actor, to=None if status == OFFBOARDING else OFFBOARDING,
-                    due_at=timezone.now(), last_error="")
+                    due_at=timezone.now(), last_error="", offboarded_by=actor.name)
     configuration.refresh_from_db()
     return _offboard(hold, configuration, providers)
 

@@ -35,7 +35,7 @@ def _fresh_fields(now) -> dict:
         server_token_encrypted="", dkim_host="", dkim_value="", return_path_target="", dkim_verified=False,
         return_path_verified=False, verification_checked_at=None, verification_started_at=None,
         verification_attempts=0, drift_checked_at=None, dmarc_state=DmarcState.NONE, dmarc_changed_at=now,
-        last_error="", due_at=now,
+        last_error="", due_at=now, offboarded_by="",
     )
 
 

@@ -136,6 +136,8 @@ class EmailConfiguration(models.Model):
     verification_attempts = models.PositiveIntegerField(default=0)
     # When the DNS records were last compared with what DNS holds (drift detection).
     drift_checked_at = models.DateTimeField(null=True, blank=True)
+    # Who asked for the offboarding (shown on the offboarded page; the audit log will say more).
+    offboarded_by = models.CharField(max_length=150, blank=True)
     # DMARC ramp: when the current state was entered (dwell time counts from here).
     dmarc_changed_at = models.DateTimeField(default=timezone.now)
 

@@ -98,3 +98,10 @@ def test_starting_local_mode_again_republishes_dns_into_the_fresh_moto(local_pro
     assert zone_values() == []
     assert republish_local_dns() == 1
     assert zone_values() == before
+
+
+def test_onboard_inline_leaves_the_first_check_due_at_once_like_a_worker_would(local_providers):
+    call_command("onboard", "--partition", "prod", "--tenant", "acme", "--config", "orders", "--inline")
+    configuration = EmailConfiguration.objects.get()
+    assert configuration.status == "verifying"
+    assert configuration.due_at == configuration.verification_started_at  # due now, not ten minutes later

@@ -1,9 +1,12 @@
 """Offboarding: everything we created goes, an interrupted offboarding resumes, nothing races it."""
 
+import io
 from datetime import timedelta
 
 import httpx
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from integrations.email.postmark import PostmarkClient
@@ -124,3 +127,13 @@ def test_an_offboarding_killed_after_deleting_the_server_resumes_to_the_end(aws,
     configuration.refresh_from_db()
     assert configuration.status == "offboarded"
     assert (configuration.postmark_webhook_id, configuration.postmark_domain_id) == (None, None)
+
+
+def test_offboard_without_yes_and_without_a_terminal_says_to_pass_yes(harness, configured_partitions, monkeypatch):
+    configuration = activated(harness, configured_partitions)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(CommandError) as exc:
+        call_command("offboard", DOMAIN)
+    assert str(exc.value) == ("Offboarding removes DNS records and the sending domain; pass --yes to confirm when "
+                              "there is no terminal to ask.")
+    assert EmailConfiguration.objects.get(pk=configuration.pk).status == "active"

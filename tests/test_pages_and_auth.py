@@ -157,3 +157,31 @@ def test_the_live_poll_sends_nothing_when_nothing_changed(support_client, config
     assert support_client.get(url, {"have": have}).json()["fragments"] == {}
     EmailConfiguration.objects.filter(pk=configuration_with_token.pk).update(last_error="Something happened")
     assert list(support_client.get(url, {"have": have}).json()["fragments"]) == ["status"]
+
+
+def test_the_favicon_is_served_to_anyone(client, db):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("dashboard/favicon.svg")
+
+
+def test_local_mode_does_not_link_into_the_real_postmark(support_client, configuration_with_token, settings):
+    EmailConfiguration.objects.filter(pk=configuration_with_token.pk).update(
+        postmark_server_link="https://account.postmarkapp.com/servers/1001/streams")
+    url = reverse("dashboard:configuration", args=[configuration_with_token.pk])
+    assert "open in Postmark" in support_client.get(url).content.decode()
+    settings.POSTMARK_API_URL = "http://127.0.0.1:8002"  # the simulator, which has no pages
+    assert "open in Postmark" not in support_client.get(url).content.decode()
+
+
+def test_repair_is_offered_while_verifying_when_records_exist(support_client, configuration_with_token):
+    EmailConfiguration.objects.filter(pk=configuration_with_token.pk).update(
+        status="verifying", dkim_host="x._domainkey.orders.acme.prod.ardamails.com", dkim_value="k=rsa; p=A")
+    html = support_client.get(reverse("dashboard:configuration", args=[configuration_with_token.pk])).content.decode()
+    assert 'id="repair"' in html
+
+
+def test_an_offboarded_page_says_who_asked_for_it(support_client, configuration_with_token):
+    EmailConfiguration.objects.filter(pk=configuration_with_token.pk).update(status="offboarded",
+                                                                            offboarded_by="emailadmin1")
+    html = support_client.get(reverse("dashboard:configuration", args=[configuration_with_token.pk])).content.decode()
+    assert "at the request of emailadmin1" in html and 'id="onboard-again"' in html
