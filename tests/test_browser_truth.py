@@ -161,3 +161,36 @@ def test_an_email_admin_relaxes_dmarc_at_once_with_a_reason_and_a_confirmation(
     change = configuration.dmarc_changes.get()
     assert (change.from_state, change.to_state, change.reason) == ("reject", "none", "a big receiver rejects invoices")
     assert "p=reject" in page.inner_text("#dmarc table") and "p=none (monitor)" in page.inner_text("#dmarc table")
+
+
+def test_every_status_has_its_own_colour_and_its_text_is_readable_at_wcag_aa(
+        browser, live_server, configured_partitions, support_user):  # noqa: F811
+    from tenants.models import ConfigurationStatus
+
+    tenant = Tenant.objects.create(slug="acme", display_name="Acme")
+    for status in ConfigurationStatus.values:
+        EmailConfiguration.objects.create(tenant=tenant, partition=configured_partitions["prod"],
+                                          config_slug=status, status=status)
+    page = new_page(browser, live_server, support_user)
+    page.goto(live_server.url + "/partitions/prod/")
+    badges = page.evaluate("""() => {
+        const rgb = s => s.match(/[\\d.]+/g).slice(0, 3).map(Number);
+        const lum = c => { const [r, g, b] = c.map(v => { v /= 255;
+            return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+            return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+        const seen = {};
+        for (const el of document.querySelectorAll('table .badge')) {
+            const style = getComputedStyle(el);
+            const [fg, bg] = [lum(rgb(style.color)), lum(rgb(style.backgroundColor))];
+            seen[el.textContent.trim()] = {
+                colours: style.color + ' on ' + style.backgroundColor,
+                contrast: (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05)};
+        }
+        return seen;
+    }""")
+    labels = {label for _, label in ConfigurationStatus.choices}
+    assert labels <= set(badges), sorted(labels - set(badges))
+    statuses = {label: badges[label] for label in labels}
+    assert len({badge["colours"] for badge in statuses.values()}) == len(labels), statuses  # no two alike
+    for label, badge in statuses.items():
+        assert badge["contrast"] >= 4.5, (label, badge)  # WCAG AA for normal text
