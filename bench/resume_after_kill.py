@@ -14,14 +14,13 @@ import argparse
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.local_stack import local_stack
+
 DOMAIN = "orders.acme.prod.ardamails.com"
 
 
@@ -66,65 +65,23 @@ def main() -> None:
 
 
 def run(workdir: Path, database_url: str, deadline: float) -> dict:
-    from moto.server import ThreadedMotoServer
-
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    env = {
-        **os.environ, "DJANGO_SETTINGS_MODULE": "ardamail_admin.settings.local", "DATABASE_URL": database_url,
-        "SECRETS_DIR": str(workdir / "secrets"), "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "BROKER_DIR": str(workdir / "broker"), "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "filesystem://"),
-        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "LOG_LEVEL": "WARNING",
-    }
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    processes = []
-    try:
-        return scenario(workdir, env, processes, deadline)
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        moto.stop()
+    with local_stack(workdir, database_url=database_url,
+                     broker_url=os.environ.get("CELERY_BROKER_URL", "filesystem://localhost//")) as stack:
+        return scenario(stack, workdir, deadline)
 
 
-def start(env: dict, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "ardamail_admin", *args, "--loglevel", "WARNING"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def scenario(workdir: Path, env: dict, processes: list, deadline: float) -> dict:
+def scenario(stack, workdir: Path, deadline: float) -> dict:
     from django.conf import settings
-    from django.core.management import call_command
 
-    from integrations.dns.route53 import Route53
-    from localdev.postmark_simulator import PostmarkSimulator
-    from localdev.serving import serve
-    from localdev.zones import dns_lookup, ensure_local_zones, simulator_account_tokens
     from provisioning.onboarding import configuration_onboard
     from tenants.models import EmailConfiguration, Partition
     from tenants.roles import Actor
 
-    call_command("migrate", verbosity=0)
-    call_command("bootstrap_local", stdout=open(os.devnull, "w"))
-    ensure_local_zones()
-    simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(),
-                                  dns_lookup=dns_lookup(Route53(endpoint_url=env["AWS_ENDPOINT_URL"])))
-    server, _ = serve(simulator, host="127.0.0.1", port=0)
-    env["POSTMARK_API_URL"] = settings.POSTMARK_API_URL = f"http://127.0.0.1:{server.server_address[1]}"
+    simulator, env = stack.simulator, stack.env
     # Postmark sits on the first POST /domains for 8 s: the worker is killed while it waits.
     simulator.inject_fault(method="POST", path_pattern="^/domains", delay_seconds=8)
-    processes.append(start(env, "beat", "--schedule", str(workdir / "beat-schedule")))
-    first = start(env, "worker", "--pool", "solo", "--hostname", "first@%h")
-    processes.append(first)
+    stack.celery("beat", "--schedule", str(workdir / "beat-schedule"))
+    first = stack.celery("worker", "--pool", "solo", "--hostname", "first@%h")
     started = time.monotonic()
     result = configuration_onboard(partition=Partition.objects.get(name="prod"), tenant_slug="acme",
                                    tenant_display_name="Acme", config_slug="orders", actor=Actor.command_line())
@@ -133,7 +90,7 @@ def scenario(workdir: Path, env: dict, processes: list, deadline: float) -> dict
     os.kill(first.pid, signal.SIGKILL)
     killed = time.monotonic()
     first.wait()
-    processes.append(start(env, "worker", "--pool", "solo", "--hostname", "second@%h"))
+    stack.celery("worker", "--pool", "solo", "--hostname", "second@%h")
     posts = lambda: sum(1 for call in simulator.calls if call == ("POST", "/domains"))  # noqa: E731
     wait_for(lambda: posts() >= 2 or status(pk) != "provisioning", deadline, "the run to resume")
     resumed = time.monotonic()
@@ -142,7 +99,6 @@ def scenario(workdir: Path, env: dict, processes: list, deadline: float) -> dict
     wait_for(lambda: status(pk) in ("active", "failed"), deadline, "verification")
     state = simulator.state()
     configuration = EmailConfiguration.objects.get(pk=pk)
-    server.shutdown()
     return {
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
         "broker": env["CELERY_BROKER_URL"].split(":", 1)[0],
