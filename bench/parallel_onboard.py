@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from bench.local_stack import ROOT, local_stack
@@ -71,6 +72,7 @@ def scenario(stack, workdir: Path, commands: int, each: int, concurrency: int) -
         "failed_commands": stderr.count("FAILED"),
         "database_locked_errors": stderr.count("database is locked"),  # in the commands and the worker
         "provisioned": done(),
+        "statuses": dict(Counter(EmailConfiguration.objects.values_list("status", flat=True))),
         "seconds_to_onboard_all": round(onboarded - started, 1),
         "seconds_to_provision_all": round(time.monotonic() - started, 1),
     }
