@@ -19,11 +19,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from tenants.lifecycle import ACTIONS, ActionRefused, refusal, require, take_for
+from integrations.errors import ProviderError
+from tenants.lifecycle import ACTIONS, ActionRefused, Lost, refusal, require, take_for
 from tenants.models import ConfigurationStatus, DmarcState, EmailConfiguration
 from tenants.roles import Actor
 
-from .drift import publish_held
 from .models import DmarcChange
 from .providers import Providers
 from .records import dmarc_record
@@ -176,7 +176,12 @@ def configuration_ramp_dmarc(
     *, configuration_id: int, actor: Actor, to_state: str, reason: str = "", override_dwell: bool = False,
     providers: Providers, now: datetime | None = None,
 ) -> ActionResult:
-    """Move one step along the ramp: publish the new _dmarc record, then record who, when, from, to and why."""
+    """Move along the ramp: record the decision (state and history), then publish the new _dmarc record.
+
+    The decision is written first so that it can never be lost: if the worker dies between the two,
+    the database holds the new state and DNS the old one, which the next DNS check reports as drift
+    and Repair publishes, completing the step (an emergency relax is never undone by a repair). If
+    the provider refuses the record, the decision is taken back and nothing has changed."""
     now = now or timezone.now()
     configuration = EmailConfiguration.objects.load(configuration_id)
     require("ramp_dmarc", configuration, actor)
@@ -184,24 +189,41 @@ def configuration_ramp_dmarc(
                       reason=reason, override_dwell=override_dwell, now=now)
     hold = take_for("ramp_dmarc", configuration, actor, same={"dmarc_state": step.from_state})
     record = dmarc_record(configuration, step.to_state)
-    publish_held(hold, configuration, [record], providers, failed="Could not publish the DMARC record")
     with transaction.atomic():
-        if not hold.release(dmarc_state=step.to_state, dmarc_changed_at=now):
-            raise _lost_after_publish(configuration)
+        if not hold.move(dmarc_state=step.to_state, dmarc_changed_at=now):
+            raise ActionRefused(f"{configuration.sending_domain} changed meanwhile; nothing was done.")
         change = DmarcChange.objects.create(
             configuration=configuration, from_state=step.from_state, to_state=step.to_state, actor=actor.name,
             reason=reason.strip(), dwell_overridden=step.dwell_overridden, record_value=record.value,
         )
+    try:
+        providers.zone(configuration.partition).upsert([record], before_write=hold.renew)
+    except ProviderError as exc:
+        if not _take_back(hold, configuration, change):
+            raise _recorded_not_published(configuration, step) from exc
+        raise ActionRefused(f"Could not publish the DMARC record: {exc.message}") from exc
+    except Lost:
+        raise _recorded_not_published(configuration, step) from None
+    hold.release()  # a hold lost by now changes nothing: the state and its history are written
     return ActionResult(f"DMARC is now {change.record_value}", details=[
         f"{configuration.sending_domain}: DMARC {change.from_state} -> {change.to_state}; "
         f'published "{change.record_value}"'])
 
 
-def _lost_after_publish(configuration: EmailConfiguration) -> ActionRefused:
-    """The step's hold ran out between publishing and recording (it took longer than the lease):
-    DNS may now hold a record the database does not know; a DNS check will show it as drift."""
+def _take_back(hold, configuration: EmailConfiguration, change: DmarcChange) -> bool:
+    """The provider refused the record, so DNS is as it was: so is the database, with no history
+    entry. False if the hold was lost meanwhile: then the decision stands, for Repair to publish."""
+    with transaction.atomic():
+        if not hold.release(dmarc_state=change.from_state, dmarc_changed_at=configuration.dmarc_changed_at):
+            return False
+        change.delete()
+        return True
+
+
+def _recorded_not_published(configuration: EmailConfiguration, step: Step) -> ActionRefused:
+    """Someone else holds the row now (the step outlasted its lease) and nothing reached DNS."""
     domain = configuration.sending_domain
     return ActionRefused(
-        f"DMARC for {domain} was published but could not be recorded because the step took too long. "
-        f"DNS may not match what this page shows; run `manage.py repair {domain}` to re-publish the records."
+        f"DMARC {_label(step.to_state)} is recorded for {domain} but not yet published, because the configuration "
+        f"was busy; Repair DNS (`manage.py repair {domain}`) publishes it, and the next DNS check shows the difference."
     )

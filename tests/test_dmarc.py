@@ -365,3 +365,74 @@ def test_the_command_line_relaxes_from_any_state(active, harness, settings, caps
         EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="reject")
         call_command("ramp_dmarc", DOMAIN, "--to", "none")
     assert str(exc.value) == "Relaxing DMARC more than one step at once needs a written reason."
+
+
+class WorkerDied(BaseException):
+    """The worker process ends here: nothing in the code under test catches it."""
+
+
+def test_a_relax_cut_short_before_dns_is_completed_by_repair_never_undone(active, harness, email_admin_user):
+    from provisioning.drift import configuration_repair
+
+    EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="reject")
+    events = harness.session._session.get_component("event_emitter")
+
+    def die(**kwargs):
+        raise WorkerDied()
+
+    events.register("before-call.route53.ChangeResourceRecordSets", die, unique_id="die")
+    with pytest.raises(WorkerDied):
+        ramp(active, harness, "none", now=active.dmarc_changed_at + WEEK, user=email_admin_user,
+             reason="a big receiver rejects invoices")
+    events.unregister("before-call.route53.ChangeResourceRecordSets", unique_id="die")
+    after = EmailConfiguration.objects.get(pk=active.pk)
+    assert after.dmarc_state == "none"  # the decision was written before DNS was touched
+    assert [(c.from_state, c.to_state, c.reason) for c in DmarcChange.objects.all()] == [
+        ("reject", "none", "a big receiver rejects invoices")]
+    EmailConfiguration.objects.filter(pk=active.pk).update(held_until=after.held_until - timedelta(hours=1))
+
+    result = configuration_repair(configuration_id=active.pk, actor=ADMIN, providers=harness.providers)
+    assert result.message == "Records re-published and confirmed."
+    assert published(harness)[1] == ['"v=DMARC1; p=none"']
+    assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "none"
+
+
+def test_a_step_whose_hold_is_taken_before_the_write_is_recorded_and_says_repair_publishes_it(
+        active, harness, email_admin_user):
+    import uuid
+
+    before = published(harness)
+    events = harness.session._session.get_component("event_emitter")
+
+    def steal(**kwargs):  # another piece of work takes the row while the zone is looked up
+        EmailConfiguration.objects.filter(pk=active.pk).update(holder=uuid.uuid4())
+
+    events.register("before-call.route53.ListHostedZonesByName", steal, unique_id="steal")
+    with pytest.raises(ActionRefused) as exc:
+        ramp(active, harness, "quarantine_test", now=active.dmarc_changed_at + WEEK, user=email_admin_user)
+    assert exc.value.message == (
+        f"DMARC p=quarantine, test mode is recorded for {DOMAIN} but not yet published, because the configuration "
+        f"was busy; Repair DNS (`manage.py repair {DOMAIN}`) publishes it, and the next DNS check shows the "
+        "difference.")
+    assert published(harness) == before
+    assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "quarantine_test"
+    assert DmarcChange.objects.get().to_state == "quarantine_test"
+
+
+def test_a_refused_record_after_the_hold_was_lost_keeps_the_decision_for_repair(active, harness, email_admin_user):
+    import uuid
+
+    from botocore.exceptions import ClientError
+
+    def steal_then_refuse(**kwargs):
+        EmailConfiguration.objects.filter(pk=active.pk).update(holder=uuid.uuid4())
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "slow down"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400}}, "ChangeResourceRecordSets")
+
+    harness.session._session.get_component("event_emitter").register(
+        "before-call.route53.ChangeResourceRecordSets", steal_then_refuse)
+    with pytest.raises(ActionRefused) as exc:
+        ramp(active, harness, "quarantine_test", now=active.dmarc_changed_at + WEEK, user=email_admin_user)
+    assert exc.value.message.startswith("DMARC p=quarantine, test mode is recorded for")
+    assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "quarantine_test"
+    assert DmarcChange.objects.count() == 1
