@@ -11,8 +11,10 @@ from provisioning.results import Outcome
 from provisioning.runs import provision_run
 from provisioning.verification import configuration_check_now, verification_check
 from tenants.lifecycle import ActionRefused, Hold
-from tenants.models import EmailConfiguration, Work
+from tenants.models import EmailConfiguration, Partition, Work
 from tenants.roles import Actor
+
+from .queries import partition_or_none
 
 
 def yes_no(value) -> str:
@@ -21,13 +23,25 @@ def yes_no(value) -> str:
 
 def configuration_for(sending_domain: str) -> EmailConfiguration:
     """The configuration with this sending domain, or the CommandError every command gives."""
-    configuration = (
-        EmailConfiguration.objects.select_related("tenant", "partition")
-        .filter(sending_domain=sending_domain.rstrip(".").lower()).first()
-    )
+    configuration = None
+    if "\x00" not in sending_domain:  # PostgreSQL text cannot hold NUL: no row can match it
+        configuration = (
+            EmailConfiguration.objects.select_related("tenant", "partition")
+            .filter(sending_domain=sending_domain.rstrip(".").lower()).first()
+        )
     if configuration is None:
-        raise CommandError(f"No configuration has the sending domain {sending_domain}.")
+        raise CommandError(f"No configuration has the sending domain {sending_domain!r}.")
     return configuration
+
+
+def partition_named(name: str) -> Partition:
+    """The partition of a `--partition` option, or the CommandError every command gives."""
+    partition = partition_or_none(name)
+    if partition is None:
+        raise CommandError(f"There is no partition named {name!r}; the partitions are "
+                           f"{', '.join(Partition.objects.values_list('name', flat=True)) or 'none yet'}.")
+    return partition
+
 
 
 def act(action: Callable, write: Callable[[str], None]):

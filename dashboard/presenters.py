@@ -218,16 +218,19 @@ def _attention_reason(c: EmailConfiguration, code: str) -> tuple[str, str]:
     if code == Attention.OFFBOARDING_STOPPED:
         return error or "Offboarding stopped.", "offboard"
     if code == Attention.STALLED:
+        action = "offboard" if c.status == ConfigurationStatus.OFFBOARDING else "retry"
+        if is_held(c):
+            return (f"{c.get_status_display()}: its work is under way but has not finished in "
+                    f"{settings.ATTENTION_STALLED_SECONDS // 60} minutes; the worker log says why."), action
         return (f"{c.get_status_display()}: its work is due but no worker has taken it up; are the worker and "
-                "beat running?"), "offboard" if c.status == ConfigurationStatus.OFFBOARDING else "retry"
+                "beat running?"), action
     if code == Attention.DRIFT:
-        return error or "DNS drift.", "repair"
+        ramp = "" if c.dmarc_state == DmarcState.REJECT else " DMARC cannot be tightened until it is repaired."
+        return (error or "DNS drift.") + ramp, "repair"
     unverified = " and ".join(name for name, ok in (("DKIM", c.dkim_verified),
                                                     ("Return-Path", c.return_path_verified)) if not ok)
-    if code == Attention.UNVERIFIED:
-        return (f"Not verified after {settings.ATTENTION_UNVERIFIED_HOURS} hours: "
-                f"{unverified or 'the records'} not seen by Postmark yet."), "check_now"
-    return f"DMARC cannot be tightened: {unverified} not verified.", "check_now"
+    return (f"Not verified after {settings.ATTENTION_UNVERIFIED_HOURS} hours: "
+            f"{unverified or 'the records'} not seen by Postmark yet."), "check_now"
 
 
 def attention_rows(configurations, actor: Actor) -> list[AttentionRow]:

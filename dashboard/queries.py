@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import (
     Case,
     CharField,
@@ -24,6 +25,7 @@ from tenants.models import (
     EmailConfiguration,
     Partition,
 )
+from tenants.validation import validate_partition_name
 
 
 @dataclass
@@ -108,7 +110,6 @@ class Attention:
     OFFBOARDING_STOPPED = "offboarding_stopped"
     DRIFT = "drift"
     UNVERIFIED = "unverified"
-    DMARC_BLOCKED = "dmarc_blocked"
 
 
 def needs_attention(*, partition: Partition | None = None, now=None) -> QuerySet[EmailConfiguration]:
@@ -120,12 +121,11 @@ def needs_attention(*, partition: Partition | None = None, now=None) -> QuerySet
     conditions = [
         (Attention.FAILED, Q(status=S.FAILED), F("status_changed_at")),
         (Attention.OFFBOARDING_STOPPED, Q(status=S.OFFBOARDING, due_at__isnull=True) & free, F("status_changed_at")),
-        (Attention.STALLED, Q(status__in=STALLED_STATES, due_at__lt=stalled_before) & free, F("due_at")),
+        # Held or not: a worker that dies and is replaced again and again holds the row most of the time.
+        (Attention.STALLED, Q(status__in=STALLED_STATES, due_at__lt=stalled_before), F("due_at")),
         (Attention.DRIFT, Q(status=S.DRIFT), F("status_changed_at")),
         (Attention.UNVERIFIED, Q(status=S.VERIFYING, verification_started_at__lt=unverified_before),
          F("verification_started_at")),
-        (Attention.DMARC_BLOCKED, Q(status=S.ACTIVE) & ~Q(dmarc_state=DmarcState.REJECT)
-         & (Q(dkim_verified=False) | Q(return_path_verified=False)), F("status_changed_at")),
     ]
     qs = EmailConfiguration.objects.select_related("tenant", "partition")
     if partition is not None:
@@ -139,3 +139,12 @@ def needs_attention(*, partition: Partition | None = None, now=None) -> QuerySet
                       since=Case(*(When(c, then=moment) for _, c, moment in conditions),
                                  output_field=DateTimeField()))
             .order_by("since", "pk"))
+
+
+def partition_or_none(name: str) -> Partition | None:
+    """The partition with this name; None for any other text, NUL included, without a query for it."""
+    try:
+        validate_partition_name(name)
+    except ValidationError:
+        return None
+    return Partition.objects.filter(name=name).first()

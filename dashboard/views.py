@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
@@ -63,7 +63,9 @@ def attention(request):
     """Every configuration that needs a person, oldest first, each with why and what to do."""
     partition = None
     if request.GET.get("partition"):
-        partition = get_object_or_404(Partition, name=request.GET["partition"])
+        partition = queries.partition_or_none(request.GET["partition"])
+        if partition is None:
+            raise Http404("There is no such partition.")
     page = Paginator(queries.needs_attention(partition=partition), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "dashboard/attention.html", {
         "page": page, "rows": attention_rows(page.object_list, Actor.of(request.user)), "partition": partition,

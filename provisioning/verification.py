@@ -132,16 +132,19 @@ def verify_run(*, configuration_id: int, providers: Providers, token, trigger: s
 
 
 def configuration_check_now(*, configuration_id: int, actor, queue: bool = True) -> ActionResult:
-    """"Check now": restart verification (verifying, or failed after provisioning) or check the DNS
-    records. With `queue=False` the result carries the hold and the caller runs the check itself."""
+    """"Check now": ask Postmark at once while verifying, restart verification (and its clock) when
+    it failed after provisioning, or check the DNS records once active. With `queue=False` the result carries the hold and the caller runs the check itself."""
     configuration = EmailConfiguration.objects.load(configuration_id)
     require("check_now", configuration, actor)
     now, status, work = timezone.now(), configuration.status, check_work(configuration)
-    if work == Work.VERIFY:
-        hold = take_for("check_now", configuration, actor, work=work, queued=queue,
-                        to=VERIFYING if status != VERIFYING else None, last_error="",
+    if work == Work.VERIFY and status != VERIFYING:  # failed: verification starts over, clock and all
+        hold = take_for("check_now", configuration, actor, work=work, queued=queue, to=VERIFYING, last_error="",
                         verification_started_at=now, verification_attempts=0, due_at=now)
         message = f"Checking verification now; the {settings.VERIFICATION_TIMEOUT_HOURS}-hour clock has restarted."
+    elif work == Work.VERIFY:  # the check comes now and the next ones often again; the clock runs on
+        hold = take_for("check_now", configuration, actor, work=work, queued=queue, verification_attempts=0,
+                        due_at=now)
+        message = "Checking verification now."
     else:
         hold = take_for("check_now", configuration, actor, work=work, queued=queue)
         message = "Checking the DNS records now."

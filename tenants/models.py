@@ -131,7 +131,7 @@ class EmailConfiguration(models.Model):
     dkim_verified = models.BooleanField(default=False)
     return_path_verified = models.BooleanField(default=False)
     verification_checked_at = models.DateTimeField(null=True, blank=True)
-    # Verification: the timeout clock starts here; "Check now" and a retry restart it.
+    # Verification: the timeout clock starts here; "Check now" on a failed configuration and a retry restart it.
     verification_started_at = models.DateTimeField(null=True, blank=True)
     verification_attempts = models.PositiveIntegerField(default=0)
     # When the DNS records were last compared with what DNS holds (drift detection).

@@ -2,6 +2,7 @@
 in a fixed number of queries; the same list from `manage.py attention`."""
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -35,11 +36,13 @@ def waiting(configured_partitions):
         "offboarding": make(prod, "leaving", status="offboarding", due_at=None, status_changed_at=ago(hours=2),
                             last_error="Offboarding stopped: Postmark could not delete the sending domain"),
         "drift": make(prod, "drifting", status="drift", status_changed_at=ago(hours=1), dkim_host="x._domainkey.y",
+                      dmarc_state="quarantine",
                       dkim_value="k=rsa; p=…", last_error="DNS drift: DKIM TXT x is missing (expected 'k=rsa; p=…')"),
         "unverified": make(prod, "slow", status="verifying", verification_started_at=ago(hours=30),
                            postmark_webhook_id=10),
-        "blocked": make(prod, "blocked", status="active", dkim_verified=True, return_path_verified=False,
-                        status_changed_at=ago(minutes=30)),
+        # a worker that dies and is replaced again and again: held most of the time, never done
+        "crashing": make(prod, "crashing", status="provisioning", due_at=ago(minutes=20), holder=uuid.uuid4(),
+                         held_for="provision", held_until=now + timedelta(seconds=30)),
         # …and what needs nobody:
         "fresh draft": make(prod, "fresh", status="draft", due_at=now),
         "verifying": make(prod, "waiting", status="verifying", verification_started_at=ago(hours=2)),
@@ -56,13 +59,16 @@ def test_it_lists_each_kind_of_trouble_oldest_first_with_why_and_what_to_do(wait
     rows = attention_rows(needs_attention(), Actor.command_line())
     assert [(r.configuration.tenant.slug, r.action) for r in rows] == [
         ("slow", "check_now"), ("failing", "retry"), ("gaveup", "check_now"), ("stuck", "retry"),
-        ("leaving", "offboard"), ("drifting", "repair"), ("blocked", "check_now"),
+        ("leaving", "offboard"), ("drifting", "repair"), ("crashing", "retry"),
     ]
     reasons = {r.configuration.tenant.slug: r.reason for r in rows}
     assert reasons["failing"] == "Failed: Webhook: Postmark could not create the webhook (HTTP 422, ErrorCode 300)"
     assert reasons["stuck"] == ("Draft: its work is due but no worker has taken it up; are the worker and beat running?")
     assert reasons["slow"] == "Not verified after 24 hours: DKIM and Return-Path not seen by Postmark yet."
-    assert reasons["blocked"] == "DMARC cannot be tightened: Return-Path not verified."
+    assert reasons["crashing"] == ("Provisioning: its work is under way but has not finished in 10 minutes; "
+                                   "the worker log says why.")
+    assert reasons["drifting"] == ("DNS drift: DKIM TXT x is missing (expected 'k=rsa; p=…') "
+                                   "DMARC cannot be tightened until it is repaired.")
     assert reasons["leaving"].startswith("Offboarding stopped: Postmark could not delete")
 
 
@@ -96,5 +102,19 @@ def test_the_command_prints_the_same_list_as_json(waiting, capsys):
     assert rows[1]["since"].endswith("+00:00") and rows[1]["action"] == "retry"
     call_command("attention", "--partition", "dev")
     assert capsys.readouterr().out.strip() == "0 configurations need attention."
-    with pytest.raises(CommandError, match="There is no partition named 'qa'."):
-        call_command("attention", "--partition", "qa")
+    for name in ("qa", "\x00", "Prod"):
+        with pytest.raises(CommandError) as exc:
+            call_command("attention", "--partition", name)
+        assert exc.value.args[0] == f"There is no partition named {name!r}; the partitions are dev, stage, prod, demo."
+
+
+def test_the_page_answers_404_to_a_partition_that_cannot_exist(support_client, configured_partitions):
+    for name in ("qa", "%00", "x" * 300):
+        assert support_client.get(reverse("dashboard:attention") + f"?partition={name}").status_code == 404
+    assert support_client.get(reverse("dashboard:attention") + "?partition=prod").status_code == 200
+
+
+def test_a_sending_domain_with_a_nul_is_a_sentence_not_a_database_error(configured_partitions):
+    with pytest.raises(CommandError) as exc:
+        call_command("status", "orders.acme\x00.prod.ardamails.com")
+    assert exc.value.args[0] == "No configuration has the sending domain 'orders.acme\\x00.prod.ardamails.com'."

@@ -276,7 +276,7 @@ def test_check_drift_prints_one_line_per_problem_and_a_summary(harness, configur
 def test_check_drift_refuses_an_unknown_partition(harness, configured_partitions):
     with pytest.raises(CommandError) as exc:
         call_command("check_drift", "--partition", "nowhere")
-    assert str(exc.value) == "There is no partition named 'nowhere'."
+    assert str(exc.value) == "There is no partition named 'nowhere'; the partitions are dev, stage, prod, demo."
 
 
 def test_the_repair_command_brings_it_back(harness, configured_partitions, capsys, settings):

@@ -1,10 +1,10 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
+from dashboard.cli import partition_named
 from dashboard.presenters import attention_document, attention_rows
 from dashboard.queries import needs_attention
-from tenants.models import Partition
 from tenants.roles import Actor
 
 
@@ -16,11 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", dest="as_json")
 
     def handle(self, *args, partition, as_json, **options):
-        chosen = None
-        if partition:
-            chosen = Partition.objects.filter(name=partition).first()
-            if chosen is None:
-                raise CommandError(f"There is no partition named '{partition}'.")
+        chosen = partition_named(partition) if partition is not None else None
         rows = attention_rows(needs_attention(partition=chosen), Actor.command_line())
         if as_json:
             self.stdout.write(json.dumps([attention_document(row) for row in rows], indent=2))

@@ -1,11 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from dashboard.cli import check_here
+from dashboard.cli import check_here, partition_named
 from integrations.errors import ProviderError
 from provisioning.drift import record_problem
 from provisioning.providers import Providers
 from tenants.lifecycle import DNS_WATCHED, ActionRefused
-from tenants.models import EmailConfiguration, Partition
+from tenants.models import EmailConfiguration
 
 
 class Command(BaseCommand):
@@ -16,10 +16,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, partition, **options):
         configurations = EmailConfiguration.objects.filter(status__in=DNS_WATCHED)
-        if partition:
-            if not Partition.objects.filter(name=partition).exists():
-                raise CommandError(f"There is no partition named '{partition}'.")
-            configurations = configurations.filter(partition__name=partition)
+        if partition is not None:
+            configurations = configurations.filter(partition=partition_named(partition))
         providers = Providers.default()
         checked = drifted = errors = 0
         for pk, domain in configurations.order_by("sending_domain").values_list("pk", "sending_domain"):
