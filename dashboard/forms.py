@@ -131,6 +131,9 @@ class RampForm(forms.Form):
     )
     reason = Text(max_length=1000, required=False, label="Reason")
     override_dwell = forms.BooleanField(required=False, label="Override the minimum dwell time")
+    # The page's confirmation of an emergency relax (the dialog, or the confirmation page without
+    # JavaScript); the command line needs none, like every explicit command.
+    confirmed = forms.BooleanField(required=False, label="Confirmed")
 
 
 class TestEmailForm(forms.Form):

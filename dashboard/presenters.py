@@ -134,6 +134,7 @@ def configuration_context(configuration: EmailConfiguration, *, user) -> dict:
         "actions": actions,
         # A step the user's role may not take is not shown at all (the service refuses it too).
         "relax_to": _relax_targets(configuration, actions),
+        "relax": actions.get("relax_dmarc"),
         "dmarc_targets": [t for t in targets if "ramp_dmarc_to_reject" in actions
                           or not (t.direction == "forward" and t.state in NEEDS_EMAIL_ADMIN)],
         "dmarc_changes": list(configuration.dmarc_changes.all()[:10]),
@@ -142,9 +143,9 @@ def configuration_context(configuration: EmailConfiguration, *, user) -> dict:
 
 
 def _relax_targets(configuration: EmailConfiguration, actions: dict) -> list[tuple[str, str]]:
-    """The earlier states an email admin may relax to at once (beyond the one step back)."""
-    relax = actions.get("relax_dmarc")
-    if relax is None or not relax.allowed:
+    """The earlier states an email admin may relax to at once (beyond the one step back); the form
+    shows whenever their role may, disabled with why while the configuration cannot take it."""
+    if "relax_dmarc" not in actions:
         return []
     current = RAMP.index(configuration.dmarc_state)
     return [(state, DmarcState(state).label) for state in reversed(RAMP[:max(current - 1, 0)])]
@@ -203,11 +204,13 @@ def _iso(moment) -> str | None:
 @dataclass
 class AttentionRow:
     configuration: EmailConfiguration
+    code: str  # which condition (queries.Attention), "" once nothing needs a person
     reason: str  # a sentence: why a person is needed
     since: object
-    action: str  # the ACTIONS name of what to do about it
+    action: str  # the ACTIONS name of what to do about it ("" for nothing)
     action_label: str
     allowed: bool  # the user may press it now (the service decides again when pressed)
+    activity: str  # lifecycle.activity: "working" while the page should keep following it
 
 
 def _attention_reason(c: EmailConfiguration, code: str) -> tuple[str, str]:
@@ -239,8 +242,13 @@ def attention_rows(configurations, actor: Actor) -> list[AttentionRow]:
         reason, action = _attention_reason(c, c.reason)
         allowed = refusal(action, c, actor, check_credentials=False) is None
         label = dict(ACTIONS[action].labels).get(c.status, ACTIONS[action].label)
-        rows.append(AttentionRow(c, reason, c.since, action, label, allowed))
+        rows.append(AttentionRow(c, c.reason, reason, c.since, action, label, allowed, activity(c)))
     return rows
+
+
+def settled_row(configuration: EmailConfiguration) -> AttentionRow:
+    """A row the page follows after its action, once the configuration needs nobody any more."""
+    return AttentionRow(configuration, "", "Nothing needs a person now.", None, "", "", False, activity(configuration))
 
 
 def attention_document(row: AttentionRow) -> dict:

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
-from provisioning.dmarc import configuration_ramp_dmarc
+from provisioning.dmarc import configuration_ramp_dmarc, is_emergency_relax
 from provisioning.drift import configuration_repair
 from provisioning.offboarding import configuration_offboard
 from provisioning.onboarding import (
@@ -27,7 +27,7 @@ from provisioning.providers import Providers
 from provisioning.sending import configuration_send_test_email
 from provisioning.verification import configuration_check_now
 from tenants.lifecycle import ACTIONS, ActionRefused
-from tenants.models import EmailConfiguration, Partition
+from tenants.models import DmarcState, EmailConfiguration, Partition
 from tenants.roles import (
     EMAIL_ADMIN_GROUP,
     ROLE_REFUSALS,
@@ -45,6 +45,7 @@ from .presenters import (
     configuration_context,
     record_rows,
     records_csv,
+    settled_row,
     zone_file_lines,
 )
 
@@ -60,7 +61,10 @@ def home(request):
 
 
 def attention(request):
-    """Every configuration that needs a person, oldest first, each with why and what to do."""
+    """Every configuration that needs a person, oldest first, each with why and what to do; with
+    `?row=<id>` only that configuration's row (the page follows the work a row's button started)."""
+    if "row" in request.GET:
+        return _attention_row(request, request.GET["row"])
     partition = None
     if request.GET.get("partition"):
         partition = queries.partition_or_none(request.GET["partition"])
@@ -71,6 +75,15 @@ def attention(request):
         "page": page, "rows": attention_rows(page.object_list, Actor.of(request.user)), "partition": partition,
         "partitions": Partition.objects.all(),
     })
+
+
+def _attention_row(request, pk: str):
+    if not re.fullmatch(r"[0-9]{1,18}", pk):
+        raise Http404("There is no such configuration.")
+    configuration = get_object_or_404(EmailConfiguration.objects.select_related("tenant", "partition"), pk=int(pk))
+    rows = (attention_rows(queries.needs_attention().filter(pk=configuration.pk), Actor.of(request.user))
+            or [settled_row(configuration)])
+    return render(request, "dashboard/fragments/attention_rows.html", {"rows": rows})
 
 
 def partition_list(request):
@@ -239,9 +252,23 @@ def configuration_repair_view(request, pk):
 
 @require_POST
 def configuration_ramp_view(request, pk):
+    form = RampForm(request.POST)
+    if form.is_valid() and not form.cleaned_data["confirmed"]:
+        configuration = _configuration(pk)
+        if (is_emergency_relax(configuration.dmarc_state, form.cleaned_data["to"])
+                and Actor.of(request.user).may(ACTIONS["relax_dmarc"].role)):
+            return _confirm_relax(request, configuration, form.cleaned_data)
     return _with_form(request, pk, RampForm, "ramp_dmarc", lambda c, actor, data: configuration_ramp_dmarc(
         configuration_id=c.pk, actor=actor, to_state=data["to"], reason=data["reason"],
         override_dwell=data["override_dwell"], providers=Providers.default()))
+
+
+def _confirm_relax(request, configuration, data):
+    """An emergency relax is confirmed first: a page that asks (without JavaScript), or a sentence."""
+    if request.headers.get("Accept") == "application/json":
+        return _answer(request, configuration, "error", "Confirm the emergency relax first (confirmed=yes).")
+    return render(request, "dashboard/confirm_relax.html", {
+        "configuration": configuration, "to": DmarcState(data["to"]), "reason": data["reason"]})
 
 
 @require_POST

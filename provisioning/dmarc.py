@@ -75,11 +75,16 @@ def _move_refusal(configuration: EmailConfiguration, to_state: str) -> str:
     return ""
 
 
+def is_emergency_relax(from_state: str, to_state: str) -> bool:
+    """More than one step back at once: the emergency relax."""
+    return RAMP.index(to_state) < RAMP.index(from_state) - 1
+
+
 def _relax_refusal(configuration, to_state, *, actor: Actor, reason: str) -> tuple[str, bool]:
     """More than one step back at once is the emergency relax: an email admin's, with a reason.
     Returns why not ("" when allowed) and whether it is a refusal of the person's role."""
-    i, j = RAMP.index(configuration.dmarc_state), RAMP.index(to_state)
-    if j >= i - 1:
+    i = RAMP.index(configuration.dmarc_state)
+    if not is_emergency_relax(configuration.dmarc_state, to_state):
         return "", False
     if not actor.may(ACTIONS["relax_dmarc"].role):
         return (f"Stepping back goes one step at a time: from {_label(configuration.dmarc_state)} the step back "

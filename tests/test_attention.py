@@ -118,3 +118,17 @@ def test_a_sending_domain_with_a_nul_is_a_sentence_not_a_database_error(configur
     with pytest.raises(CommandError) as exc:
         call_command("status", "orders.acme\x00.prod.ardamails.com")
     assert exc.value.args[0] == "No configuration has the sending domain 'orders.acme\\x00.prod.ardamails.com'."
+
+
+def test_one_row_on_its_own_for_the_page_to_follow_and_a_settled_row_once_nobody_is_needed(support_client, waiting):
+    url = reverse("dashboard:attention")
+    failed = waiting["failed"]
+    html = support_client.get(url, {"row": failed.pk}).content.decode()
+    assert html.count("<tr ") == 1 and f'data-row="{failed.pk}"' in html and 'data-reason="failed"' in html
+    assert "Webhook: Postmark could not create the webhook" in html and ">Retry</button>" in html
+    fine = waiting["active"]
+    html = support_client.get(url, {"row": fine.pk}).content.decode()
+    assert 'data-reason=""' in html and "Nothing needs a person now." in html and "<button" not in html
+    assert 'data-activity="idle"' in html
+    for bad in ("x", "²", "-1", "9" * 30, "999999"):
+        assert support_client.get(url, {"row": bad}).status_code == 404

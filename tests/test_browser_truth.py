@@ -59,7 +59,14 @@ def test_retry_and_check_now_answer_in_place_and_the_page_follows_the_work(
     assert "Failed: Webhook: Postmark could not create the webhook" in row.inner_text()
     page.evaluate("window.__noReload = true")
     row.locator("button", has_text="Retry").click()
-    page.wait_for_function("document.querySelector('#action-message').textContent.includes('Retrying')")
+    # The answer shows in the row, and the row follows the run until nothing needs a person.
+    selector = f'tr[data-row="{configuration.pk}"]'
+    page.wait_for_function(f"document.querySelector('{selector} .row-message').textContent.includes('Retrying')")
+    page.wait_for_function(f"document.querySelector('{selector}').dataset.activity !== 'working'"
+                           f" && document.querySelector('{selector}').dataset.reason === ''", timeout=60_000)
+    assert "Nothing needs a person now." in row.inner_text() and "Retrying" in row.inner_text()
+    assert row.locator(".badge").inner_text() in ("Verifying", "Active")
+    assert page.locator("#action-message").is_hidden()
     assert page.evaluate("window.__noReload") is True
 
     # The configuration page follows the retried run to the end, and then stops asking.
@@ -194,3 +201,33 @@ def test_every_status_has_its_own_colour_and_its_text_is_readable_at_wcag_aa(
     assert len({badge["colours"] for badge in statuses.values()}) == len(labels), statuses  # no two alike
     for label, badge in statuses.items():
         assert badge["contrast"] >= 4.5, (label, badge)  # WCAG AA for normal text
+
+
+def test_a_page_whose_session_ended_says_so_and_stops_asking(
+        browser, live_server, configured_partitions, support_user, settings):  # noqa: F811
+    from django.utils import timezone
+
+    settings.DASHBOARD_POLL_MS = settings.DASHBOARD_POLL_WAITING_MS = 200
+    tenant = Tenant.objects.create(slug="acme", display_name="Acme")
+    configuration = EmailConfiguration.objects.create(  # waiting for DNS: the page keeps asking
+        tenant=tenant, partition=configured_partitions["prod"], config_slug="orders", status="verifying",
+        verification_started_at=timezone.now(), due_at=timezone.now() + timezone.timedelta(hours=1),
+        postmark_domain_id=2, postmark_server_id=1, postmark_webhook_id=3, return_path_target="pm.mtasv.net",
+        dkim_host="20261201120000pm._domainkey.orders.acme.prod.ardamails.com", dkim_value="k=rsa; p=MIGf")
+    configuration.server_token_encrypted = configuration.encrypt_server_token("server-token")
+    configuration.save()
+    page = new_page(browser, live_server, support_user)
+    polls = []
+    page.on("request", lambda request: polls.append(request.url) if "/live" in request.url else None)
+    page.goto(f"{live_server.url}/configurations/{configuration.pk}/")
+    page.wait_for_function("document.querySelector('#live').getAttribute('data-poll-ms') !== '0'")
+    page.context.clear_cookies(name="sessionid")
+    page.wait_for_function("document.querySelector('#action-message').textContent.includes('signed out')")
+    assert page.inner_text("#action-message") == "You are signed out, so this page no longer updates. Sign in again."
+    asked = len(polls)
+    page.wait_for_timeout(1500)  # several poll intervals: none may follow
+    assert len(polls) == asked
+
+    page.click("#check-now")
+    page.wait_for_function("document.querySelector('#action-message').textContent.includes('nothing was done')")
+    assert page.inner_text("#action-message") == "You are signed out; nothing was done. Sign in again."

@@ -436,3 +436,41 @@ def test_a_refused_record_after_the_hold_was_lost_keeps_the_decision_for_repair(
     assert exc.value.message.startswith("DMARC p=quarantine, test mode is recorded for")
     assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "quarantine_test"
     assert DmarcChange.objects.count() == 1
+
+
+def test_the_page_confirms_an_emergency_relax_before_it_happens(active, harness, settings, admin_client_ea):
+    from django.urls import reverse
+
+    settings.AWS_ENDPOINT_URL = None
+    EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="reject")
+    url = reverse("dashboard:ramp_dmarc", args=[active.pk])
+    asked = {"to": "none", "reason": "invoices bounce <at> a big receiver"}
+    # Without JavaScript: a page that asks, carrying what was typed; nothing has changed yet.
+    page = admin_client_ea.post(url, asked)
+    html = page.content.decode()
+    assert page.status_code == 200 and f"Relax DMARC of {DOMAIN} at once?" in html
+    assert 'name="confirmed" value="yes"' in html and "invoices bounce &lt;at&gt; a big receiver" in html
+    # A script that did not ask: a sentence, and nothing changed.
+    answer = admin_client_ea.post(url, asked, HTTP_ACCEPT="application/json")
+    assert (answer.status_code, answer.json()["message"]) == (400, "Confirm the emergency relax first (confirmed=yes).")
+    assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "reject" and not DmarcChange.objects.exists()
+    answer = admin_client_ea.post(url, {**asked, "confirmed": "yes"}, HTTP_ACCEPT="application/json")
+    assert answer.json()["message"] == "DMARC is now v=DMARC1; p=none"
+    assert DmarcChange.objects.get().reason == "invoices bounce <at> a big receiver"
+    # One step back is no emergency: no confirmation asked.
+    EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="quarantine", holder=None)
+    answer = admin_client_ea.post(url, {"to": "quarantine_test"}, HTTP_ACCEPT="application/json")
+    assert answer.json()["message"] == "DMARC is now v=DMARC1; p=quarantine; pct=0; t=y"
+
+
+def test_the_relax_form_stays_in_view_disabled_with_why_while_the_configuration_is_busy(active, admin_client_ea):
+    import uuid
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    EmailConfiguration.objects.filter(pk=active.pk).update(
+        dmarc_state="reject", holder=uuid.uuid4(), held_for="repair", held_until=timezone.now() + timedelta(minutes=1))
+    html = admin_client_ea.get(reverse("dashboard:configuration", args=[active.pk])).content.decode()
+    assert 'id="relax"' in html and 'data-relax disabled aria-describedby="relax-why"' in html
+    assert '<div class="muted small" id="relax-why">' in html and "a DNS repair" in html

@@ -119,6 +119,21 @@ def test_a_refusal_of_the_role_is_a_page_that_says_what_is_missing_and_who_grant
     assert "<code>support</code>" in html and "<code>email admin</code>" in html and "Sign out" in html
 
 
+def test_a_user_without_a_role_is_never_offered_onboarding(client, configured_partitions):
+    client.force_login(get_user_model().objects.create_user("viewer", password="x", is_staff=True))
+    for url in (reverse("dashboard:home"), reverse("dashboard:configurations"),
+                reverse("dashboard:partition", args=["prod"])):
+        html = client.get(url).content.decode()
+        assert reverse("dashboard:onboard") not in html, url
+    assert "Someone with the support role onboards tenants." in html
+
+
+def test_support_is_offered_onboarding_everywhere(support_client, configured_partitions):
+    for url in (reverse("dashboard:home"), reverse("dashboard:configurations"),
+                reverse("dashboard:partition", args=["prod"])):
+        assert ">Onboard a tenant</a>" in support_client.get(url).content.decode(), url
+
+
 def test_only_csv_and_zone_file_downloads_exist(support_client, configuration_with_token):
     c = configuration_with_token
     for name in ("records.exe", "records.csv%0aX", 'records.csv"x'):
