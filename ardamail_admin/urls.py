@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("", include("events.urls")),  # the providers' webhooks: no login, no CSRF, their own secret
     # Browsers ask for /favicon.ico on every page, signed in or not.
     path("favicon.ico", login_not_required(RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True))),
     path("", include("dashboard.urls")),

@@ -17,12 +17,20 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from http.client import responses
 from urllib.parse import parse_qsl
 
 import httpx
 
+from .postmark_events import (
+    Post,
+    bounce_kind,
+    bounce_payload,
+    delivery_payload,
+    encode,
+    request_headers,
+)
 from .postmark_records import (
     ACCOUNT,
     RETURN_PATH_TARGET,
@@ -60,6 +68,7 @@ class PostmarkSimulator:
         server_deletion_allowed: bool = False,
         clock: Callable[[], datetime] | None = None,
         timeout_sleep_seconds: float = 15.0,
+        post_webhook: Post | None = None,
     ):
         self._account_tokens = dict(account_tokens)
         self._dns_lookup = dns_lookup or (lambda fqdn, rtype: [])
@@ -68,6 +77,9 @@ class PostmarkSimulator:
         self.server_deletion_allowed = server_deletion_allowed  # Postmark support enabled it for the account
         self._clock = clock or (lambda: datetime.now(UTC))
         self.timeout_sleep_seconds = timeout_sleep_seconds
+        # Posts the event webhooks a send causes (localdev.postmark_events.BackgroundPoster); None
+        # keeps them in state()["events"] only.
+        self.post_webhook = post_webhook
         # Set by serve(): over real HTTP a timeout is a slow answer, not an exception in the app.
         self.timeout_by_sleeping = False
         self._lock = threading.Lock()
@@ -78,7 +90,9 @@ class PostmarkSimulator:
         with self._lock:
             self._servers, self._domains, self._webhooks = {}, {}, {}
             self._emails, self._faults = [], []
-            self._ids = dict(server=itertools.count(1001), domain=itertools.count(3001), webhook=itertools.count(5001))
+            self._events, self._outbox, self._suppressed = [], [], {}
+            self._ids = dict(server=itertools.count(1001), domain=itertools.count(3001), webhook=itertools.count(5001),
+                             bounce=itertools.count(700001))
             self.calls: list[tuple[str, str]] = []
 
     def inject_fault(self, *, method: str, path_pattern: str, status: int | None = None, error_code: int = 0,
@@ -101,18 +115,21 @@ class PostmarkSimulator:
                 "domains": list(self._domains.values()),
                 "webhooks": list(self._webhooks.values()),
                 "emails": list(self._emails),
+                "events": list(self._events),
+                "suppressed": {str(k): sorted(v) for k, v in self._suppressed.items()},
             })
 
     def dump(self) -> dict:
         """What local mode saves between runs (tokens included: it stays in var/, like the secrets)."""
         state = self.state()
-        return {key: state[key] for key in ("servers", "domains", "webhooks")}
+        return {key: state[key] for key in ("servers", "domains", "webhooks", "suppressed")}
 
     def restore(self, saved: dict) -> None:
         with self._lock:
             self._servers = {s["ID"]: s for s in saved.get("servers", [])}
             self._domains = {d["ID"]: d for d in saved.get("domains", [])}
             self._webhooks = {w["ID"]: w for w in saved.get("webhooks", [])}
+            self._suppressed = {int(k): set(v) for k, v in saved.get("suppressed", {}).items()}
             for kind, rows, start in (("server", self._servers, 1001), ("domain", self._domains, 3001),
                                       ("webhook", self._webhooks, 5001)):
                 self._ids[kind] = itertools.count(max(rows, default=start - 1) + 1)
@@ -130,6 +147,7 @@ class PostmarkSimulator:
             status, body = self._dispatch(method, path, environ)
         except ApiError as exc:
             status, body = exc.status, {"ErrorCode": exc.error_code, "Message": exc.message}
+        self._post_outbox()
         payload = json.dumps(body).encode()
         headers = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(payload)))]
         start_response(f"{status} {responses.get(status, 'Unknown')}", headers)
@@ -348,15 +366,51 @@ class PostmarkSimulator:
                     and d["DKIMVerified"]}
         if address.rpartition("@")[2] not in verified:
             invalid(400, f"The 'From' address you supplied ({sender}) is not a Sender Signature on your account.")
-        if not to:
-            invalid(300, "Invalid 'To' address: ''.")
+        recipients = [a for _, a in getaddresses([to]) if "@" in a] if isinstance(to, str) else []
+        if not recipients:
+            invalid(300, f"Invalid 'To' address: '{to}'.")
         if not (body.get("TextBody") or body.get("HtmlBody")):
             invalid(300, "Provide either email TextBody or HtmlBody or both.")
-        check_stream(body.get("MessageStream", "outbound"))
+        stream = body.get("MessageStream", "outbound")
+        check_stream(stream)
+        inactive = [r for r in recipients if r.lower() in self._suppressed.get(server["ID"], set())]
+        if inactive:
+            invalid(406, "You tried to send to recipient(s) that have been marked as inactive. Found inactive "
+                         f"addresses: {', '.join(inactive)}. Inactive recipients are ones that have generated a "
+                         "hard bounce, a spam complaint, or a manual suppression.")
         receipt = {"To": to, "SubmittedAt": self._clock().isoformat(), "MessageID": str(uuid.uuid4()),
                    "ErrorCode": 0, "Message": "OK"}
         self._emails.append({**body, "ServerID": server["ID"], "MessageID": receipt["MessageID"]})
+        for recipient in recipients:
+            self._report(server, body, stream, receipt["MessageID"], recipient)
         return receipt
+
+    def _report(self, server, body, stream, message_id, recipient):
+        """The event this recipient causes (postmark_events), queued for the server's webhooks."""
+        kind, tag, now = bounce_kind(recipient), body.get("Tag") or "", self._clock()
+        if kind is not None:
+            payload = bounce_payload(bounce_id=next(self._ids["bounce"]), kind=kind, server=server,
+                                     message_id=message_id, recipient=recipient, sender=body.get("From") or "",
+                                     subject=body.get("Subject") or "", stream=stream, tag=tag, at=now)
+            if kind[0] == "HardBounce":
+                self._suppressed.setdefault(server["ID"], set()).add(recipient.lower())
+        elif server["DeliveryType"] == "Live":
+            payload = delivery_payload(server=server, message_id=message_id, recipient=recipient, stream=stream,
+                                       tag=tag, at=now)
+        else:
+            return  # a Sandbox server delivers nothing
+        self._events.append(payload)
+        for hook in self._webhooks.values():
+            if (hook["ServerID"] == server["ID"] and hook["MessageStream"] == stream
+                    and hook["Triggers"].get(payload["RecordType"], {}).get("Enabled")):
+                self._outbox.append((hook["Url"], request_headers(hook), encode(payload)))
+
+    def _post_outbox(self):
+        with self._lock:
+            outbox, self._outbox = self._outbox, []
+        if self.post_webhook is not None:
+            for url, headers, body in outbox:
+                self.post_webhook(url, headers, body)
 
     # -- control endpoints (local mode only, no auth) -----------------------------------------
 

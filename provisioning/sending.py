@@ -2,6 +2,7 @@
 sending works end to end). Sandbox servers (dev, stage) accept it but never deliver it."""
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from integrations.errors import ProviderError
 from tenants.lifecycle import ActionRefused, require
@@ -30,6 +31,11 @@ def configuration_send_test_email(*, configuration_id: int, actor: Actor, to: st
         )
     except ProviderError as exc:
         raise ActionRefused(str(exc)) from exc
-    sandbox = " (Sandbox server: accepted, never delivered)" \
-        if configuration.partition.delivery_type == DeliveryType.SANDBOX else ""
-    return ActionResult(f"Postmark accepted the test email to {to}{sandbox}; MessageID {message_id or '?'}.")
+    # Not the configuration's state: what its page follows until the provider reports the outcome.
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(
+        test_email_message_id=message_id[:100], test_email_to=to, test_email_sent_at=timezone.now())
+    if configuration.partition.delivery_type == DeliveryType.SANDBOX:
+        return ActionResult(f"Postmark accepted the test email to {to} (Sandbox server: accepted, never delivered, "
+                            f"so only a bounce can come back); MessageID {message_id or '?'}.")
+    return ActionResult(f"Postmark accepted the test email to {to}; MessageID {message_id or '?'}. "
+                        "Its delivery or bounce shows under Delivery events when Postmark reports it.")

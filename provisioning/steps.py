@@ -56,10 +56,10 @@ def webhook_url(configuration: EmailConfiguration) -> str:
 def ensure_webhook(configuration: EmailConfiguration, hold: Hold, providers: Providers) -> None:
     if configuration.postmark_webhook_id:
         return
-    secret = configuration.partition.read_secret(secrets.WEBHOOK_SECRET)
+    secret = configuration.partition.webhook_secrets()[0]  # the current value (several during a rotation)
     webhook_id = providers.server(configuration).ensure_webhook(
         url=webhook_url(configuration), bearer_secret=secret, before_write=hold.renew)
-    _save(hold, configuration, postmark_webhook_id=webhook_id)
+    _save(hold, configuration, postmark_webhook_id=webhook_id, webhook_secret_fingerprint=secrets.fingerprint(secret))
 
 
 STEP_FUNCTIONS = {

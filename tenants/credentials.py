@@ -21,7 +21,7 @@ def _check(configuration, need: str) -> None:
     if need == ACCOUNT_TOKEN:
         partition.read_secret(secrets.POSTMARK_ACCOUNT_TOKEN)
     elif need == WEBHOOK_SECRET:
-        partition.read_secret(secrets.WEBHOOK_SECRET)
+        partition.webhook_secrets()
     elif need == ENCRYPTION_KEY:
         label = partition.secret_label(secrets.ENCRYPTION_KEY)
         encrypt("check", key_material=partition.read_secret(secrets.ENCRYPTION_KEY), secret_label=label)

@@ -51,6 +51,13 @@ class Partition(models.Model):
     def secret_label(self, name: str) -> str:
         return secrets.secret_name(infrastructure=self.infrastructure, partition=self.name, name=name)
 
+    def webhook_secrets(self) -> list[str]:
+        """Every value of the webhook secret (several during a rotation); the first is current."""
+        values = secrets.split_values(self.read_secret(secrets.WEBHOOK_SECRET))
+        if not values:
+            raise secrets.MissingSecret(self.secret_label(secrets.WEBHOOK_SECRET))
+        return values
+
     def missing_secrets(self) -> list[str]:
         return secrets.missing_secrets(infrastructure=self.infrastructure, partition=self.name)
 
@@ -123,6 +130,8 @@ class EmailConfiguration(models.Model):
     postmark_domain_id = models.BigIntegerField(null=True, blank=True)
     postmark_webhook_id = models.BigIntegerField(null=True, blank=True)
     server_token_encrypted = models.TextField(blank=True, editable=False)
+    # Which value of the partition's webhook secret the webhook carries (tenants.secrets.fingerprint).
+    webhook_secret_fingerprint = models.CharField(max_length=16, blank=True, editable=False)
     dkim_host = models.CharField(max_length=253, blank=True)
     dkim_value = models.TextField(blank=True)  # public key, not a secret
     return_path_target = models.CharField(max_length=253, blank=True)  # the CNAME target Postmark gave
@@ -136,6 +145,10 @@ class EmailConfiguration(models.Model):
     verification_attempts = models.PositiveIntegerField(default=0)
     # When the DNS records were last compared with what DNS holds (drift detection).
     drift_checked_at = models.DateTimeField(null=True, blank=True)
+    # The last test email: the page follows it until the provider reports its delivery or bounce.
+    test_email_message_id = models.CharField(max_length=100, blank=True)
+    test_email_to = models.CharField(max_length=254, blank=True)
+    test_email_sent_at = models.DateTimeField(null=True, blank=True)
     # Who asked for the offboarding (shown on the offboarded page; the audit log will say more).
     offboarded_by = models.CharField(max_length=150, blank=True)
     # DMARC ramp: when the current state was entered (dwell time counts from here).
@@ -170,6 +183,8 @@ class EmailConfiguration(models.Model):
             models.Index(fields=["partition", "dmarc_state"], name="configuration_part_dmarc"),
             models.Index(fields=["status", "due_at"], name="configuration_status_due"),
             models.Index(fields=["partition", "dmarc_state", "dmarc_changed_at"], name="configuration_dmarc_wait"),
+            # The event webhook finds the configuration by the server the provider names.
+            models.Index(fields=["partition", "postmark_server_id"], name="configuration_part_server"),
         ]
 
     def __str__(self):

@@ -6,7 +6,9 @@ A secret may also come from an environment variable of the same name with `-` tu
 Secrets are read at the point of use, never cached in settings, so a rotated file is picked up.
 """
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
 from django.conf import settings
@@ -82,3 +84,14 @@ def _readable(full_name: str) -> bool:
         return _lookup(full_name) is not None
     except UnreadableSecret:
         return False
+
+
+def split_values(raw: str) -> list[str]:
+    """A secret that may hold several values (comma or whitespace separated) during a rotation:
+    the first is the one to use for anything new, every one is still accepted."""
+    return [value for value in re.split(r"[\s,]+", raw) if value]
+
+
+def fingerprint(value: str) -> str:
+    """Which value something was given, without keeping the value (a hash of a random secret)."""
+    return hashlib.sha256(b"ardamail-secret:" + value.encode()).hexdigest()[:16]

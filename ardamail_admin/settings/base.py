@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "tenants",
     "provisioning",
+    "events",
     "dashboard",
     "localdev",
 ]
@@ -132,6 +133,15 @@ DASHBOARD_POLL_WAITING_MS = env.int("DASHBOARD_POLL_WAITING_MS", default=10000)
 # beat down?), and verification still not complete after this many hours.
 ATTENTION_STALLED_SECONDS = env.int("ATTENTION_STALLED_SECONDS", default=600)
 ATTENTION_UNVERIFIED_HOURS = env.int("ATTENTION_UNVERIFIED_HOURS", default=24)
+
+# --- Delivery events (the providers' webhooks) --------------------------------
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)  # a larger body gets 413
+EVENTS_BOUNCE_RATE_THRESHOLD = env.float("EVENTS_BOUNCE_RATE_THRESHOLD", default=0.05)  # flagged above 5 %
+EVENTS_COMPLAINT_RATE_THRESHOLD = env.float("EVENTS_COMPLAINT_RATE_THRESHOLD", default=0.001)  # above 0.1 %
+EVENTS_ROLLUP_SECONDS = env.float("EVENTS_ROLLUP_SECONDS", default=60.0)  # how often the overview's rates are recounted
+# After a test email, its page follows it this long for the provider's delivery or bounce event.
+TEST_EMAIL_FOLLOW_SECONDS = env.int("TEST_EMAIL_FOLLOW_SECONDS", default=120)
+CELERY_BEAT_SCHEDULE["events-rollup"] = {"task": "events.tasks.roll_up", "schedule": EVENTS_ROLLUP_SECONDS}
 
 # --- Partitions and secrets --------------------------------------------------
 PARTITIONS_FILE = env.path("PARTITIONS_FILE", default=BASE_DIR / "deploy" / "partitions.local.toml")

@@ -8,6 +8,7 @@ Deleting something that is already gone is not an error.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from integrations import BeforeWrite
@@ -35,6 +36,31 @@ class SendingDomain:
 class DomainVerification:
     dkim: bool
     return_path: bool
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """One event the provider reported about a message (a delivery, a bounce, a spam complaint),
+    in the provider's own words where it has them (`record_type`, `bounce_type`)."""
+
+    record_type: str  # "Delivery", "Bounce" or "SpamComplaint"
+    key: str  # what makes it unique among the provider account's events (docs/providers/postmark-events.md)
+    server_id: int | None  # which of our servers sent the message (None: the payload did not say)
+    message_id: str
+    recipient: str
+    occurred_at: datetime
+    bounce_type: str = ""  # the provider's bounce type ("HardBounce", "Transient", …)
+    undelivered: bool = False  # a bounce that means the message was not delivered (counts in the bounce rate)
+    description: str = ""
+    details: str = ""
+    message_stream: str = ""
+    tag: str = ""
+
+
+# Each provider package also offers `events.parse_event(payload) -> ProviderEvent`: one webhook body
+# as an event, or EventRejected with the reason (the receiver in `events/` picks it by URL).
+class EventRejected(ValueError):
+    """A webhook body that is not an event we can store; the message says what is wrong with it."""
 
 
 class EmailAccount(Protocol):

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from integrations.dns.route53 import Route53
+from localdev.postmark_events import BackgroundPoster
 from localdev.postmark_simulator import PostmarkSimulator
 from localdev.serving import serve
 from localdev.zones import dns_lookup, simulator_account_tokens
@@ -38,7 +39,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, port, state_file, **options):
         route53 = Route53(endpoint_url=settings.AWS_ENDPOINT_URL, region=settings.AWS_REGION)
-        simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(), dns_lookup=dns_lookup(route53))
+        # Deliveries and bounces are posted to the webhooks the dashboard registered, as Postmark does.
+        simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(), dns_lookup=dns_lookup(route53),
+                                      post_webhook=BackgroundPoster())
         app = simulator
         if state_file:
             path = Path(state_file)

@@ -1,0 +1,86 @@
+"""What the email provider reported about each message: deliveries, bounces and spam complaints.
+
+An event is stored once (its natural key, per partition and type: docs/providers/postmark-events.md)
+and kept against its configuration, or unmatched (configuration empty) when the server it names is
+not one of ours, so nothing the provider sends is lost. `EventStats` is the per-configuration
+roll-up the partition overview sorts by; the configuration page counts from the events themselves.
+"""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from tenants.models import EmailConfiguration, Partition
+
+
+class RecordType(models.TextChoices):
+    DELIVERY = "Delivery", "Delivery"
+    BOUNCE = "Bounce", "Bounce"
+    SPAM_COMPLAINT = "SpamComplaint", "Spam complaint"
+
+
+class DeliveryEvent(models.Model):
+    partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="+")
+    configuration = models.ForeignKey(EmailConfiguration, null=True, blank=True, on_delete=models.CASCADE,
+                                      related_name="events")
+    record_type = models.CharField(max_length=16, choices=RecordType.choices)
+    key = models.CharField(max_length=450)  # the natural key within the partition and type
+    server_id = models.BigIntegerField(null=True, blank=True)  # as the provider named it
+    message_id = models.CharField(max_length=100, blank=True)
+    recipient = models.CharField(max_length=320, blank=True)
+    occurred_at = models.DateTimeField()  # DeliveredAt / BouncedAt
+    received_at = models.DateTimeField(default=timezone.now)
+    bounce_type = models.CharField(max_length=40, blank=True)
+    undelivered = models.BooleanField(default=False)  # a bounce the bounce rate counts (not an auto-reply, …)
+    description = models.TextField(blank=True)
+    details = models.TextField(blank=True)  # the receiving server's answer
+    message_stream = models.CharField(max_length=100, blank=True)
+    tag = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["partition", "record_type", "key"], name="event_unique_key"),
+            models.CheckConstraint(condition=Q(record_type__in=RecordType.values), name="event_record_type_valid"),
+        ]
+        indexes = [
+            # The feed (newest first) and the daily counts of one configuration.
+            models.Index(fields=["configuration", "-occurred_at"], name="event_config_time"),
+            models.Index(fields=["configuration", "record_type", "occurred_at"], name="event_config_type_time"),
+            # The roll-up finds what arrived since it last ran; a test email finds its own events.
+            models.Index(fields=["received_at"], name="event_received"),
+            models.Index(fields=["message_id"], name="event_message"),
+        ]
+
+    def __str__(self):
+        return f"{self.record_type} {self.recipient} {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class EventStats(models.Model):
+    """A configuration's counts and rates over the last 7 days, as of `computed_at` (the roll-up)."""
+
+    configuration = models.OneToOneField(EmailConfiguration, on_delete=models.CASCADE, related_name="event_stats",
+                                         primary_key=True)
+    delivered_7d = models.PositiveIntegerField(default=0)
+    bounced_7d = models.PositiveIntegerField(default=0)  # bounces of undelivered messages
+    complaints_7d = models.PositiveIntegerField(default=0)
+    bounce_rate_7d = models.FloatField(null=True, blank=True)  # None: no mail to judge by
+    complaint_rate_7d = models.FloatField(null=True, blank=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["bounce_rate_7d"], name="stats_bounce_rate"),
+            models.Index(fields=["complaint_rate_7d"], name="stats_complaint_rate"),
+        ]
+
+    def __str__(self):
+        return f"{self.configuration_id}: {self.bounce_rate_7d} / {self.complaint_rate_7d}"
+
+
+class RollupMark(models.Model):
+    """Where the roll-up got to: events received before `received_before` are counted."""
+
+    name = models.CharField(max_length=32, unique=True)
+    received_before = models.DateTimeField()
+    day = models.DateField()  # the UTC day of the last full recount (windows move at midnight)

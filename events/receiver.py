@@ -1,0 +1,119 @@
+"""The event webhook: who may post, what is stored. No provider call, one INSERT per event.
+
+The partition's webhook secret (`…-I-EmailWebhookSecret`) may hold several values separated by
+commas or whitespace, like the encryption key: every value is accepted, the first is the one new
+webhooks carry, so it is rotated with no event refused (`manage.py rotate_webhook_secret`).
+The credential is the `Authorization: Bearer <secret>` header our webhooks are registered with, or
+HTTP basic auth with the secret as the password (Postmark's own `HttpAuth`). It is compared in
+constant time, over fixed-length digests, against every value; it is never logged.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.views.decorators.debug import sensitive_variables
+
+from integrations.email import EventRejected, ProviderEvent
+from tenants.models import EmailConfiguration, Partition
+
+from .models import DeliveryEvent
+
+log = logging.getLogger(__name__)
+
+
+def _digest(value: bytes) -> bytes:
+    return hashlib.sha256(value).digest()
+
+
+@sensitive_variables("authorization", "given", "values", "decoded")
+def credential_from(authorization: str) -> bytes | None:
+    """The secret the request presents: a Bearer token, or a basic-auth password; None if neither."""
+    scheme, _, given = authorization.strip().partition(" ")
+    if scheme.lower() == "bearer" and given.strip():
+        return given.strip().encode("utf-8", "surrogateescape")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(given.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        _, colon, password = decoded.partition(b":")
+        return password if colon and password else None
+    return None
+
+
+@sensitive_variables("authorization", "given", "values", "raw")
+def authorized(partition: Partition, authorization: str) -> bool:
+    """True when the request carries one of the partition's webhook secret values."""
+    given = credential_from(authorization)
+    if given is None:
+        return False
+    values = partition.webhook_secrets()
+    given_digest = _digest(given)
+    matched = False
+    for value in values:  # every value is compared: the time does not say which one matched
+        matched |= hmac.compare_digest(given_digest, _digest(value.encode()))
+    return matched
+
+
+class BadBody(Exception):
+    """The body is not an event; the message says why (the answer is 400)."""
+
+
+@dataclass
+class Stored:
+    event: DeliveryEvent | None  # None: it was stored before (the provider sent it again)
+    record_type: str
+    matched: bool
+
+    @property
+    def duplicate(self) -> bool:
+        return self.event is None
+
+
+def parse_body(body: bytes) -> object:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadBody("The body is not UTF-8 text.") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadBody(f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+    except RecursionError:
+        raise BadBody("The body is nested too deeply to be an event.") from None
+
+
+def store(partition: Partition, parse: Callable[[object], ProviderEvent], body: bytes) -> Stored:
+    """Parse and keep one event: a lookup of its configuration, then one INSERT (which the unique
+    natural key turns into nothing when the same event comes again)."""
+    try:
+        event = parse(parse_body(body))
+    except EventRejected as exc:
+        raise BadBody(str(exc)) from None
+    configuration_id = None
+    if event.server_id is not None:
+        configuration_id = (EmailConfiguration.objects.filter(partition=partition, postmark_server_id=event.server_id)
+                            .order_by("-pk").values_list("pk", flat=True).first())
+    row = DeliveryEvent(
+        partition=partition, configuration_id=configuration_id, record_type=event.record_type, key=event.key,
+        server_id=event.server_id, message_id=event.message_id, recipient=event.recipient,
+        occurred_at=event.occurred_at, bounce_type=event.bounce_type, undelivered=event.undelivered,
+        description=event.description, details=event.details, message_stream=event.message_stream, tag=event.tag)
+    try:
+        with transaction.atomic():  # inside a caller's transaction, a savepoint keeps it usable
+            row.save(force_insert=True)
+    except IntegrityError:
+        if not DeliveryEvent.objects.filter(partition=partition, record_type=event.record_type, key=event.key).exists():
+            raise
+        return Stored(None, event.record_type, configuration_id is not None)
+    if configuration_id is None:
+        log.warning("Kept a %s event for server %s in %s unmatched: no configuration has that server.",
+                    event.record_type, event.server_id, partition.name)
+    return Stored(row, event.record_type, configuration_id is not None)
