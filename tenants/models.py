@@ -94,6 +94,7 @@ class Work(models.TextChoices):
     REPAIR = "repair", "a DNS repair"
     RAMP = "ramp", "a DMARC change"
     OFFBOARD = "offboard", "offboarding"
+    ROTATE_WEBHOOK = "rotate_webhook", "a webhook secret rotation"
 
 
 class DmarcState(models.TextChoices):
