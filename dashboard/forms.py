@@ -8,6 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 
+from events.models import RecordType
 from provisioning.dmarc import RAMP
 from tenants import naming
 from tenants.credentials import credentials_problem
@@ -110,6 +111,11 @@ class OnboardForm(forms.Form):
         return data
 
 
+SORTS = [("", "Sending domain"), ("-bounce_rate", "Bounce rate, highest first"),
+         ("bounce_rate", "Bounce rate, lowest first"), ("-complaint_rate", "Complaint rate, highest first"),
+         ("complaint_rate", "Complaint rate, lowest first")]
+
+
 class SearchForm(forms.Form):
     """The overview's search and filters; anything it cannot use is said, not a server error."""
 
@@ -118,9 +124,29 @@ class SearchForm(forms.Form):
                                error_messages={"invalid_choice": "'%(value)s' is not a configuration status."})
     dmarc = forms.ChoiceField(choices=[("", "Any DMARC"), *DmarcState.choices], required=False,
                               error_messages={"invalid_choice": "'%(value)s' is not a DMARC state."})
+    sort = forms.ChoiceField(
+        choices=SORTS, required=False, label="Sort",
+        error_messages={"invalid_choice": f"'%(value)s' is not a sort order; the orders are "
+                                          f"{', '.join(v for v, _ in SORTS if v)}."})
 
     def clean_q(self):
         return self.cleaned_data["q"].strip().lower()
+
+
+class EventFilterForm(forms.Form):
+    """The configuration page's and `manage.py events`' choice of events."""
+
+    type = forms.ChoiceField(
+        choices=[("", "All events"), *RecordType.choices], required=False, label="Event type",
+        error_messages={"invalid_choice": f"'%(value)s' is not an event type; the types are "
+                                          f"{', '.join(RecordType.values)}."})
+    since = forms.RegexField(
+        regex=r"^[1-9][0-9]{0,2}d$", required=False, label="Since",
+        error_messages={"invalid": "Say how far back as a number of days, like 7d or 30d (at most 999d)."})
+
+    def clean_since(self):
+        value = self.cleaned_data["since"]
+        return int(value[:-1]) if value else None
 
 
 class RampForm(forms.Form):

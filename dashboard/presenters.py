@@ -6,9 +6,13 @@ the command line always agree about a record.
 import csv
 import io
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
 from django.conf import settings
+from django.utils import timezone
 
+from events import stats
+from events.models import DeliveryEvent, RecordType
 from integrations.dns.txt import quote_txt
 from integrations.errors import ProviderError
 from provisioning.dmarc import NEEDS_EMAIL_ADMIN, RAMP, dmarc_allowed_targets
@@ -31,7 +35,10 @@ from tenants.roles import Actor
 from .queries import Attention
 
 REAL_POSTMARK = "https://api.postmarkapp.com"
-FRAGMENTS = ("facts", "status", "records", "verification", "timeline", "dmarc", "test_email", "offboard", "checks")
+FRAGMENTS = ("facts", "status", "records", "verification", "timeline", "dmarc", "test_email", "events", "offboard",
+             "checks")
+SERIES = (("delivered", "Delivered", "bar-delivered"), ("bounced", "Bounced", "bar-bounced"),
+          ("complaints", "Spam complaints", "bar-complaints"))
 
 
 @dataclass
@@ -111,18 +118,74 @@ def working_on(configuration: EmailConfiguration) -> str:
     return ""
 
 
-def configuration_context(configuration: EmailConfiguration, *, user) -> dict:
+@dataclass
+class TestEmailOutcome:
+    to: str
+    sent_at: object
+    event: DeliveryEvent | None  # the first event the provider reported for it
+    waiting: bool  # none yet, and still within TEST_EMAIL_FOLLOW_SECONDS: the page keeps asking
+
+
+def test_email_outcome(configuration: EmailConfiguration, now=None) -> TestEmailOutcome | None:
+    if not configuration.test_email_message_id or configuration.test_email_sent_at is None:
+        return None
+    now = now or timezone.now()
+    event = (DeliveryEvent.objects.filter(configuration=configuration, message_id=configuration.test_email_message_id)
+             .order_by("occurred_at", "pk").first())
+    follow_until = configuration.test_email_sent_at + timedelta(seconds=settings.TEST_EMAIL_FOLLOW_SECONDS)
+    return TestEmailOutcome(configuration.test_email_to, configuration.test_email_sent_at, event,
+                            waiting=event is None and now < follow_until)
+
+
+def chart_rows(summary: stats.Summary) -> list[dict]:
+    """The 30-day chart: one row of bars per series, each scaled to its own busiest day (a bounce
+    among thousands of deliveries stays visible), with the numbers in each bar's title."""
+    rows = []
+    for field, label, css in SERIES:
+        values = [getattr(day, field) for day in summary.days]
+        top = max(values) or 1
+        bars = []
+        for i, (day, n) in enumerate(zip(summary.days, values, strict=True)):
+            height = max(1, round(24 * n / top)) if n else 1
+            bars.append({"x": i * 10, "y": 26 - height, "height": height, "css": css if n else "bar-empty",
+                         "title": f"{day.day:%Y-%m-%d}: {n} {label.lower()}"})
+        rows.append({"label": label, "max": max(values), "total": sum(values), "bars": bars})
+    return rows
+
+
+def events_context(configuration: EmailConfiguration, event_filter: dict) -> dict:
+    """The Delivery events fragment: counts and rates for 7 and 30 days, the chart, the latest events."""
+    summary = stats.summary_for(configuration)
+    return {
+        "event_windows": [summary.windows[n] for n in stats.WINDOWS],
+        "event_chart": chart_rows(summary),
+        "event_days": summary.days,
+        "events_latest": list(stats.latest(configuration, record_type=event_filter.get("type", ""), limit=20)),
+        "event_type": event_filter.get("type", ""),
+        "event_filter_error": event_filter.get("error", ""),
+        "event_types": RecordType.choices,
+        "test_email": test_email_outcome(configuration),
+        "bounce_threshold": settings.EVENTS_BOUNCE_RATE_THRESHOLD,
+        "complaint_threshold": settings.EVENTS_COMPLAINT_RATE_THRESHOLD,
+    }
+
+
+def configuration_context(configuration: EmailConfiguration, *, user, event_filter: dict | None = None) -> dict:
     actor = Actor.of(user)
     steps = list(configuration.steps.all())
     checks = list(configuration.record_checks.all())
     actions = actions_for(configuration, actor)
     targets = dmarc_allowed_targets(configuration=configuration, actor=actor)
     link = configuration.postmark_server_link
+    events = events_context(configuration, event_filter or {})
+    waiting_for_test = events["test_email"] is not None and events["test_email"].waiting
     return {
+        **events,
         "configuration": configuration,
         "steps": steps,
         "records": record_rows(configuration, steps, checks),
-        "poll_ms": polling(configuration),
+        # Also while a test email's delivery or bounce is awaited: it shows without a reload.
+        "poll_ms": settings.DASHBOARD_POLL_MS if waiting_for_test else polling(configuration),
         "working_on": working_on(configuration),
         "next_check_at": configuration.due_at if activity(configuration) == "waiting" else None,
         "webhook_url": webhook_url(configuration),
@@ -188,6 +251,28 @@ def status_document(configuration: EmailConfiguration, providers: Providers) -> 
         ],
         "records": [_record_entry(r, by_key.get(r.key)) for r in desired],
         "records_error": read_error,
+        "events": events_document(configuration),
+    }
+
+
+def event_entry(event: DeliveryEvent) -> dict:
+    """One event as `status --json` and `events --json` print it."""
+    return {"type": event.record_type, "time": _iso(event.occurred_at), "recipient": event.recipient,
+            "bounce_type": event.bounce_type, "description": event.description, "details": event.details,
+            "message_id": event.message_id, "received_at": _iso(event.received_at)}
+
+
+def events_document(configuration: EmailConfiguration) -> dict:
+    """Counts by type for 7 and 30 days, the 7-day rates, and the last 20 events."""
+    summary = stats.summary_for(configuration)
+    week = summary.windows[7]
+    return {
+        "counts_7d": week.by_type(),
+        "counts_30d": summary.windows[30].by_type(),
+        "bounced_7d": week.bounced,
+        "bounce_rate_7d": week.bounce_rate,
+        "complaint_rate_7d": week.complaint_rate,
+        "latest": [event_entry(e) for e in stats.latest(configuration, limit=20)],
     }
 
 

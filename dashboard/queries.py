@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Count,
@@ -69,11 +70,20 @@ def summary_by_partition() -> list[dict]:
     ]
 
 
+SORT_FIELDS = {"bounce_rate": "event_stats__bounce_rate_7d", "complaint_rate": "event_stats__complaint_rate_7d"}
+
+
 def configuration_search(
-    *, partition: Partition | None, q: str = "", status: str = "", dmarc: str = ""
+    *, partition: Partition | None, q: str = "", status: str = "", dmarc: str = "", sort: str = ""
 ) -> QuerySet[EmailConfiguration]:
-    """Input comes cleaned by SearchForm (no NUL, known status and DMARC state, lowercase text)."""
-    qs = EmailConfiguration.objects.select_related("tenant", "partition")
+    """Input comes cleaned by SearchForm (no NUL, known status, DMARC state and sort, lowercase text).
+    Each row carries its 7-day event counts (events.EventStats, the roll-up) and whether a rate is
+    above its threshold."""
+    qs = (EmailConfiguration.objects.select_related("tenant", "partition", "event_stats")
+          .annotate(bounce_flag=Case(When(event_stats__bounce_rate_7d__gt=settings.EVENTS_BOUNCE_RATE_THRESHOLD,
+                                          then=Value(True)), default=Value(False), output_field=BooleanField()),
+                    complaint_flag=Case(When(event_stats__complaint_rate_7d__gt=settings.EVENTS_COMPLAINT_RATE_THRESHOLD,
+                                             then=Value(True)), default=Value(False), output_field=BooleanField())))
     if partition is not None:
         qs = qs.filter(partition=partition)
     if q:
@@ -84,6 +94,10 @@ def configuration_search(
         qs = qs.filter(status=status)
     if dmarc:
         qs = qs.filter(dmarc_state=dmarc)
+    if sort:
+        rate = F(SORT_FIELDS[sort.lstrip("-")])
+        return qs.order_by(rate.desc(nulls_last=True) if sort.startswith("-") else rate.asc(nulls_last=True),
+                           "sending_domain")
     return qs.order_by("sending_domain")
 
 

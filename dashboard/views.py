@@ -6,6 +6,7 @@ through an action a person asked for.
 import hashlib
 import re
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -38,7 +39,14 @@ from tenants.roles import (
 )
 
 from . import queries
-from .forms import OnboardForm, RampForm, SearchForm, TestEmailForm, form_errors
+from .forms import (
+    EventFilterForm,
+    OnboardForm,
+    RampForm,
+    SearchForm,
+    TestEmailForm,
+    form_errors,
+)
 from .presenters import (
     FRAGMENTS,
     attention_rows,
@@ -100,12 +108,27 @@ def _overview(request, partition):
     page = Paginator(results, PAGE_SIZE).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("page", None)
-    data = form.cleaned_data if form.is_valid() else {"q": "", "status": "", "dmarc": ""}
+    data = form.cleaned_data if form.is_valid() else {"q": "", "status": "", "dmarc": "", "sort": ""}
     return {
         "partition": partition, "page": page, "form": form, **data,
         "filtered": any(request.GET.get(k) for k in ("q", "status", "dmarc")),
         "counts": queries.partition_counts(partition), "query_string": params.urlencode(),
+        "sort_links": _sort_links(params, data["sort"]),
+        "bounce_threshold": settings.EVENTS_BOUNCE_RATE_THRESHOLD,
+        "complaint_threshold": settings.EVENTS_COMPLAINT_RATE_THRESHOLD,
     }
+
+
+def _sort_links(params, current: str) -> dict[str, dict]:
+    """Per rate column: the query that sorts by it (highest first, then lowest on a second click)
+    and the arrow it shows now."""
+    links = {}
+    for name in ("bounce_rate", "complaint_rate"):
+        query = params.copy()
+        query["sort"] = name if current == "-" + name else "-" + name
+        arrow = {"-" + name: " ↓", name: " ↑"}.get(current, "")
+        links[name] = {"query": query.urlencode(), "arrow": arrow}
+    return links
 
 
 def partition_detail(request, name):
@@ -159,9 +182,17 @@ def forbidden(request, exception):
                   status=403)
 
 
+def _event_filter(request) -> dict:
+    """The configuration page's choice of events (?type=Bounce); a bad one is said, not obeyed."""
+    form = EventFilterForm({"type": request.GET.get("type", "")})
+    if form.is_valid():
+        return {"type": form.cleaned_data["type"]}
+    return {"error": form_errors(form)}
+
+
 def configuration_detail(request, pk):
     configuration = _configuration(pk)
-    context = configuration_context(configuration, user=request.user)
+    context = configuration_context(configuration, user=request.user, event_filter=_event_filter(request))
     context["fragments"] = {name: _fragment(name, context, request) for name in FRAGMENTS}
     return render(request, "dashboard/configuration_detail.html", context)
 
@@ -180,7 +211,7 @@ def _fragment(name: str, context: dict, request) -> dict:
 def configuration_live(request, pk):
     """The page's poll: only the fragments whose content changed since the versions the page holds."""
     configuration = _configuration(pk)
-    context = configuration_context(configuration, user=request.user)
+    context = configuration_context(configuration, user=request.user, event_filter=_event_filter(request))
     have = dict(pair.split(":", 1) for pair in request.GET.get("have", "").split(",") if ":" in pair)
     changed = {}
     for name in FRAGMENTS:

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 from dashboard.cli import configuration_for, yes_no
 from dashboard.presenters import status_document
+from dashboard.templatetags.rates import percent
 from provisioning.providers import Providers
 from provisioning.records import RecordStatus
 
@@ -42,3 +43,7 @@ class Command(BaseCommand):
             found = f"  found: {', '.join(r['found'])}" if r["published"] == "different" else ""
             w(f"    {r['type']:<5} {r['name']}  in DNS: {RecordStatus(r['published']).label.lower()}{found}")
             w(f"          {r['value']}")
+        e = doc["events"]
+        w(f"  events, last 7 days: {e['counts_7d']['Delivery']} delivered, {e['bounced_7d']} bounced "
+          f"({percent(e['bounce_rate_7d'])}), {e['counts_7d']['SpamComplaint']} spam complaints "
+          f"({percent(e['complaint_rate_7d'])}); `manage.py events {doc['sending_domain']}` lists them")

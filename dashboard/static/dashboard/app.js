@@ -160,7 +160,8 @@
     live.querySelectorAll("[data-fragment]").forEach(function (f) {
       have.push(f.getAttribute("data-fragment") + ":" + f.getAttribute("data-version"));
     });
-    var url = live.getAttribute("data-poll-url") + "?have=" + encodeURIComponent(have.join(","));
+    var base = live.getAttribute("data-poll-url");
+    var url = base + (base.indexOf("?") < 0 ? "?" : "&") + "have=" + encodeURIComponent(have.join(","));
     var next = parseInt(live.getAttribute("data-poll-ms") || "0", 10);
     fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
       .then(function (response) {
