@@ -22,14 +22,15 @@ ONBOARD = {"partition": "prod", "tenant_slug": "acme", "tenant_display_name": "A
 @pytest.fixture
 def broker_down(monkeypatch):
     """The broker cannot be reached: nothing listens where the app sends its messages."""
-    before = app.conf.broker_url
+    before = app.conf.broker_url, app.conf.broker_transport
     unreachable = "redis://127.0.0.1:9/0"
     monkeypatch.setenv("CELERY_BROKER_URL", unreachable)  # Celery reads the variable before its settings
     app.conf.broker_url = unreachable
+    app.conf.broker_transport = None  # local mode names its filesystem transport; the URL decides here
     app._after_fork()  # drop pooled broker connections, as a forked worker process does
     yield
     monkeypatch.undo()
-    app.conf.broker_url = before
+    app.conf.broker_url, app.conf.broker_transport = before
     app._after_fork()
 
 
