@@ -83,10 +83,10 @@ def window_start(days: int, now: datetime | None = None) -> datetime:
     return datetime.combine(today(now) - timedelta(days=days - 1), time.min, tzinfo=UTC)
 
 
-def _daily(configuration_ids: list[int], now: datetime) -> dict[int, dict[date, Day]]:
-    """Per configuration and UTC day, the counts of the last 30 days: one grouped query."""
+def _daily(configuration_ids: list[int], now: datetime, days: int = max(WINDOWS)) -> dict[int, dict[date, Day]]:
+    """Per configuration and UTC day, the counts of the last `days` days: one grouped query."""
     rows = (DeliveryEvent.objects
-            .filter(configuration_id__in=configuration_ids, occurred_at__gte=window_start(max(WINDOWS), now))
+            .filter(configuration_id__in=configuration_ids, occurred_at__gte=window_start(days, now))
             .annotate(day=TruncDate("occurred_at", tzinfo=UTC))
             .values("configuration_id", "day", "record_type", "undelivered").annotate(n=Count("id")).order_by())
     found: dict[int, dict[date, Day]] = defaultdict(dict)
@@ -135,40 +135,41 @@ def latest(configuration: EmailConfiguration, *, record_type: str = "", since: d
 
 # --- the roll-up (beat) ---------------------------------------------------------------------------
 
-def match_unmatched() -> int:
+def match_unmatched() -> set[int]:
     """Events kept unmatched because their server was not recorded yet (a crash between Postmark's
-    answer and our write) join their configuration once it is: nothing is lost."""
-    pairs = set(DeliveryEvent.objects.filter(configuration__isnull=True, server_id__isnull=False)
-                .values_list("partition_id", "server_id").distinct()[:CHUNK])
-    matched = 0
-    if not pairs:
-        return 0
-    configurations = EmailConfiguration.objects.filter(
-        postmark_server_id__in={server for _, server in pairs}).values_list("pk", "partition_id", "postmark_server_id")
-    for pk, partition_id, server_id in configurations:
-        if (partition_id, server_id) in pairs:
-            matched += DeliveryEvent.objects.filter(configuration__isnull=True, partition_id=partition_id,
-                                                    server_id=server_id).update(configuration_id=pk)
-    return matched
+    answer and our write) join their configuration once it is: nothing is lost. Returns the
+    configurations that gained events (the roll-up recounts them)."""
+    servers = set(DeliveryEvent.objects.filter(configuration__isnull=True, server_id__isnull=False)
+                  .order_by().values_list("partition_id", "server_id").distinct())
+    joined: set[int] = set()
+    if not servers:
+        return joined
+    known = EmailConfiguration.objects.filter(postmark_server_id__in={server for _, server in servers}).order_by(
+        "pk").values_list("pk", "partition_id", "postmark_server_id")
+    for pk, partition_id, server_id in known:
+        if (partition_id, server_id) in servers and DeliveryEvent.objects.filter(
+                configuration__isnull=True, partition_id=partition_id, server_id=server_id).update(configuration_id=pk):
+            joined.add(pk)
+    return joined
 
 
 def roll_up(now: datetime | None = None) -> int:
     """Recount the configurations that received events since the last run (and every counted one
     once a day, as the windows move); returns how many were recounted."""
     now = now or timezone.now()
-    match_unmatched()
+    joined = match_unmatched()
     mark, _ = RollupMark.objects.get_or_create(
         name="events", defaults={"received_before": datetime(2000, 1, 1, tzinfo=UTC), "day": today(now)})
-    targets = set(DeliveryEvent.objects.filter(received_at__gte=mark.received_before - ROLLUP_MARGIN,
-                                               configuration__isnull=False)
-                  .values_list("configuration_id", flat=True).distinct())
+    targets = joined | set(DeliveryEvent.objects.filter(received_at__gte=mark.received_before - ROLLUP_MARGIN,
+                                                        configuration__isnull=False)
+                           .order_by().values_list("configuration_id", flat=True).distinct())
     if mark.day != today(now):
         targets |= set(EventStats.objects.exclude(delivered_7d=0, bounced_7d=0, complaints_7d=0)
                        .values_list("configuration_id", flat=True))
     ordered = sorted(targets)
     for start in range(0, len(ordered), CHUNK):
         chunk = ordered[start:start + CHUNK]
-        daily = _daily(chunk, now)
+        daily = _daily(chunk, now, days=7)
         rows = []
         for pk in chunk:
             week = _summary(daily.get(pk, {}), now).windows[7]

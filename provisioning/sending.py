@@ -2,6 +2,7 @@
 sending works end to end). Sandbox servers (dev, stage) accept it but never deliver it."""
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils import timezone
 
 from integrations.errors import ProviderError
@@ -23,6 +24,7 @@ def configuration_send_test_email(*, configuration_id: int, actor: Actor, to: st
         to = validate_recipient(to)
     except ValidationError as exc:
         raise ActionRefused(exc.messages[0]) from None
+    asked_at = timezone.now()
     try:
         message_id = providers.server(configuration).send(
             from_address=configuration.from_address, to=to, subject=f"Test email from {configuration.sending_domain}",
@@ -32,8 +34,10 @@ def configuration_send_test_email(*, configuration_id: int, actor: Actor, to: st
     except ProviderError as exc:
         raise ActionRefused(str(exc)) from exc
     # Not the configuration's state: what its page follows until the provider reports the outcome.
-    EmailConfiguration.objects.filter(pk=configuration.pk).update(
-        test_email_message_id=message_id[:100], test_email_to=to, test_email_sent_at=timezone.now())
+    # Two sends at once: the page follows the later one, whichever answer comes back last.
+    EmailConfiguration.objects.filter(Q(test_email_sent_at__isnull=True) | Q(test_email_sent_at__lte=asked_at),
+                                      pk=configuration.pk).update(
+        test_email_message_id=message_id[:100], test_email_to=to, test_email_sent_at=asked_at)
     if configuration.partition.delivery_type == DeliveryType.SANDBOX:
         return ActionResult(f"Postmark accepted the test email to {to} (Sandbox server: accepted, never delivered, "
                             f"so only a bounce can come back); MessageID {message_id or '?'}.")

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from integrations.errors import ProviderError
 from tenants import secrets
 from tenants.credentials import CREDENTIAL_ERRORS
-from tenants.lifecycle import RECORDS_PUBLISHED, ActionRefused, Lost, take
-from tenants.models import EmailConfiguration, Partition, Work
+from tenants.lifecycle import ActionRefused, Lost, take
+from tenants.models import ConfigurationStatus, EmailConfiguration, Partition, Work
 from tenants.roles import EMAIL_ADMIN, ROLE_REFUSALS, Actor
 
 from .providers import Providers
@@ -38,10 +38,15 @@ class RotationReport:
         return len(self.busy) + len(self.failed)
 
 
+# Every state in which a webhook may exist: one still provisioning (held: reported busy, run again)
+# or offboarding (its events still come until the webhook is deleted) too.
+HAS_WEBHOOK = frozenset(set(ConfigurationStatus.values) - {ConfigurationStatus.DRAFT, ConfigurationStatus.OFFBOARDED})
+
+
 def pending(partition: Partition, current: str):
     """Configurations with a webhook that does not carry `current` yet, oldest first."""
     return (EmailConfiguration.objects.select_related("tenant", "partition")
-            .filter(partition=partition, status__in=RECORDS_PUBLISHED, postmark_webhook_id__isnull=False)
+            .filter(partition=partition, status__in=HAS_WEBHOOK, postmark_webhook_id__isnull=False)
             .exclude(webhook_secret_fingerprint=secrets.fingerprint(current)).order_by("pk"))
 
 
@@ -70,7 +75,7 @@ def partition_rotate_webhook_secret(*, partition: Partition, actor: Actor, provi
 
 
 def _rotate_one(configuration: EmailConfiguration, current: str, mark: str, providers: Providers) -> str:
-    hold = take(configuration.pk, Work.ROTATE_WEBHOOK, expect=RECORDS_PUBLISHED,
+    hold = take(configuration.pk, Work.ROTATE_WEBHOOK, expect=HAS_WEBHOOK,
                 same={"postmark_webhook_id": configuration.postmark_webhook_id})
     if hold is None:
         return "busy"

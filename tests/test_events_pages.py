@@ -249,3 +249,23 @@ def test_an_unmatched_event_counts_for_no_configuration(configuration):
     post_event("delivery", server=9999)
     assert DeliveryEvent.objects.get().configuration is None
     assert summary_for(configuration).windows[7].delivered == 0
+
+
+def test_an_event_joined_to_its_configuration_late_reaches_the_overview(configuration):
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(postmark_server_id=None)
+    post_event("bounce")  # its server is not recorded yet: kept unmatched
+    later = timezone.now() + timedelta(minutes=30)
+    roll_up(now=later)
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(postmark_server_id=1001)
+    roll_up(now=later + timedelta(minutes=30))  # long after the event arrived
+    assert EventStats.objects.get(configuration=configuration).bounced_7d == 1
+
+
+def test_many_unknown_servers_do_not_keep_a_known_one_from_being_joined(configuration):
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(postmark_server_id=None)
+    post_event("delivery")
+    for n in range(30):
+        post_event("delivery", server=50_000 + n)
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(postmark_server_id=1001)
+    roll_up()
+    assert DeliveryEvent.objects.filter(configuration=configuration).count() == 1

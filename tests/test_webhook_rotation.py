@@ -133,3 +133,15 @@ def test_bad_input_is_refused_before_anything(configured_partitions, secrets_dir
         partition_rotate_webhook_secret(partition=configured_partitions["prod"], actor=support,
                                         providers=harness.providers)
     assert refused.value.forbidden and harness.transport.sent == []
+
+
+def test_a_configuration_still_provisioning_with_a_webhook_is_not_forgotten(three, harness, configured_partitions,
+                                                                           secrets_dir):
+    prod = configured_partitions["prod"]
+    set_webhook_secret(secrets_dir, prod, f"new-secret,{OLD}")
+    # Its webhook exists (the last step ran) but provisioning still holds it.
+    EmailConfiguration.objects.filter(pk=three[2].pk).update(status="provisioning", holder=uuid.uuid4(),
+                                                             held_for=Work.PROVISION,
+                                                             held_until="2999-01-01T00:00:00Z")
+    report = partition_rotate_webhook_secret(partition=prod, actor=CLI, providers=harness.providers)
+    assert report.busy == [three[2].sending_domain] and report.left == 1

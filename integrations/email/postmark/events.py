@@ -7,7 +7,7 @@ Field names are matched without regard to case: one official client reads `Serve
 others read `ServerID`.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from integrations.email import EventRejected, ProviderEvent
 
@@ -16,11 +16,16 @@ RECORD_TYPES = ("Delivery", "Bounce", "SpamComplaint")
 # subscription request, an address change, …): kept and shown, but not counted as bounced. Every
 # other bounce type (hard, soft, transient, blocked, DNS error, …) is a message not delivered, as
 # Postmark's own bounce rate counts them (docs/providers/postmark-events.md#bounce-rate).
+# "Transient" (message delayed) is not a final outcome either: Postmark goes on trying, and the
+# message may yet be delivered, which would count it twice.
 NOT_A_FAILED_DELIVERY = frozenset({
     "AutoResponder", "Subscribe", "Unsubscribe", "AddressChange", "ChallengeVerification", "OpenRelayTest",
-    "InboundError",
+    "InboundError", "Transient",
 })
 MAX_TEXT = 2000  # descriptions and SMTP answers are kept this long at most
+MAX_KEY = 450  # events.DeliveryEvent.key
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(days=1)  # an event time further ahead than this is not believed
 
 
 def _fields(payload: object) -> dict:
@@ -36,6 +41,8 @@ def _json_type(value: object) -> str:
 
 def _text(fields: dict, name: str, *, required: bool = False, limit: int = MAX_TEXT) -> str:
     value = fields.get(name.lower())
+    if isinstance(value, str):
+        value = value.strip()
     if value is None or value == "":
         if required:
             raise EventRejected(f"{name} is missing.")
@@ -44,6 +51,10 @@ def _text(fields: dict, name: str, *, required: bool = False, limit: int = MAX_T
         raise EventRejected(f"{name} must be a string.")
     if "\x00" in value:
         raise EventRejected(f"{name} contains a NUL character.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EventRejected(f"{name} is not valid Unicode text (it holds a lone surrogate).") from None
     return value[:limit]
 
 
@@ -60,7 +71,13 @@ def _moment(fields: dict, name: str) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise EventRejected(f"{name} is not an ISO 8601 time: {value!r}.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 moved across an offset
+        moment = None
+    if moment is None or not EARLIEST <= moment <= datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise EventRejected(f"{name} {value!r} is not a time an event can have happened.")
+    return moment
 
 
 def _server_id(fields: dict) -> int | None:
@@ -86,11 +103,14 @@ def parse_event(payload: object) -> ProviderEvent:
         recipient = _short(fields, "Recipient", 320, required=True)
         if not common["message_id"]:
             raise EventRejected("MessageID is missing.")
-        return ProviderEvent(record_type=record_type, key=f"{common['message_id']}:{recipient.lower()}",
+        key = f"{common['message_id']}:{recipient.lower()}"
+        if len(key) > MAX_KEY:  # lower() can lengthen some letters
+            raise EventRejected("Recipient is too long.")
+        return ProviderEvent(record_type=record_type, key=key,
                              recipient=recipient, occurred_at=_moment(fields, "DeliveredAt"),
                              details=_text(fields, "Details"), **common)
     bounce_id = fields.get("id")
-    if isinstance(bounce_id, bool) or not isinstance(bounce_id, int) or bounce_id < 0:
+    if isinstance(bounce_id, bool) or not isinstance(bounce_id, int) or not 0 <= bounce_id < 2**63:
         raise EventRejected("ID (the bounce id) must be a whole number.")
     bounce_type = _short(fields, "Type", 40)
     if record_type == "SpamComplaint":
