@@ -17,18 +17,12 @@ from django.utils import timezone
 
 from events.models import DeliveryEvent, EventStats, RollupMark
 from events.stats import roll_up, summary_for
-from tenants.models import ConfigurationStatus, EmailConfiguration, Tenant
+from tenants.models import ConfigurationStatus, EmailConfiguration
+from tests import test_events_receiver
 from tests.test_events_receiver import SECRET, payload
 
 NOW = timezone.now()
-
-
-@pytest.fixture
-def configuration(configured_partitions):
-    tenant = Tenant.objects.create(slug="acme", display_name="Acme")
-    return EmailConfiguration.objects.create(
-        tenant=tenant, partition=configured_partitions["prod"], config_slug="orders",
-        status=ConfigurationStatus.ACTIVE, postmark_server_id=1001, postmark_webhook_id=5001)
+configuration = test_events_receiver.configuration  # the same fixture: an active configuration with server 1001
 
 
 _ids = iter(range(10_000, 10_000_000))
