@@ -25,7 +25,7 @@ from provisioning.records import (
     compare,
     describe,
     desired_for,
-    dmarc_value,
+    dmarc_record,
 )
 from provisioning.steps import webhook_url
 from tenants.lifecycle import ACTIONS, actions_for, activity, is_held, refusal
@@ -189,7 +189,7 @@ def configuration_context(configuration: EmailConfiguration, *, user, event_filt
         "working_on": working_on(configuration),
         "next_check_at": configuration.due_at if activity(configuration) == "waiting" else None,
         "webhook_url": webhook_url(configuration),
-        "dmarc_record": dmarc_value(configuration.dmarc_state),
+        "dmarc_record": dmarc_record(configuration, configuration.dmarc_state).value,
         "server_name": configuration.identity().server_name,
         # Only a link into the real Postmark (local mode's simulator has no pages), and never a
         # provider's answer taken as a trusted URL.

@@ -40,12 +40,15 @@ class RecordStatus(models.TextChoices):
     UNKNOWN = "unknown", "Not checked"
 
 
-def dmarc_value(state: str) -> str:
-    return DMARC_VALUES[DmarcState(state)]
+def dmarc_value(state: str, report_address: str = "") -> str:
+    """The ramp state's record, with `rua=mailto:` the partition's report address: receivers send
+    their daily aggregate reports there (docs/dmarc-reports.md), in every state."""
+    value = DMARC_VALUES[DmarcState(state)]
+    return f"{value}; rua=mailto:{report_address}" if report_address else value
 
 
 def desired_records(*, domain: str, dkim_host: str, dkim_value: str, return_path_target: str,
-                    dmarc_state: str) -> list[DnsRecord]:
+                    dmarc_state: str, report_address: str = "") -> list[DnsRecord]:
     """The records a sending domain needs; DKIM and Return-Path once the provider has said what they are."""
     records = []
     if dkim_host and dkim_value:
@@ -53,7 +56,8 @@ def desired_records(*, domain: str, dkim_host: str, dkim_value: str, return_path
     if return_path_target:
         records.append(DnsRecord(naming.return_path_domain(domain=domain), "CNAME",
                                  return_path_target.rstrip(".").lower(), RETURN_PATH_TTL, "return_path"))
-    records.append(DnsRecord(naming.dmarc_name(domain=domain), "TXT", dmarc_value(dmarc_state), DMARC_TTL, "dmarc"))
+    records.append(DnsRecord(naming.dmarc_name(domain=domain), "TXT", dmarc_value(dmarc_state, report_address),
+                             DMARC_TTL, "dmarc"))
     return records
 
 
@@ -62,6 +66,7 @@ def desired_for(configuration, *, dmarc_state: str | None = None) -> list[DnsRec
         domain=configuration.sending_domain, dkim_host=configuration.dkim_host, dkim_value=configuration.dkim_value,
         return_path_target=configuration.return_path_target,
         dmarc_state=dmarc_state or configuration.dmarc_state,
+        report_address=configuration.partition.dmarc_report_address,
     )
 
 

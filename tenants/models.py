@@ -28,6 +28,8 @@ class Partition(models.Model):
     hosted_zone_id = models.CharField(max_length=64, blank=True, help_text="Route53 zone id; blank = look it up by name.")
     delivery_type = models.CharField(max_length=16, choices=DeliveryType.choices)
     dns_role_arn = models.CharField(max_length=255, blank=True, help_text="Optional IAM role assumed for DNS writes.")
+    # Every DMARC record of the partition carries rua=mailto:<this> (docs/dmarc-reports.md).
+    dmarc_report_address = models.CharField(max_length=254, blank=True)
     position = models.PositiveSmallIntegerField(default=0)
     synced_at = models.DateTimeField(default=timezone.now)
 

@@ -9,9 +9,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import DeliveryType, Partition
-from .validation import validate_dns_label, validate_partition_name
+from .validation import (
+    validate_dns_label,
+    validate_partition_name,
+    validate_report_address,
+)
 
-FIELDS = ("name", "infrastructure", "mail_zone", "hosted_zone_id", "delivery_type", "dns_role_arn")
+FIELDS = ("name", "infrastructure", "mail_zone", "hosted_zone_id", "delivery_type", "dns_role_arn",
+          "dmarc_report_address")
 
 
 class PartitionConfigError(Exception):
@@ -30,15 +35,17 @@ def _clean_entry(raw: dict, position: int) -> dict:
     unknown = set(raw) - set(FIELDS)
     if unknown:
         raise PartitionConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}.")
-    for key in ("name", "infrastructure", "mail_zone", "delivery_type"):
+    for key in ("name", "infrastructure", "mail_zone", "delivery_type", "dmarc_report_address"):
         if not str(raw.get(key, "")).strip():
             raise PartitionConfigError(f"{where}: '{key}' is required.")
     entry = {key: str(raw.get(key, "")).strip() for key in FIELDS}
     entry["mail_zone"] = entry["mail_zone"].rstrip(".").lower()
+    entry["dmarc_report_address"] = entry["dmarc_report_address"].lower()
     try:
         validate_partition_name(entry["name"])
         for label in entry["mail_zone"].split("."):
             validate_dns_label(label, what="mail zone label")
+        validate_report_address(entry["dmarc_report_address"])
     except ValidationError as exc:
         raise PartitionConfigError(f"{where}: {exc.messages[0]}") from None
     if entry["delivery_type"] not in DeliveryType.values:

@@ -106,3 +106,16 @@ def duplicate_message(domain: str) -> str:
 
 def validate_partition_name(value: str) -> None:
     validate_dns_label(value, what="partition name")
+
+
+def validate_report_address(value: str) -> str:
+    """Where receivers send a partition's DMARC aggregate reports: a plain mailbox address, since it
+    goes into the DMARC record as `rua=mailto:<address>` (no ';', ',' or '!' that the record's
+    syntax would read as its own)."""
+    local, at, domain = value.rpartition("@")
+    if not at or not re.fullmatch(r"[a-z0-9][a-z0-9._+-]{0,63}", local) or any(
+            not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", label) for label in domain.split(".")) \
+            or "." not in domain:
+        raise ValidationError(
+            f"'{value}' is not a DMARC report address; use a plain address such as dmarc-reports@example.com.")
+    return value

@@ -152,6 +152,7 @@ def make_harness(zone_names: list[str], *, dkim_key_bits: int = 1024, **simulato
 
 DOMAIN = "orders.acme.prod.ardamails.com"
 ZONE = "prod.ardamails.com"
+RUA = "; rua=mailto:dmarc-reports@prod.ardamails.com"  # every prod DMARC record ends so (partitions.local.toml)
 
 
 def create(partition, tenant="acme", config="orders"):

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.harness import RUA
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
@@ -71,11 +73,11 @@ def test_support_staff_onboard_watch_copy_and_are_refused_admin_actions(
     page.wait_for_function(
         "['Verifying', 'Active'].includes(document.querySelector('#status-badge').textContent.trim())")
     assert page.evaluate("window.__noReload") is True
-    assert page.inner_text("#records tr[data-purpose=dmarc] td.value code") == "v=DMARC1; p=none"
+    assert page.inner_text("#records tr[data-purpose=dmarc] td.value code") == "v=DMARC1; p=none" + RUA
 
     # Copy a DNS value.
     page.click("#records tr[data-purpose=dmarc] td.value button.copy")
-    assert page.evaluate("navigator.clipboard.readText()") == "v=DMARC1; p=none"
+    assert page.evaluate("navigator.clipboard.readText()") == "v=DMARC1; p=none" + RUA
     page.screenshot(path=str(ARTIFACTS / "configuration.png"), full_page=True)
     configuration_url = page.url
 

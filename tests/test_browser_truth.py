@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from provisioning.onboarding import configuration_onboard
 from tenants.models import EmailConfiguration, Partition, Tenant
 from tenants.roles import Actor
+from tests.harness import RUA
 from tests.test_browser import browser, log_in  # noqa: F401  (the browser fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -161,7 +162,7 @@ def test_an_email_admin_relaxes_dmarc_at_once_with_a_reason_and_a_confirmation(
     page.click("#relax button[type=submit]")
     page.wait_for_function("document.querySelector('#action-message').textContent !== 'Working…'"
                            " && !document.querySelector('#action-message').hidden")
-    assert page.inner_text("#action-message") == "DMARC is now v=DMARC1; p=none"
+    assert page.inner_text("#action-message") == "DMARC is now v=DMARC1; p=none" + RUA
     page.wait_for_function("document.querySelector('#dmarc-state').textContent.trim() === 'p=none (monitor)'")
     assert asked and asked[0].startswith("Relax the DMARC policy of orders.acme.prod.ardamails.com at once?")
     assert page.evaluate("window.__noReload") is True

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from provisioning.models import ProvisioningStep, StepName
 from tenants.models import EmailConfiguration, Tenant
+from tests.harness import RUA
 
 
 def make_configurations(partition, n, *, status="active", prefix="t"):
@@ -123,12 +124,12 @@ def test_the_records_download_as_zone_file_lines_and_csv(support_client, configu
     c.return_path_target = "pm.mtasv.net"
     c.save()
     text = support_client.get(reverse("dashboard:configuration_records", args=[c.pk, "txt"])).content.decode()
-    assert f'_dmarc.{c.sending_domain}.\t300\tIN\tTXT\t"v=DMARC1; p=none"\n' in text
+    assert f'_dmarc.{c.sending_domain}.\t300\tIN\tTXT\t"v=DMARC1; p=none{RUA}"\n' in text
     assert f"pm-bounces.{c.sending_domain}.\t3600\tIN\tCNAME\tpm.mtasv.net.\n" in text
     assert '"k=rsa; p=' + "A" * 246 + '" "' + "A" * 54 + '"' in text
     csv_text = support_client.get(reverse("dashboard:configuration_records", args=[c.pk, "csv"])).content.decode()
     assert csv_text.splitlines()[0] == "purpose,type,name,relative_name,value,ttl,published"
-    assert f"dmarc,TXT,_dmarc.{c.sending_domain},_dmarc.orders.t00000,v=DMARC1; p=none,300,pending" in csv_text
+    assert f"dmarc,TXT,_dmarc.{c.sending_domain},_dmarc.orders.t00000,v=DMARC1; p=none{RUA},300,pending" in csv_text
 
 
 MUTATING = [

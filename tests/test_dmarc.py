@@ -16,7 +16,7 @@ from provisioning.records import DMARC_TTL, DMARC_VALUES
 from tenants.lifecycle import ActionRefused
 from tenants.models import DmarcState, EmailConfiguration
 from tenants.roles import EMAIL_ADMIN, SUPPORT, Actor
-from tests.harness import DOMAIN, activated, create, rrsets
+from tests.harness import DOMAIN, RUA, activated, create, rrsets
 
 DMARC_NAME = f"_dmarc.{DOMAIN}"
 WEEK = timedelta(days=7)
@@ -41,7 +41,7 @@ def no_network(monkeypatch):
 
 @pytest.mark.parametrize("state", DmarcState.values)
 def test_every_dmarc_record_parses_in_checkdmarc_and_says_what_its_state_says(state, no_network):
-    value = DMARC_VALUES[state]
+    value = DMARC_VALUES[state] + RUA
     parsed = parse_dmarc_record(value, DOMAIN)  # raises on any syntax or tag error
     tags = {name: tag["value"] for name, tag in parsed["tags"].items()}
     # checkdmarc follows RFC 9989 and drops pct (docs/dmarc.md#checkdmarc); read it with checkdmarc's own tag tokenizer.
@@ -106,12 +106,12 @@ def test_an_email_admin_walks_the_ramp_to_reject_a_week_per_step(active, harness
         # Only the _dmarc record: one UPSERT of one record set.
         assert changes.pop() == [{"Action": "UPSERT", "ResourceRecordSet": {
             "Name": DMARC_NAME + ".", "Type": "TXT", "TTL": DMARC_TTL,
-            "ResourceRecords": [{"Value": f'"{DMARC_VALUES[to_state]}"'}]}}]
+            "ResourceRecords": [{"Value": f'"{DMARC_VALUES[to_state]}{RUA}"'}]}}]
         active.refresh_from_db()
         assert (active.dmarc_state, active.dmarc_changed_at) == (to_state, now)
-        assert published(harness) == (DMARC_TTL, [f'"{DMARC_VALUES[to_state]}"'])
+        assert published(harness) == (DMARC_TTL, [f'"{DMARC_VALUES[to_state]}{RUA}"'])
         assert (change.actor, change.to_state, change.reason, change.dwell_overridden, change.record_value) == (
-            "emailadmin1", to_state, f"ready for {to_state}", False, DMARC_VALUES[to_state]
+            "emailadmin1", to_state, f"ready for {to_state}", False, DMARC_VALUES[to_state] + RUA
         )
     assert [(c.from_state, c.to_state) for c in DmarcChange.objects.order_by("created_at", "pk")] == list(
         zip(RAMP, RAMP[1:])
@@ -132,7 +132,7 @@ def test_stepping_back_is_allowed_at_once_for_support_and_in_any_live_status(act
         change = ramp(active, harness, to_state, now=now, user=support_user, reason="complaints from receivers")
         assert (change.from_state, change.to_state) == (from_state, to_state)
         assert change.reason == "complaints from receivers"
-        assert published(harness) == (DMARC_TTL, [f'"{DMARC_VALUES[to_state]}"'])
+        assert published(harness) == (DMARC_TTL, [f'"{DMARC_VALUES[to_state]}{RUA}"'])
     assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "quarantine"
 
 
@@ -329,9 +329,9 @@ def test_ramp_dmarc_acts_as_email_admin_and_records_the_cli_user(active, harness
     assert (change.actor, change.from_state, change.to_state, change.reason) == ("cli:ops", "reject_test", "reject",
                                                                                  "planned")
     assert capsys.readouterr().out.splitlines()[-1] == (
-        f'{DOMAIN}: DMARC reject_test -> reject; published "v=DMARC1; p=reject"'
+        f'{DOMAIN}: DMARC reject_test -> reject; published "v=DMARC1; p=reject{RUA}"'
     )
-    assert published(harness) == (DMARC_TTL, ['"v=DMARC1; p=reject"'])
+    assert published(harness) == (DMARC_TTL, [f'"v=DMARC1; p=reject{RUA}"'])
 
 
 def test_ramp_dmarc_refusals_are_command_errors_with_the_exact_message(active, harness, settings):
@@ -352,7 +352,7 @@ def test_an_email_admin_relaxes_from_reject_to_none_at_once_with_a_reason(active
                   reason="legitimate mail bounced at a big receiver")
     assert (change.from_state, change.to_state, change.reason) == (
         "reject", "none", "legitimate mail bounced at a big receiver")
-    assert published(harness) == (DMARC_TTL, ['"v=DMARC1; p=none"'])
+    assert published(harness) == (DMARC_TTL, [f'"v=DMARC1; p=none{RUA}"'])
     assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "none"
 
 
@@ -360,7 +360,7 @@ def test_the_command_line_relaxes_from_any_state(active, harness, settings, caps
     settings.AWS_ENDPOINT_URL = None
     EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="reject_test")
     call_command("ramp_dmarc", DOMAIN, "--to", "none", "--reason", "incident 7")
-    assert capsys.readouterr().out.splitlines()[-1] == f'{DOMAIN}: DMARC reject_test -> none; published "v=DMARC1; p=none"'
+    assert capsys.readouterr().out.splitlines()[-1] == f'{DOMAIN}: DMARC reject_test -> none; published "v=DMARC1; p=none{RUA}"'
     with pytest.raises(CommandError) as exc:
         EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="reject")
         call_command("ramp_dmarc", DOMAIN, "--to", "none")
@@ -393,7 +393,7 @@ def test_a_relax_cut_short_before_dns_is_completed_by_repair_never_undone(active
 
     result = configuration_repair(configuration_id=active.pk, actor=ADMIN, providers=harness.providers)
     assert result.message == "Records re-published and confirmed."
-    assert published(harness)[1] == ['"v=DMARC1; p=none"']
+    assert published(harness)[1] == [f'"v=DMARC1; p=none{RUA}"']
     assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "none"
 
 
@@ -455,12 +455,12 @@ def test_the_page_confirms_an_emergency_relax_before_it_happens(active, harness,
     assert (answer.status_code, answer.json()["message"]) == (400, "Confirm the emergency relax first (confirmed=yes).")
     assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "reject" and not DmarcChange.objects.exists()
     answer = admin_client_ea.post(url, {**asked, "confirmed": "yes"}, HTTP_ACCEPT="application/json")
-    assert answer.json()["message"] == "DMARC is now v=DMARC1; p=none"
+    assert answer.json()["message"] == f"DMARC is now v=DMARC1; p=none{RUA}"
     assert DmarcChange.objects.get().reason == "invoices bounce <at> a big receiver"
     # One step back is no emergency: no confirmation asked.
     EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="quarantine", holder=None)
     answer = admin_client_ea.post(url, {"to": "quarantine_test"}, HTTP_ACCEPT="application/json")
-    assert answer.json()["message"] == "DMARC is now v=DMARC1; p=quarantine; pct=0; t=y"
+    assert answer.json()["message"] == f"DMARC is now v=DMARC1; p=quarantine; pct=0; t=y{RUA}"
 
 
 def test_the_relax_form_stays_in_view_disabled_with_why_while_the_configuration_is_busy(active, admin_client_ea):

@@ -19,7 +19,7 @@ from provisioning.models import RecordCheck
 from tenants.lifecycle import ActionRefused
 from tenants.models import EmailConfiguration
 from tenants.roles import Actor
-from tests.harness import DOMAIN, activated, create, delete_record, put_txt, rrsets
+from tests.harness import DOMAIN, RUA, activated, create, delete_record, put_txt, rrsets
 
 CLI = Actor.command_line()
 
@@ -69,7 +69,7 @@ def test_a_changed_dmarc_value_is_different_with_both_values_named(harness, conf
     drift(configuration, harness)
     assert configuration.status == "drift"
     assert configuration.last_error == (
-        f"DNS drift: DMARC TXT {DMARC_NAME} is different: expected 'v=DMARC1; p=none', found 'v=DMARC1; p=reject'"
+        f"DNS drift: DMARC TXT {DMARC_NAME} is different: expected 'v=DMARC1; p=none{RUA}', found 'v=DMARC1; p=reject'"
     )
 
 
@@ -113,7 +113,7 @@ def test_fixing_dns_by_hand_clears_the_drift_on_the_next_check(harness, configur
     configuration = activated(harness, configured_partitions)
     put_txt(harness, DMARC_NAME, "v=DMARC1; p=reject")
     drift(configuration, harness)
-    put_txt(harness, DMARC_NAME, "v=DMARC1; p=none")
+    put_txt(harness, DMARC_NAME, "v=DMARC1; p=none" + RUA)
     drift(configuration, harness)
     assert configuration.status == "active" and configuration.last_error == ""
 
@@ -207,7 +207,7 @@ def published(configuration):
     return {
         (configuration.dkim_host, "TXT"): [configuration.dkim_value],
         (f"pm-bounces.{DOMAIN}", "CNAME"): ["pm.mtasv.net"],
-        (DMARC_NAME, "TXT"): ["v=DMARC1; p=none"],
+        (DMARC_NAME, "TXT"): ["v=DMARC1; p=none" + RUA],
     }
 
 

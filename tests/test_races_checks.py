@@ -22,6 +22,7 @@ from tenants.models import EmailConfiguration, Work
 from tenants.roles import Actor
 from tests.harness import (
     DOMAIN,
+    RUA,
     activated,
     delete_record,
     providers_on,
@@ -148,7 +149,7 @@ def test_a_dmarc_ramp_during_a_drift_check_is_not_reported_as_drift(harness, con
     # The next check compares with the new state.
     checks = drift_check(configuration_id=configuration.pk, providers=harness.providers, trigger="schedule")
     assert {c.purpose: c.status for c in checks} == {"dkim": "ok", "dmarc": "ok", "return_path": "ok"}
-    assert [c.expected for c in checks if c.purpose == "dmarc"] == [DMARC_VALUES["quarantine_test"]]
+    assert [c.expected for c in checks if c.purpose == "dmarc"] == [DMARC_VALUES["quarantine_test"] + RUA]
     assert EmailConfiguration.objects.get(pk=configuration.pk).status == "active"
 
 
@@ -191,4 +192,4 @@ def test_a_repair_decided_before_a_dmarc_step_does_not_undo_it(harness, configur
         configuration_repair(configuration_id=configuration.pk, actor=CLI, providers=harness.providers)
     assert stepped and refused.value.message == f"{DOMAIN} changed meanwhile; reload and try again."
     _, [dmarc] = rrsets(harness, f"_dmarc.{DOMAIN}")
-    assert dmarc["ResourceRecords"] == [{"Value": f'"{DMARC_VALUES["quarantine_test"]}"'}]  # the step stands
+    assert dmarc["ResourceRecords"] == [{"Value": f'"{DMARC_VALUES["quarantine_test"]}{RUA}"'}]  # the step stands

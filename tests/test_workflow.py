@@ -3,7 +3,7 @@ from provisioning.records import DMARC_TTL
 from provisioning.runs import provision_run
 from provisioning.verification import verification_check
 from tenants.models import EmailConfiguration
-from tests.harness import DOMAIN, create, make_harness, queued, run_to_end
+from tests.harness import DOMAIN, RUA, create, make_harness, queued, run_to_end
 
 
 def test_it_provisions_a_prod_configuration_to_verifying(harness, configured_partitions):
@@ -54,7 +54,7 @@ def test_the_zone_holds_exactly_three_correctly_quoted_records(harness, configur
     records = harness.zone_records("prod.ardamails.com", DOMAIN)
     assert records == sorted([
         (f"{configuration.dkim_host}.", "TXT", [f'"{configuration.dkim_value}"']),
-        (f"_dmarc.{DOMAIN}.", "TXT", ['"v=DMARC1; p=none"']),
+        (f"_dmarc.{DOMAIN}.", "TXT", [f'"v=DMARC1; p=none{RUA}"']),
         (f"pm-bounces.{DOMAIN}.", "CNAME", ["pm.mtasv.net."]),
     ])
     assert configuration.dkim_host.endswith(f"pm._domainkey.{DOMAIN}")
