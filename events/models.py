@@ -84,3 +84,77 @@ class RollupMark(models.Model):
     name = models.CharField(max_length=32, unique=True)
     received_before = models.DateTimeField()
     day = models.DateField()  # the UTC day of the last full recount (windows move at midnight)
+
+
+# --- DMARC aggregate reports (events/dmarc_reports.py) ---------------------------------------------
+
+class ReportSource(models.TextChoices):
+    INBOUND = "inbound", "Postmark inbound"
+    COMMAND = "command", "import_dmarc_reports"
+    UPLOAD = "upload", "Upload"
+    LOCAL = "local", "Generated (local mode)"
+
+
+class DmarcReport(models.Model):
+    """One aggregate report as a receiver sent it, stored once per reporter and report id."""
+
+    org_name = models.CharField(max_length=200)  # the reporter
+    report_id = models.CharField(max_length=200)
+    email = models.CharField(max_length=254, blank=True)
+    begin = models.DateTimeField()
+    end = models.DateTimeField()
+    policy_domain = models.CharField(max_length=253)
+    policy = models.CharField(max_length=20, blank=True)  # p= as the receiver saw it
+    pct = models.CharField(max_length=5, blank=True)
+    rows = models.PositiveIntegerField(default=0)
+    messages = models.PositiveBigIntegerField(default=0)
+    matched_messages = models.PositiveBigIntegerField(default=0)  # for a configuration of ours
+    source = models.CharField(max_length=16, choices=ReportSource.choices)
+    filename = models.CharField(max_length=255, blank=True)
+    imported_by = models.CharField(max_length=150, blank=True)
+    imported_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-imported_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["org_name", "report_id"], name="dmarc_report_unique")]
+        indexes = [models.Index(fields=["-imported_at"], name="dmarc_report_imported")]
+
+    def __str__(self):
+        return f"{self.org_name} {self.report_id}"
+
+
+class DmarcReportRow(models.Model):
+    """One record of a report: a source IP, how many messages, and what DMARC made of them."""
+
+    report = models.ForeignKey(DmarcReport, on_delete=models.CASCADE, related_name="records")
+    configuration = models.ForeignKey(EmailConfiguration, null=True, blank=True, on_delete=models.CASCADE,
+                                      related_name="dmarc_rows")
+    day = models.DateField()  # the UTC day the report's period begins
+    source_ip = models.GenericIPAddressField()
+    count = models.PositiveBigIntegerField()
+    disposition = models.CharField(max_length=20)
+    dkim = models.CharField(max_length=8)  # DMARC-aligned DKIM result
+    spf = models.CharField(max_length=8)  # DMARC-aligned SPF result
+    aligned_pass = models.BooleanField()
+    header_from = models.CharField(max_length=253)
+    envelope_from = models.CharField(max_length=253, blank=True)
+    dkim_auth = models.CharField(max_length=500, blank=True)  # "domain=result (selector)", raw results
+    spf_auth = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["configuration", "aligned_pass", "day"], name="dmarc_row_config_pass_day"),
+            models.Index(fields=["configuration", "day"], name="dmarc_row_config_day"),
+        ]
+
+
+class DmarcDay(models.Model):
+    """Per configuration and UTC day: messages reported and how many passed DMARC aligned."""
+
+    configuration = models.ForeignKey(EmailConfiguration, on_delete=models.CASCADE, related_name="dmarc_days")
+    day = models.DateField()
+    messages = models.PositiveBigIntegerField(default=0)
+    passed = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["configuration", "day"], name="dmarc_day_unique")]

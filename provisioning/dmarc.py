@@ -4,7 +4,9 @@ none -> quarantine_test -> quarantine -> reject_test -> reject (docs/dmarc.md#ra
 records are in provisioning.records). Forward goes one step at a time, only for active and
 verified configurations, after a minimum dwell; one step back is always allowed, to anyone. When
 a tightened policy hurts real mail, an email admin may relax it to any earlier state at once (the
-emergency relax), with a written reason. Which
+emergency relax), with a written reason. A forward step also needs the receivers' aggregate reports
+to say it is safe (events.dmarc_reports.readiness: enough mail, enough of it aligned); support
+staff cannot take a step that is not ready, an email admin can with a written reason. Which
 configuration states allow a change at all, and the role, are the lifecycle's (ACTIONS["ramp_dmarc"]).
 Every check happens before anything changes: a refusal sends nothing to the DNS provider and
 writes nothing. A step holds the configuration while it publishes, so a DNS check running
@@ -19,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from events.dmarc_reports import Readiness, readiness
 from integrations.errors import ProviderError
 from tenants.lifecycle import ACTIONS, ActionRefused, Lost, refusal, require, take_for
 from tenants.models import ConfigurationStatus, DmarcState, EmailConfiguration
@@ -49,6 +52,8 @@ class Step:
     to_state: str
     forward: bool
     dwell_overridden: bool
+    readiness_overridden: bool = False
+    readiness_note: str = ""  # what the reports said when a step that was not ready was taken
 
 
 def _label(state: str) -> str:
@@ -123,11 +128,22 @@ def _forward_refusal(configuration, to_state, *, reason: str, override_dwell: bo
     return ""
 
 
+def _readiness_refusal(ready: Readiness | None, *, actor: Actor, reason: str) -> str:
+    if ready is None or ready.ready:
+        return ""
+    if not actor.may(ACTIONS["override_dmarc_readiness"].role):
+        return f"{ready.summary} An email admin may step forward anyway, with a written reason."
+    if not reason.strip():
+        return f"{ready.summary} Stepping forward without that needs a written reason."
+    return ""
+
+
 def dmarc_plan(
     *, configuration: EmailConfiguration, to_state: str, actor: Actor, reason: str = "",
-    override_dwell: bool = False, now: datetime | None = None,
+    override_dwell: bool = False, now: datetime | None = None, ready: Readiness | None = None,
 ) -> Step:
-    """The step from the current state to `to_state`, or ActionRefused saying why not. Pure: no I/O."""
+    """The step from the current state to `to_state`, or ActionRefused saying why not. Pure: no I/O
+    (`ready` is what the aggregate reports say about a forward step, read by the caller)."""
     now = now or timezone.now()
     refusal = _move_refusal(configuration, to_state)
     if refusal:
@@ -141,11 +157,14 @@ def dmarc_plan(
                                 override_dwell=override_dwell, now=now)
         if refusal:
             raise ActionRefused(refusal, forbidden=True)
-        refusal = _forward_refusal(configuration, to_state, reason=reason, override_dwell=override_dwell, now=now)
+        refusal = _forward_refusal(configuration, to_state, reason=reason, override_dwell=override_dwell, now=now) \
+            or _readiness_refusal(ready, actor=actor, reason=reason)
         if refusal:
             raise ActionRefused(refusal)
     overridden = forward and now - configuration.dmarc_changed_at < settings.DMARC_MIN_DWELL
-    return Step(configuration.dmarc_state, to_state, forward, overridden)
+    not_ready = forward and ready is not None and not ready.ready
+    return Step(configuration.dmarc_state, to_state, forward, overridden, not_ready,
+                ready.summary if not_ready else "")
 
 
 def dmarc_allowed_targets(*, configuration: EmailConfiguration, actor: Actor,
@@ -154,24 +173,25 @@ def dmarc_allowed_targets(*, configuration: EmailConfiguration, actor: Actor,
     i = RAMP.index(configuration.dmarc_state)
     targets = [(RAMP[j], direction) for j, direction in ((i + 1, "forward"), (i - 1, "back")) if 0 <= j < len(RAMP)]
     general = refusal("ramp_dmarc", configuration, actor, now=now)
+    ready = readiness(configuration) if i + 1 < len(RAMP) else None  # the reports received so far
     result = []
     for state, direction in targets:
         blocked, overridable = general.message if general else "", False
         if not blocked:
             try:
-                dmarc_plan(configuration=configuration, to_state=state, actor=actor, now=now)
+                dmarc_plan(configuration=configuration, to_state=state, actor=actor, now=now, ready=ready)
             except ActionRefused as exc:
                 blocked = exc.message
-                overridable = _overridable(configuration, state, actor, now)
+                overridable = _overridable(configuration, state, actor, now, ready)
         result.append(DmarcTarget(state, _label(state), direction, blocked, overridable))
     return result
 
 
-def _overridable(configuration, state, actor: Actor, now) -> bool:
-    """Would a written reason and the dwell override get this step through?"""
+def _overridable(configuration, state, actor: Actor, now, ready) -> bool:
+    """Would a written reason (and the dwell override) get this step through?"""
     try:
         dmarc_plan(configuration=configuration, to_state=state, actor=actor,
-                   override_dwell=True, reason="(reason)", now=now)
+                   override_dwell=True, reason="(reason)", now=now, ready=ready)
     except ActionRefused:
         return False
     return True
@@ -190,8 +210,9 @@ def configuration_ramp_dmarc(
     now = now or timezone.now()
     configuration = EmailConfiguration.objects.load(configuration_id)
     require("ramp_dmarc", configuration, actor)
-    step = dmarc_plan(configuration=configuration, to_state=to_state, actor=actor,
-                      reason=reason, override_dwell=override_dwell, now=now)
+    forward = to_state in RAMP and RAMP.index(to_state) > RAMP.index(configuration.dmarc_state)
+    step = dmarc_plan(configuration=configuration, to_state=to_state, actor=actor, reason=reason,
+                      override_dwell=override_dwell, now=now, ready=readiness(configuration) if forward else None)
     hold = take_for("ramp_dmarc", configuration, actor, same={"dmarc_state": step.from_state})
     record = dmarc_record(configuration, step.to_state)
     with transaction.atomic():
@@ -200,6 +221,7 @@ def configuration_ramp_dmarc(
         change = DmarcChange.objects.create(
             configuration=configuration, from_state=step.from_state, to_state=step.to_state, actor=actor.name,
             reason=reason.strip(), dwell_overridden=step.dwell_overridden, record_value=record.value,
+            readiness_overridden=step.readiness_overridden, readiness_note=step.readiness_note,
         )
     try:
         providers.zone(configuration.partition).upsert([record], before_write=hold.renew)

@@ -105,6 +105,10 @@ class DmarcChange(models.Model):
     actor = models.CharField(max_length=150)  # username, or "cli:<name>"
     reason = models.TextField(blank=True)
     dwell_overridden = models.BooleanField(default=False)
+    # A forward step taken although the aggregate reports did not say it was safe (an email admin's
+    # call, with the reason above), and what they said then.
+    readiness_overridden = models.BooleanField(default=False)
+    readiness_note = models.TextField(blank=True)
     record_value = models.TextField()  # the _dmarc TXT value published
     created_at = models.DateTimeField(auto_now_add=True)
 

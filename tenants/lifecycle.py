@@ -275,6 +275,9 @@ ACTIONS = {a.name: a for a in (
            Work.RAMP, "DMARC cannot change while {domain} is {status}."),
     Action("override_dmarc_dwell", "Override the minimum dwell", roles.EMAIL_ADMIN, RECORDS_PUBLISHED, Work.RAMP,
            "DMARC cannot change while {domain} is {status}."),
+    # A forward step the aggregate reports do not (yet) say is safe.
+    Action("override_dmarc_readiness", "Step forward without the reports' go-ahead", roles.EMAIL_ADMIN,
+           RECORDS_PUBLISHED, Work.RAMP, "DMARC cannot change while {domain} is {status}."),
     Action("relax_dmarc", "Relax DMARC at once", roles.EMAIL_ADMIN, RECORDS_PUBLISHED | {S.PROVISIONING}, Work.RAMP,
            "DMARC cannot change while {domain} is {status}."),
     Action("send_test_email", "Send test email", roles.SUPPORT, DNS_WATCHED, None,

@@ -7,7 +7,7 @@ patching the code under test.
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import boto3
@@ -270,3 +270,22 @@ def take_back(ids: set[str]) -> set[str]:
         for message in others:
             message.requeue()
     return ids
+
+
+# --- DMARC aggregate reports ---------------------------------------------------------------------
+
+
+def reported(configuration, *, days: int = 14, volume: int = 100, fail_share: float = 0.0):
+    """Receivers' aggregate reports for its last `days` days, imported the way every report is:
+    enough aligned mail for the next DMARC step to be ready (unless `fail_share` says otherwise)."""
+    from django.utils import timezone
+
+    from events.dmarc_reports import import_file
+    from localdev.dmarc_reports import day_of_reports
+
+    today = timezone.now().date()
+    for back in range(days):
+        for name, data in day_of_reports(configuration.sending_domain, today - timedelta(days=back), seed=volume,
+                                         fail_share=fail_share, volume=volume):
+            [outcome] = import_file(name, data, source="command", actor_name="test")
+            assert outcome.status == "stored", outcome.message

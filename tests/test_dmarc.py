@@ -16,7 +16,7 @@ from provisioning.records import DMARC_TTL, DMARC_VALUES
 from tenants.lifecycle import ActionRefused
 from tenants.models import DmarcState, EmailConfiguration
 from tenants.roles import EMAIL_ADMIN, SUPPORT, Actor
-from tests.harness import DOMAIN, RUA, activated, create, rrsets
+from tests.harness import DOMAIN, RUA, activated, create, reported, rrsets
 
 DMARC_NAME = f"_dmarc.{DOMAIN}"
 WEEK = timedelta(days=7)
@@ -48,6 +48,7 @@ def test_every_dmarc_record_parses_in_checkdmarc_and_says_what_its_state_says(st
     pct = dict(DMARC_TAG_VALUE_REGEX.findall(value)).get("pct")
     testing = state.endswith("_test")
     assert tags["v"] == "DMARC1"
+    assert [(u["scheme"], u["address"]) for u in tags["rua"]] == [("mailto", "dmarc-reports@prod.ardamails.com")]
     assert tags["p"] == state.removesuffix("_test")
     assert tags["t"] == ("y" if testing else "n")
     assert pct == ("0" if testing else None)
@@ -68,7 +69,10 @@ def test_the_ramp_is_every_state_in_order():
 
 @pytest.fixture
 def active(harness, configured_partitions):
-    return activated(harness, configured_partitions)
+    """Active, with two weeks of receivers' reports saying its mail passes: the next step is ready."""
+    configuration = activated(harness, configured_partitions)
+    reported(configuration)
+    return configuration
 
 
 def published(harness):

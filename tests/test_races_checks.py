@@ -126,6 +126,7 @@ def test_of_two_checks_in_flight_at_once_only_the_holder_moves_the_row(harness, 
 
 def test_a_dmarc_ramp_during_a_drift_check_is_not_reported_as_drift(harness, configured_partitions):
     configuration = activated(harness, configured_partitions)
+    reported(configuration)
     before = {c.purpose: (c.expected, c.status, c.checked_at) for c in RecordCheck.objects.all()}
     ramped = []
 
@@ -178,6 +179,7 @@ def test_a_dkim_key_change_during_a_drift_check_is_not_reported_as_drift(harness
 
 def test_a_repair_decided_before_a_dmarc_step_does_not_undo_it(harness, configured_partitions):
     configuration = activated(harness, configured_partitions)
+    reported(configuration)
     stepped = []
 
     def a_step_lands_before_the_repair_holds_the_row(execute, sql, params, many, context):

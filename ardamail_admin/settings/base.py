@@ -143,6 +143,17 @@ EVENTS_ROLLUP_SECONDS = env.float("EVENTS_ROLLUP_SECONDS", default=60.0)  # how 
 TEST_EMAIL_FOLLOW_SECONDS = env.int("TEST_EMAIL_FOLLOW_SECONDS", default=120)
 CELERY_BEAT_SCHEDULE["events-rollup"] = {"task": "events.tasks.roll_up", "schedule": EVENTS_ROLLUP_SECONDS}
 
+# --- DMARC aggregate reports ------------------------------------------------------
+DMARC_REPORT_MAX_BYTES = env.int("DMARC_REPORT_MAX_BYTES", default=10 * 1024 * 1024)  # one file as received
+DMARC_REPORT_MAX_XML_BYTES = env.int("DMARC_REPORT_MAX_XML_BYTES", default=50 * 1024 * 1024)  # once unpacked
+DMARC_REPORT_MAX_ROWS = env.int("DMARC_REPORT_MAX_ROWS", default=100_000)  # records in one report
+DMARC_INBOUND_MAX_BYTES = env.int("DMARC_INBOUND_MAX_BYTES", default=20 * 1024 * 1024)  # an inbound message's JSON
+# The readiness of a forward DMARC step: over this many days, at least this many messages reported,
+# and at least this share of them passing DMARC aligned.
+DMARC_READY_WINDOW_DAYS = env.int("DMARC_READY_WINDOW_DAYS", default=14)
+DMARC_READY_MIN_MESSAGES = env.int("DMARC_READY_MIN_MESSAGES", default=200)
+DMARC_READY_MIN_PASS_RATE = env.float("DMARC_READY_MIN_PASS_RATE", default=0.98)
+
 # --- Partitions and secrets --------------------------------------------------
 PARTITIONS_FILE = env.path("PARTITIONS_FILE", default=BASE_DIR / "deploy" / "partitions.local.toml")
 SECRETS_DIR = env.path("SECRETS_DIR", default="/app/secret")

@@ -1,0 +1,249 @@
+"""DMARC aggregate reports: the one code path every way in uses (the Postmark inbound webhook,
+`manage.py import_dmarc_reports`, the upload page, local mode's generator), and what is read back
+(per-configuration summaries, failing sources, reporters, and the readiness of the next ramp step).
+
+A report is stored once per (reporter, report id): its rows against the configuration whose sending
+domain is the row's header From (or none), and the per-day roll-up `DmarcDay` recounted from the
+rows in the same transaction, under a lock on the configurations it touches, so two imports at once
+never lose each other's counts. A bad file stores nothing and says why (docs/dmarc-reports.md).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from integrations.dmarc.aggregate import AggregateReport, ReportRefused, read_reports
+from tenants.models import EmailConfiguration
+
+from .models import DmarcDay, DmarcReport, DmarcReportRow
+
+CHART_DAYS = 30
+WINDOWS = (7, 14, 30)
+
+
+@dataclass
+class ImportOutcome:
+    name: str
+    status: str  # "stored", "duplicate" or "refused"
+    message: str  # one sentence, naming the file
+    report: DmarcReport | None = None
+
+
+def import_file(name: str, data: bytes, *, source: str, actor_name: str) -> list[ImportOutcome]:
+    """Every report in one file, each stored or refused with a sentence; nothing from a bad file."""
+    label = name or "the file"
+    try:
+        reports = read_reports(data, max_compressed=settings.DMARC_REPORT_MAX_BYTES,
+                               max_xml=settings.DMARC_REPORT_MAX_XML_BYTES)
+    except ReportRefused as exc:
+        return [ImportOutcome(name, "refused", f"{label}: refused, nothing stored: {exc}")]
+    return [store(report, name=name, source=source, actor_name=actor_name) for report in reports]
+
+
+def _auth(results) -> str:
+    return ", ".join(f"{r.domain}={r.result}" + (f" ({r.detail})" if r.detail else "") for r in results)[:500]
+
+
+def store(report: AggregateReport, *, name: str, source: str, actor_name: str) -> ImportOutcome:
+    label = name or f"{report.org_name} report {report.report_id}"
+    if len(report.records) > settings.DMARC_REPORT_MAX_ROWS:
+        return ImportOutcome(name, "refused", f"{label}: refused, nothing stored: it has {len(report.records):,} "
+                                              f"records; at most {settings.DMARC_REPORT_MAX_ROWS:,} are taken.")
+    domains = {r.header_from for r in report.records}
+    day = report.begin.astimezone(UTC).date()
+    try:
+        with transaction.atomic():
+            matches = dict(EmailConfiguration.objects.filter(sending_domain__in=domains).values_list(
+                "sending_domain", "pk"))
+            # Imports touching the same configurations take turns for the recount below.
+            list(EmailConfiguration.objects.select_for_update().filter(pk__in=matches.values()).order_by("pk")
+                 .values_list("pk", flat=True))
+            row = DmarcReport.objects.create(
+                org_name=report.org_name, report_id=report.report_id, email=report.email, begin=report.begin,
+                end=report.end, policy_domain=report.policy_domain, policy=report.policy, pct=report.pct,
+                rows=len(report.records), messages=report.messages,
+                matched_messages=sum(r.count for r in report.records if r.header_from in matches),
+                source=source, filename=name[:255], imported_by=actor_name[:150])
+            DmarcReportRow.objects.bulk_create([
+                DmarcReportRow(report=row, configuration_id=matches.get(r.header_from), day=day,
+                               source_ip=r.source_ip, count=r.count, disposition=r.disposition, dkim=r.dkim,
+                               spf=r.spf, aligned_pass=r.aligned_pass, header_from=r.header_from,
+                               envelope_from=r.envelope_from[:253], dkim_auth=_auth(r.dkim_auth),
+                               spf_auth=_auth(r.spf_auth))
+                for r in report.records], batch_size=1000)
+            recount(set(matches.values()), {day})
+    except IntegrityError:
+        if DmarcReport.objects.filter(org_name=report.org_name, report_id=report.report_id).exists():
+            return ImportOutcome(name, "duplicate", f"{label}: {report.org_name}'s report {report.report_id} "
+                                                    "was imported before; nothing changed.")
+        raise
+    unmatched = "" if matches else " (no configuration of ours is its header From)"
+    return ImportOutcome(name, "stored", f"{label}: stored {report.org_name}'s report {report.report_id} for "
+                                         f"{day:%Y-%m-%d}: {len(report.records)} records, {report.messages:,} "
+                                         f"messages{unmatched}.", row)
+
+
+def recount(configuration_ids: set[int], days: set[date]) -> None:
+    """Set each (configuration, day) roll-up from the rows: absolute values, so it can run again."""
+    if not configuration_ids:
+        return
+    totals = (DmarcReportRow.objects.filter(configuration_id__in=configuration_ids, day__in=days)
+              .values("configuration_id", "day")
+              .annotate(messages=Sum("count"), passed=Sum("count", filter=Q(aligned_pass=True))).order_by())
+    DmarcDay.objects.bulk_create(
+        [DmarcDay(configuration_id=t["configuration_id"], day=t["day"], messages=t["messages"] or 0,
+                  passed=t["passed"] or 0) for t in totals],
+        update_conflicts=True, unique_fields=["configuration", "day"], update_fields=["messages", "passed"])
+
+
+# --- reading back ---------------------------------------------------------------------------------
+
+def _first_day(days: int, now: datetime | None = None) -> date:
+    return (now or timezone.now()).astimezone(UTC).date() - timedelta(days=days - 1)
+
+
+@dataclass
+class Window:
+    days: int
+    messages: int = 0
+    passed: int = 0
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.messages if self.messages else None
+
+    @property
+    def failed(self) -> int:
+        return self.messages - self.passed
+
+
+@dataclass
+class ReportDay:
+    day: date
+    messages: int = 0
+    passed: int = 0
+
+    @property
+    def failed(self) -> int:
+        return self.messages - self.passed
+
+
+@dataclass
+class Summary:
+    days: list[ReportDay]  # the last 30 UTC days, oldest first
+    windows: dict[int, Window] = field(default_factory=dict)
+
+
+def summary_for(configuration: EmailConfiguration, now: datetime | None = None) -> Summary:
+    """Messages and aligned passes per window, and per day for the chart: one query."""
+    first = _first_day(CHART_DAYS, now)
+    found = {d.day: d for d in DmarcDay.objects.filter(configuration=configuration, day__gte=first)}
+    days = [ReportDay(first + timedelta(days=n)) for n in range(CHART_DAYS)]
+    for day in days:
+        if day.day in found:
+            day.messages, day.passed = found[day.day].messages, found[day.day].passed
+    summary = Summary(days)
+    for length in WINDOWS:
+        window = Window(length)
+        for day in days[-length:]:
+            window.messages += day.messages
+            window.passed += day.passed
+        summary.windows[length] = window
+    return summary
+
+
+def windows_for(configuration_ids: list[int], days: int, now: datetime | None = None) -> dict[int, Window]:
+    """One window for many configurations (the partition overview): one grouped query."""
+    totals = (DmarcDay.objects.filter(configuration_id__in=configuration_ids, day__gte=_first_day(days, now))
+              .values("configuration_id").annotate(messages=Sum("messages"), passed=Sum("passed")).order_by())
+    found = {t["configuration_id"]: Window(days, t["messages"] or 0, t["passed"] or 0) for t in totals}
+    return {pk: found.get(pk, Window(days)) for pk in configuration_ids}
+
+
+@dataclass
+class FailingSource:
+    source_ip: str
+    messages: int
+    dkim: str
+    spf: str
+    dkim_auth: str
+    spf_auth: str
+    reporters: list[str]
+
+
+def failing_sources(configuration: EmailConfiguration, *, days: int = 14, limit: int = 10,
+                    now: datetime | None = None) -> list[FailingSource]:
+    """The sources whose mail failed DMARC most, with their results and who reported them."""
+    rows = (DmarcReportRow.objects.filter(configuration=configuration, aligned_pass=False,
+                                          day__gte=_first_day(days, now))
+            .values("source_ip").annotate(messages=Sum("count")).order_by("-messages", "source_ip")[:limit])
+    top = {r["source_ip"]: r["messages"] for r in rows}
+    if not top:
+        return []
+    details: dict[str, dict] = defaultdict(lambda: {"reporters": set()})
+    for r in (DmarcReportRow.objects.filter(configuration=configuration, aligned_pass=False, day__gte=_first_day(days, now),
+                                            source_ip__in=list(top))
+              .values("source_ip", "dkim", "spf", "dkim_auth", "spf_auth", "report__org_name").order_by("-id")[:500]):
+        entry = details[r["source_ip"]]
+        entry.setdefault("first", r)
+        entry["reporters"].add(r["report__org_name"])
+    result = []
+    for ip, messages in top.items():
+        first = details[ip].get("first", {})
+        result.append(FailingSource(ip, messages, first.get("dkim", ""), first.get("spf", ""),
+                                    first.get("dkim_auth", ""), first.get("spf_auth", ""),
+                                    sorted(details[ip]["reporters"])))
+    return result
+
+
+def reporters(configuration: EmailConfiguration, *, days: int = 14, now: datetime | None = None) -> list[dict]:
+    """Who reported on it: reports, messages, and the latest period each."""
+    return list(DmarcReportRow.objects.filter(configuration=configuration, day__gte=_first_day(days, now))
+                .values("report__org_name").annotate(reports=Count("report", distinct=True), messages=Sum("count"))
+                .order_by("-messages", "report__org_name"))
+
+
+# --- readiness of the next ramp step -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    window_days: int
+    messages: int
+    pass_rate: float | None
+    reasons: tuple[str, ...]  # why not, in words (empty when ready)
+
+    @property
+    def summary(self) -> str:
+        if self.ready:
+            return (f"Ready: {self.pass_rate:.1%} of {self.messages:,} messages passed DMARC aligned in the "
+                    f"last {self.window_days} days.")
+        return "Not ready: " + " ".join(self.reasons)
+
+
+def judge(window: Window) -> Readiness:
+    """The rule (settings DMARC_READY_*): enough mail reported, and enough of it aligned."""
+    minimum, needed = settings.DMARC_READY_MIN_MESSAGES, settings.DMARC_READY_MIN_PASS_RATE
+    reasons = []
+    if window.messages < minimum:
+        reasons.append(f"only {window.messages:,} messages were reported in the last {window.days} days; "
+                       f"at least {minimum:,} are needed to judge.")
+    if window.messages and window.pass_rate < needed:
+        reasons.append(f"{window.pass_rate:.1%} passed DMARC aligned in the last {window.days} days; at least "
+                       f"{needed:.0%} must, so a legitimate source may still be failing (see the failing sources).")
+    reasons = [r[0].upper() + r[1:] for r in reasons]
+    return Readiness(not reasons, window.days, window.messages, window.pass_rate, tuple(reasons))
+
+
+def readiness(configuration: EmailConfiguration, now: datetime | None = None) -> Readiness:
+    days = settings.DMARC_READY_WINDOW_DAYS
+    return judge(windows_for([configuration.pk], days, now)[configuration.pk])
+
+
+def window_start_day(days: int, now: datetime | None = None) -> datetime:
+    return datetime.combine(_first_day(days, now), time.min, tzinfo=UTC)
