@@ -28,6 +28,7 @@ from tests.harness import (
     providers_on,
     provisioned,
     put_txt,
+    reported,
     rrsets,
 )
 
