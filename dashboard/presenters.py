@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from events import stats
+from events import dmarc_reports, stats
 from events.models import DeliveryEvent, RecordType
 from integrations.dns.txt import quote_txt
 from integrations.errors import ProviderError
@@ -30,13 +30,14 @@ from provisioning.records import (
 from provisioning.steps import webhook_url
 from tenants.lifecycle import ACTIONS, actions_for, activity, is_held, refusal
 from tenants.models import ConfigurationStatus, DmarcState, EmailConfiguration, Work
+from tenants.report_address import external_destination_record
 from tenants.roles import Actor
 
 from .queries import Attention
 
 REAL_POSTMARK = "https://api.postmarkapp.com"
-FRAGMENTS = ("facts", "status", "records", "verification", "timeline", "dmarc", "test_email", "events", "offboard",
-             "checks")
+FRAGMENTS = ("facts", "status", "records", "verification", "timeline", "dmarc", "reports", "test_email", "events",
+             "offboard", "checks")
 SERIES = (("delivered", "Delivered", "bar-delivered"), ("bounced", "Bounced", "bar-bounced"),
           ("complaints", "Spam complaints", "bar-complaints"))
 
@@ -170,6 +171,43 @@ def events_context(configuration: EmailConfiguration, event_filter: dict) -> dic
     }
 
 
+def report_chart(summary: dmarc_reports.Summary) -> list[dict]:
+    """The daily bars of reported mail: passing (green) under failing (red), on one scale."""
+    top = max((d.messages for d in summary.days), default=0) or 1
+    bars = []
+    for i, day in enumerate(summary.days):
+        passed = round(40 * day.passed / top) if day.passed else 0
+        failed = round(40 * day.failed / top) if day.failed else 0
+        if day.failed and not failed:
+            failed = 1  # a few failing messages among thousands stay visible
+        bars.append({"x": i * 10, "passed_y": 42 - passed, "passed": passed, "failed_y": 42 - passed - failed,
+                     "failed": failed, "title": f"{day.day:%Y-%m-%d}: {day.passed:,} passed, {day.failed:,} failed"})
+    return bars
+
+
+def reports_context(configuration: EmailConfiguration) -> dict:
+    """The Aggregate reports fragment: windows, chart, failing sources, reporters, the next step."""
+    summary = dmarc_reports.summary_for(configuration)
+    window = settings.DMARC_READY_WINDOW_DAYS
+    return {
+        "report_windows": [summary.windows[n] for n in dmarc_reports.WINDOWS],
+        "report_chart": report_chart(summary),
+        "report_days": summary.days,
+        "report_max": max((d.messages for d in summary.days), default=0),
+        "failing_sources": dmarc_reports.failing_sources(configuration, days=window),
+        "reporters": dmarc_reports.reporters(configuration, days=window),
+        "report_window": window,
+        "report_address": configuration.partition.dmarc_report_address,
+        "report_destination": partition_report_destination(configuration.partition),
+    }
+
+
+def partition_report_destination(partition) -> str:
+    """"" when the report address is in the mail zone's organizational domain; otherwise the
+    sentence naming the record its domain must publish (RFC 7489 §7.1, docs/dmarc-reports.md)."""
+    return external_destination_record(partition)
+
+
 def configuration_context(configuration: EmailConfiguration, *, user, event_filter: dict | None = None) -> dict:
     actor = Actor.of(user)
     steps = list(configuration.steps.all())
@@ -178,9 +216,14 @@ def configuration_context(configuration: EmailConfiguration, *, user, event_filt
     targets = dmarc_allowed_targets(configuration=configuration, actor=actor)
     link = configuration.postmark_server_link
     events = events_context(configuration, event_filter or {})
+    reports = reports_context(configuration)
+    forward = [t for t in targets if t.direction == "forward"]
     waiting_for_test = events["test_email"] is not None and events["test_email"].waiting
     return {
         **events,
+        **reports,
+        "dmarc_readiness": dmarc_reports.readiness(configuration) if forward else None,
+        "dwell_short": timezone.now() - configuration.dmarc_changed_at < settings.DMARC_MIN_DWELL,
         "configuration": configuration,
         "steps": steps,
         "records": record_rows(configuration, steps, checks),
@@ -252,7 +295,18 @@ def status_document(configuration: EmailConfiguration, providers: Providers) -> 
         "records": [_record_entry(r, by_key.get(r.key)) for r in desired],
         "records_error": read_error,
         "events": events_document(configuration),
+        "dmarc_reports": reports_document(configuration),
     }
+
+
+def reports_document(configuration: EmailConfiguration, *, days: int | None = None) -> dict:
+    """`status --json`'s `dmarc_reports` and `manage.py dmarc_report`: the readiness rule's window
+    (or `days`), its messages and aligned pass rate, and whether the next step is ready and why not."""
+    days = days or settings.DMARC_READY_WINDOW_DAYS
+    window = dmarc_reports.windows_for([configuration.pk], days)[configuration.pk]
+    judged = dmarc_reports.judge(window)
+    return {"window_days": days, "messages": window.messages, "passed": window.passed,
+            "aligned_pass_rate": window.pass_rate, "ready": judged.ready, "reasons": list(judged.reasons)}
 
 
 def event_entry(event: DeliveryEvent) -> dict:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("partitions/", views.partition_list, name="partitions"),
     path("partitions/<slug:name>/", views.partition_detail, name="partition"),
     path("configurations/", views.configuration_list, name="configurations"),
+    path("dmarc-reports/", views.reports, name="reports"),
     path("onboard/", views.onboard, name="onboard"),
     path("configurations/<int:pk>/", views.configuration_detail, name="configuration"),
     path("configurations/<int:pk>/live/", views.configuration_live, name="configuration_live"),

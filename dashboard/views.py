@@ -16,6 +16,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
+from events import dmarc_reports
+from events.dmarc_reports import ImportOutcome, import_file
+from events.models import DmarcReport, ReportSource
 from provisioning.dmarc import configuration_ramp_dmarc, is_emergency_relax
 from provisioning.drift import configuration_repair
 from provisioning.offboarding import configuration_offboard
@@ -29,7 +32,9 @@ from provisioning.sending import configuration_send_test_email
 from provisioning.verification import configuration_check_now
 from tenants.lifecycle import ACTIONS, ActionRefused
 from tenants.models import DmarcState, EmailConfiguration, Partition
+from tenants.report_address import external_destination_record
 from tenants.roles import (
+    EMAIL_ADMIN,
     EMAIL_ADMIN_GROUP,
     ROLE_REFUSALS,
     SUPPORT,
@@ -94,9 +99,45 @@ def _attention_row(request, pk: str):
     return render(request, "dashboard/fragments/attention_rows.html", {"rows": rows})
 
 
+def reports(request):
+    """The aggregate reports received, newest first; email admins upload report files here (each
+    file's outcome is said on this page: stored, imported before, or refused and why)."""
+    results = []
+    if request.method == "POST":
+        if not Actor.of(request.user).may(EMAIL_ADMIN):
+            raise PermissionDenied(ROLE_REFUSALS[EMAIL_ADMIN])
+        results = _upload(request)
+    page = Paginator(DmarcReport.objects.all(), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "dashboard/reports.html", {"page": page, "results": results,
+                                                       "max_files": MAX_UPLOAD_FILES,
+                                                       "max_bytes": settings.DMARC_REPORT_MAX_BYTES},
+                  status=400 if any(r.status == "refused" for r in results) else 200)
+
+
+MAX_UPLOAD_FILES = 20
+
+
+def _upload(request) -> list[ImportOutcome]:
+    files = request.FILES.getlist("files")
+    if not files:
+        return [ImportOutcome("", "refused", "Choose at least one report file (.xml, .xml.gz, .gz or .zip).")]
+    if len(files) > MAX_UPLOAD_FILES:
+        return [ImportOutcome("", "refused", f"Upload at most {MAX_UPLOAD_FILES} files at once; nothing was stored.")]
+    actor = Actor.of(request.user)
+    outcomes = []
+    for upload in files:
+        if upload.size > settings.DMARC_REPORT_MAX_BYTES:
+            outcomes.append(ImportOutcome(upload.name, "refused", f"{upload.name}: refused, nothing stored: it is "
+                                                                  f"larger than {settings.DMARC_REPORT_MAX_BYTES:,} bytes."))
+            continue
+        outcomes += import_file(upload.name, upload.read(), source=ReportSource.UPLOAD, actor_name=actor.name)
+    return outcomes
+
+
 def partition_list(request):
     partitions = Partition.objects.annotate(configuration_count=Count("configurations"))
-    return render(request, "dashboard/partition_list.html", {"rows": [(p, p.missing_secrets()) for p in partitions]})
+    return render(request, "dashboard/partition_list.html", {
+        "rows": [(p, p.missing_secrets(), external_destination_record(p)) for p in partitions]})
 
 
 def _overview(request, partition):
@@ -106,6 +147,7 @@ def _overview(request, partition):
     else:
         results = EmailConfiguration.objects.none()
     page = Paginator(results, PAGE_SIZE).get_page(request.GET.get("page"))
+    _with_report_windows(page.object_list)
     params = request.GET.copy()
     params.pop("page", None)
     data = form.cleaned_data if form.is_valid() else {"q": "", "status": "", "dmarc": "", "sort": ""}
@@ -116,7 +158,18 @@ def _overview(request, partition):
         "sort_links": _sort_links(params, data["sort"]),
         "bounce_threshold": settings.EVENTS_BOUNCE_RATE_THRESHOLD,
         "complaint_threshold": settings.EVENTS_COMPLAINT_RATE_THRESHOLD,
+        "report_window_days": settings.DMARC_READY_WINDOW_DAYS,
     }
+
+
+def _with_report_windows(rows) -> None:
+    """Each row's DMARC pass rate over the readiness window and its next step's readiness: one
+    grouped query for the page."""
+    rows = list(rows)
+    windows = dmarc_reports.windows_for([c.pk for c in rows], settings.DMARC_READY_WINDOW_DAYS)
+    for c in rows:
+        c.report_window = windows[c.pk]
+        c.next_step = dmarc_reports.judge(c.report_window) if c.dmarc_state != DmarcState.REJECT else None
 
 
 def _sort_links(params, current: str) -> dict[str, dict]:
@@ -135,6 +188,7 @@ def partition_detail(request, name):
     partition = get_object_or_404(Partition, name=name)
     context = _overview(request, partition)
     context["missing"] = partition.missing_secrets()
+    context["report_destination"] = external_destination_record(partition)
     context["waiting"] = list(queries.dmarc_waiting_longest(partition=partition, limit=5))
     return render(request, "dashboard/partition_detail.html", context)
 

@@ -7,6 +7,8 @@ Answers (JSON, each with a sentence): 200 stored or already stored; 401 missing 
 partition; 503 a partition whose webhook secret is not configured (the provider tries again later).
 """
 
+import base64
+import binascii
 import logging
 
 from django.conf import settings
@@ -20,7 +22,9 @@ from tenants import secrets
 from tenants.models import Partition
 from tenants.validation import validate_partition_name
 
-from .receiver import BadBody, authorized, store
+from .dmarc_reports import import_file
+from .models import ReportSource
+from .receiver import BadBody, authorized, parse_body, store
 
 log = logging.getLogger(__name__)
 PARSERS = {"postmark": postmark_event}  # the URL's provider -> its package's webhook parser
@@ -41,24 +45,18 @@ def _partition(name: str) -> Partition | None:
     return Partition.objects.filter(name=name).first()
 
 
-@csrf_exempt
-@login_not_required
-@require_POST
-def provider_webhook(request, provider: str, partition: str):
-    parse = PARSERS.get(provider)
-    found = _partition(partition) if parse else None
-    if found is None:
-        return _answer(404, "There is no such webhook; nothing was stored.")
+def _admit(request, provider: str, partition: Partition, limit: int) -> JsonResponse | bytes:
+    """The checks every webhook of ours makes, in order: the partition's secret, then the body's
+    size. The body, or the answer that refuses it (nothing stored)."""
     try:
-        allowed = authorized(found, request)
+        allowed = authorized(partition, request)
     except secrets.MissingSecret as exc:
-        log.error("Refused a %s webhook for %s: %s", provider, found.name, exc)
+        log.error("Refused a %s webhook for %s: %s", provider, partition.name, exc)
         return _answer(503, "This partition's webhook secret is not configured; nothing was stored.")
     if not allowed:
-        log.warning("Refused a %s webhook for %s: the credential is %s.", provider, found.name,
+        log.warning("Refused a %s webhook for %s: the credential is %s.", provider, partition.name,
                     "wrong" if request.headers.get("Authorization") else "missing")
         return _answer(401, "The webhook secret is missing or wrong; nothing was stored.")
-    limit = settings.WEBHOOK_MAX_BODY_BYTES
     length = request.META.get("CONTENT_LENGTH") or ""
     if not (length.isascii() and length.isdigit()):
         return _answer(411, "Send the body with a Content-Length; nothing was stored.")
@@ -67,6 +65,20 @@ def provider_webhook(request, provider: str, partition: str):
     body = request.read(limit + 1)
     if len(body) > limit:
         return _answer(413, f"The body is larger than {limit} bytes; nothing was stored.")
+    return body
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def provider_webhook(request, provider: str, partition: str):
+    parse = PARSERS.get(provider)
+    found = _partition(partition) if parse else None
+    if found is None:
+        return _answer(404, "There is no such webhook; nothing was stored.")
+    body = _admit(request, provider, found, settings.WEBHOOK_MAX_BODY_BYTES)
+    if isinstance(body, JsonResponse):
+        return body
     try:
         stored = store(found, parse, body)
     except BadBody as exc:
@@ -74,3 +86,61 @@ def provider_webhook(request, provider: str, partition: str):
     if stored.duplicate:
         return _answer(200, f"This {stored.record_type} event was stored before; nothing changed.", stored=False)
     return _answer(200, f"Stored the {stored.record_type} event.", stored=True, matched=stored.matched)
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def postmark_inbound(request, partition: str):
+    """Postmark's inbound webhook for the partition's report address: each attachment is a report
+    file, imported like any other (events.dmarc_reports). Postmark's inbound hook takes basic auth in
+    its URL (`https://postmark:<secret>@host/webhooks/postmark-inbound/<partition>/`).
+
+    A file that is not a valid report is answered 200 with its refusal, not 4xx: Postmark would
+    retry it for hours and it would stay as bad. The refusal is logged and said in the answer."""
+    found = _partition(partition)
+    if found is None:
+        return _answer(404, "There is no such webhook; nothing was stored.")
+    body = _admit(request, "postmark-inbound", found, settings.DMARC_INBOUND_MAX_BYTES)
+    if isinstance(body, JsonResponse):
+        return body
+    try:
+        message = parse_body(body)
+    except BadBody as exc:
+        return _answer(400, f"{exc} Nothing was stored.")
+    if not isinstance(message, dict):
+        return _answer(400, "The body must be a JSON object (Postmark's inbound message). Nothing was stored.")
+    attachments = message.get("Attachments") or []
+    if not isinstance(attachments, list):
+        return _answer(400, "Attachments must be a list. Nothing was stored.")
+    results = []
+    sender = str(message.get("From") or "")[:100]
+    for position, attachment in enumerate(attachments, start=1):
+        name, data, problem = _attachment(attachment, position)
+        if problem:
+            results.append({"name": name, "status": "refused", "message": f"{name}: refused, nothing stored: {problem}"})
+            continue
+        for outcome in import_file(name, data, source=ReportSource.INBOUND, actor_name=f"inbound:{sender}"):
+            results.append({"name": name, "status": outcome.status, "message": outcome.message})
+    for result in results:
+        if result["status"] == "refused":
+            log.warning("Inbound report for %s: %s", found.name, result["message"])
+    stored = sum(r["status"] == "stored" for r in results)
+    if not results:
+        return _answer(200, "The message has no attachment; there was no report to store.", results=[])
+    return _answer(200, f"{stored} of {len(results)} reports stored.", results=results)
+
+
+def _attachment(attachment: object, position: int) -> tuple[str, bytes, str]:
+    """(name, bytes, problem): Postmark sends each attachment's content in base64."""
+    if not isinstance(attachment, dict):
+        return f"attachment {position}", b"", "it is not an object."
+    name = attachment.get("Name")
+    name = name[:200] if isinstance(name, str) and name.strip() else f"attachment {position}"
+    content = attachment.get("Content")
+    if not isinstance(content, str) or not content:
+        return name, b"", "it has no Content."
+    try:
+        return name, base64.b64decode(content, validate=True), ""
+    except (binascii.Error, ValueError):
+        return name, b"", "its Content is not base64."

@@ -1,7 +1,9 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from tenants.models import Partition
 from tenants.partitions import PartitionConfigError, load_file, sync_partitions
+from tenants.report_address import external_destination_record
 
 
 class Command(BaseCommand):
@@ -19,3 +21,6 @@ class Command(BaseCommand):
         for label, names in (("created", result.created), ("updated", result.updated), ("unchanged", result.unchanged)):
             if names:
                 self.stdout.write(f"{label}: {', '.join(names)}")
+        for partition in Partition.objects.all():  # what the partitions file leaves for someone to do
+            if warning := external_destination_record(partition):
+                self.stdout.write(f"warning: {warning}")
