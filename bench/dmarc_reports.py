@@ -22,7 +22,7 @@ import django  # noqa: E402
 django.setup()
 
 from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
 
 
 def seed_rows(configuration_ids: list[int], target_id: int, total: int, target_rows: int) -> None:
@@ -71,14 +71,23 @@ def measure(client, url: str, repeat: int) -> dict:
         response = client.get(url)
         times.append((time.perf_counter() - start) * 1000)
         assert response.status_code == 200, (url, response.status_code)
-    with CaptureQueriesContext(connection) as ctx:
+    statements = []
+
+    def timed(execute, sql, params, many, context):
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            statements.append(((time.perf_counter() - start) * 1000, sql))
+
+    with connection.execute_wrapper(timed):
         client.get(url)
     tracemalloc.start()
     client.get(url)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {"median": statistics.median(times), "p95": sorted(times)[max(0, int(len(times) * 0.95) - 1)],
-            "queries": len(ctx.captured_queries), "peak_kib": peak / 1024}
+            "queries": len(statements), "peak_kib": peak / 1024, "slowest": sorted(statements, reverse=True)[:2]}
 
 
 def main() -> None:
@@ -97,7 +106,12 @@ def main() -> None:
     from events.dmarc_reports import import_file
     from events.models import DmarcReport, DmarcReportRow
     from localdev.dmarc_reports import day_of_reports
-    from tenants.models import ConfigurationStatus, EmailConfiguration, Partition, Tenant
+    from tenants.models import (
+        ConfigurationStatus,
+        EmailConfiguration,
+        Partition,
+        Tenant,
+    )
     from tenants.partitions import load_file, sync_partitions
 
     setup_test_environment()
@@ -150,7 +164,8 @@ def main() -> None:
         print(f"{'page':<48} {'median ms':>10} {'p95 ms':>8} {'queries':>8} {'peak KiB':>9}")
         for label, url in pages.items():
             m = measure(client, url, args.repeat)
-            print(f"{label:<48} {m['median']:>10.1f} {m['p95']:>8.1f} {m['queries']:>8} {m['peak_kib']:>9.0f}")
+            print(f"{label:<48} {m['median']:>10.1f} {m['p95']:>8.1f} {m['queries']:>8} {m['peak_kib']:>9.0f}"
+                  + "".join(f"\n    slow query {ms:.1f} ms: {sql[:100]}" for ms, sql in m["slowest"] if ms > 5))
         assert DmarcReport.objects.exists()
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)

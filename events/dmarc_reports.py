@@ -14,13 +14,13 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from integrations.dmarc.aggregate import AggregateReport, ReportRefused, read_reports
 from tenants.models import EmailConfiguration
 
-from .models import DmarcDay, DmarcReport, DmarcReportRow
+from .models import DmarcDay, DmarcReport, DmarcReporterDay, DmarcReportRow
 
 CHART_DAYS = 30
 WINDOWS = (7, 14, 30)
@@ -99,6 +99,14 @@ def recount(configuration_ids: set[int], days: set[date]) -> None:
         [DmarcDay(configuration_id=t["configuration_id"], day=t["day"], messages=t["messages"] or 0,
                   passed=t["passed"] or 0) for t in totals],
         update_conflicts=True, unique_fields=["configuration", "day"], update_fields=["messages", "passed"])
+    by_reporter = (DmarcReportRow.objects.filter(configuration_id__in=configuration_ids, day__in=days)
+                   .values("configuration_id", "day", "report__org_name")
+                   .annotate(messages=Sum("count"), reports=Count("report", distinct=True)).order_by())
+    DmarcReporterDay.objects.bulk_create(
+        [DmarcReporterDay(configuration_id=r["configuration_id"], day=r["day"], org_name=r["report__org_name"],
+                          messages=r["messages"] or 0, reports=r["reports"]) for r in by_reporter],
+        update_conflicts=True, unique_fields=["configuration", "day", "org_name"],
+        update_fields=["messages", "reports"])
 
 
 # --- reading back ---------------------------------------------------------------------------------
@@ -185,27 +193,28 @@ def failing_sources(configuration: EmailConfiguration, *, days: int = 14, limit:
     top = {r["source_ip"]: r["messages"] for r in rows}
     if not top:
         return []
-    details: dict[str, dict] = defaultdict(lambda: {"reporters": set()})
-    for r in (DmarcReportRow.objects.filter(configuration=configuration, aligned_pass=False, day__gte=_first_day(days, now),
-                                            source_ip__in=list(top))
-              .values("source_ip", "dkim", "spf", "dkim_auth", "spf_auth", "report__org_name").order_by("-id")[:500]):
-        entry = details[r["source_ip"]]
-        entry.setdefault("first", r)
-        entry["reporters"].add(r["report__org_name"])
-    result = []
-    for ip, messages in top.items():
-        first = details[ip].get("first", {})
-        result.append(FailingSource(ip, messages, first.get("dkim", ""), first.get("spf", ""),
-                                    first.get("dkim_auth", ""), first.get("spf_auth", ""),
-                                    sorted(details[ip]["reporters"])))
-    return result
+    details: dict[str, dict] = defaultdict(lambda: {"reporters": set(), "messages": -1})
+    groups = (DmarcReportRow.objects.filter(configuration=configuration, aligned_pass=False,
+                                            day__gte=_first_day(days, now), source_ip__in=list(top))
+              .values("source_ip", "dkim", "spf", "report__org_name")
+              .annotate(n=Sum("count"), dkim_auth=Max("dkim_auth"), spf_auth=Max("spf_auth")).order_by())
+    for g in groups:
+        entry = details[g["source_ip"]]
+        entry["reporters"].add(g["report__org_name"])
+        if g["n"] > entry["messages"]:  # the results seen for most of its messages
+            entry.update(messages=g["n"], dkim=g["dkim"], spf=g["spf"], dkim_auth=g["dkim_auth"],
+                         spf_auth=g["spf_auth"])
+    return [FailingSource(ip, messages, details[ip].get("dkim", ""), details[ip].get("spf", ""),
+                          details[ip].get("dkim_auth", ""), details[ip].get("spf_auth", ""),
+                          sorted(details[ip]["reporters"])) for ip, messages in top.items()]
 
 
 def reporters(configuration: EmailConfiguration, *, days: int = 14, now: datetime | None = None) -> list[dict]:
-    """Who reported on it: reports, messages, and the latest period each."""
-    return list(DmarcReportRow.objects.filter(configuration=configuration, day__gte=_first_day(days, now))
-                .values("report__org_name").annotate(reports=Count("report", distinct=True), messages=Sum("count"))
-                .order_by("-messages", "report__org_name"))
+    """Who reported on it in the window: reports and messages each (from the reporter roll-up)."""
+    return [{"report__org_name": r["org_name"], "reports": r["reports"], "messages": r["messages"]}
+            for r in DmarcReporterDay.objects.filter(configuration=configuration, day__gte=_first_day(days, now))
+            .values("org_name").annotate(reports=Sum("reports"), messages=Sum("messages"))
+            .order_by("-messages", "org_name")]
 
 
 # --- readiness of the next ramp step -----------------------------------------------------------------

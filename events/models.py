@@ -158,3 +158,17 @@ class DmarcDay(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["configuration", "day"], name="dmarc_day_unique")]
+
+
+class DmarcReporterDay(models.Model):
+    """Per configuration, UTC day and reporter: messages and reports (the page's reporters list)."""
+
+    configuration = models.ForeignKey(EmailConfiguration, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    org_name = models.CharField(max_length=200)
+    messages = models.PositiveBigIntegerField(default=0)
+    reports = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["configuration", "day", "org_name"],
+                                               name="dmarc_reporter_day_unique")]
