@@ -304,7 +304,7 @@ def reports_document(configuration: EmailConfiguration, *, days: int | None = No
     (or `days`), its messages and aligned pass rate, and whether the next step is ready and why not."""
     days = days or settings.DMARC_READY_WINDOW_DAYS
     window = dmarc_reports.windows_for([configuration.pk], days)[configuration.pk]
-    judged = dmarc_reports.judge(window)
+    judged = dmarc_reports.readiness(configuration)  # always the rule's own window
     return {"window_days": days, "messages": window.messages, "passed": window.passed,
             "aligned_pass_rate": window.pass_rate, "ready": judged.ready, "reasons": list(judged.reasons)}
 

@@ -2,15 +2,24 @@
 `manage.py import_dmarc_reports`, the upload page, local mode's generator), and what is read back
 (per-configuration summaries, failing sources, reporters, and the readiness of the next ramp step).
 
-A report is stored once per (reporter, report id): its rows against the configuration whose sending
-domain is the row's header From (or none), and the per-day roll-up `DmarcDay` recounted from the
-rows in the same transaction, under a lock on the configurations it touches, so two imports at once
-never lose each other's counts. A bad file stores nothing and says why (docs/dmarc-reports.md).
+A report is stored once per (reporter, policy domain, report id): its rows against the
+configuration whose sending domain is the row's header From (or none), and the per-day roll-ups
+recounted from the rows in the same transaction, under a lock on the configurations it touches, so
+two imports at once never lose each other's counts. A bad file stores nothing and says why.
+
+Trust: a report counts only when we know who sent it. One a person imports (the command, the
+upload page) or local mode makes up is trusted. One that arrives by mail is trusted only if the
+message came from the reporter's own organizational domain (its From against the report's
+`<email>`) and Postmark's SPF check of that message passed; otherwise it is kept, shown, and not
+counted, so nobody can mail a forged report that makes a tenant's next DMARC step look ready.
+A row counts for a configuration only if its header From is the report's policy domain or under it.
+Windows are whole UTC days ending yesterday: today's reports have not come in yet
+(docs/dmarc-reports.md).
 """
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -19,6 +28,7 @@ from django.utils import timezone
 
 from integrations.dmarc.aggregate import AggregateReport, ReportRefused, read_reports
 from tenants.models import EmailConfiguration
+from tenants.report_address import organizational_domain
 
 from .models import DmarcDay, DmarcReport, DmarcReporterDay, DmarcReportRow
 
@@ -34,27 +44,61 @@ class ImportOutcome:
     report: DmarcReport | None = None
 
 
-def import_file(name: str, data: bytes, *, source: str, actor_name: str) -> list[ImportOutcome]:
-    """Every report in one file, each stored or refused with a sentence; nothing from a bad file."""
+@dataclass(frozen=True)
+class Trust:
+    trusted: bool = True
+    sender: str = ""
+    why_not: str = ""
+
+
+def import_file(name: str, data: bytes, *, source: str, actor_name: str, trust: Trust = Trust()) -> list[ImportOutcome]:
+    """Every report in one file, each stored or refused with a sentence; nothing from a bad file
+    (a zip's reports are all read before any is stored, and stored together)."""
     label = name or "the file"
     try:
         reports = read_reports(data, max_compressed=settings.DMARC_REPORT_MAX_BYTES,
-                               max_xml=settings.DMARC_REPORT_MAX_XML_BYTES)
+                               max_xml=settings.DMARC_REPORT_MAX_XML_BYTES, max_rows=settings.DMARC_REPORT_MAX_ROWS)
     except ReportRefused as exc:
         return [ImportOutcome(name, "refused", f"{label}: refused, nothing stored: {exc}")]
-    return [store(report, name=name, source=source, actor_name=actor_name) for report in reports]
+    with transaction.atomic():
+        return [store(report, name=name, source=source, actor_name=actor_name, trust=trust) for report in reports]
+
+
+def mailed_trust(sender: str, headers: object, reports_email_domain: str = "") -> Trust:
+    """Whether mail that carried a report may be believed: see the module's "Trust"."""
+    spf = ""
+    for header in headers if isinstance(headers, list) else []:
+        if isinstance(header, dict) and str(header.get("Name", "")).lower() == "received-spf":
+            spf = str(header.get("Value", "")).strip().split(" ", 1)[0].lower()
+    if spf != "pass":
+        return Trust(False, sender, f"Postmark's SPF check of the mail that carried it said {spf or 'nothing'!r}.")
+    return Trust(True, sender)
+
+
+def _trust_for(report: AggregateReport, trust: Trust) -> Trust:
+    """A mailed report must also come from the reporter's own organizational domain."""
+    if not trust.trusted or not trust.sender:
+        return trust
+    sender_domain = trust.sender.rpartition("@")[2].lower()
+    report_domain = report.email.rpartition("@")[2].lower()
+    if not report_domain or organizational_domain(sender_domain) != organizational_domain(report_domain):
+        return Trust(False, trust.sender, f"it was mailed from {sender_domain or 'an unknown domain'}, not from the "
+                                          f"reporter's own domain ({report_domain or 'none given'}).")
+    return trust
 
 
 def _auth(results) -> str:
     return ", ".join(f"{r.domain}={r.result}" + (f" ({r.detail})" if r.detail else "") for r in results)[:500]
 
 
-def store(report: AggregateReport, *, name: str, source: str, actor_name: str) -> ImportOutcome:
+def _under(name: str, domain: str) -> bool:
+    return name == domain or name.endswith("." + domain)
+
+
+def store(report: AggregateReport, *, name: str, source: str, actor_name: str, trust: Trust = Trust()) -> ImportOutcome:
     label = name or f"{report.org_name} report {report.report_id}"
-    if len(report.records) > settings.DMARC_REPORT_MAX_ROWS:
-        return ImportOutcome(name, "refused", f"{label}: refused, nothing stored: it has {len(report.records):,} "
-                                              f"records; at most {settings.DMARC_REPORT_MAX_ROWS:,} are taken.")
-    domains = {r.header_from for r in report.records}
+    trust = _trust_for(report, trust)
+    domains = {r.header_from for r in report.records if _under(r.header_from, report.policy_domain)}
     day = report.begin.astimezone(UTC).date()
     try:
         with transaction.atomic():
@@ -68,7 +112,8 @@ def store(report: AggregateReport, *, name: str, source: str, actor_name: str) -
                 end=report.end, policy_domain=report.policy_domain, policy=report.policy, pct=report.pct,
                 rows=len(report.records), messages=report.messages,
                 matched_messages=sum(r.count for r in report.records if r.header_from in matches),
-                source=source, filename=name[:255], imported_by=actor_name[:150])
+                source=source, filename=name[:255], imported_by=actor_name[:150], trusted=trust.trusted,
+                sender=trust.sender[:254], distrust=trust.why_not[:300])
             DmarcReportRow.objects.bulk_create([
                 DmarcReportRow(report=row, configuration_id=matches.get(r.header_from), day=day,
                                source_ip=r.source_ip, count=r.count, disposition=r.disposition, dkim=r.dkim,
@@ -78,29 +123,32 @@ def store(report: AggregateReport, *, name: str, source: str, actor_name: str) -
                 for r in report.records], batch_size=1000)
             recount(set(matches.values()), {day})
     except IntegrityError:
-        if DmarcReport.objects.filter(org_name=report.org_name, report_id=report.report_id).exists():
+        if DmarcReport.objects.filter(org_name=report.org_name, policy_domain=report.policy_domain,
+                                      report_id=report.report_id).exists():
             return ImportOutcome(name, "duplicate", f"{label}: {report.org_name}'s report {report.report_id} "
                                                     "was imported before; nothing changed.")
         raise
     unmatched = "" if matches else " (no configuration of ours is its header From)"
+    untrusted = "" if trust.trusted else f"; not counted, because {trust.why_not}"
     return ImportOutcome(name, "stored", f"{label}: stored {report.org_name}'s report {report.report_id} for "
                                          f"{day:%Y-%m-%d}: {len(report.records)} records, {report.messages:,} "
-                                         f"messages{unmatched}.", row)
+                                         f"messages{unmatched}{untrusted}.", row)
 
 
 def recount(configuration_ids: set[int], days: set[date]) -> None:
     """Set each (configuration, day) roll-up from the rows: absolute values, so it can run again."""
     if not configuration_ids:
         return
-    totals = (DmarcReportRow.objects.filter(configuration_id__in=configuration_ids, day__in=days)
+    counted = DmarcReportRow.objects.filter(configuration_id__in=configuration_ids, day__in=days,
+                                            report__trusted=True)
+    totals = (counted
               .values("configuration_id", "day")
               .annotate(messages=Sum("count"), passed=Sum("count", filter=Q(aligned_pass=True))).order_by())
     DmarcDay.objects.bulk_create(
         [DmarcDay(configuration_id=t["configuration_id"], day=t["day"], messages=t["messages"] or 0,
                   passed=t["passed"] or 0) for t in totals],
         update_conflicts=True, unique_fields=["configuration", "day"], update_fields=["messages", "passed"])
-    by_reporter = (DmarcReportRow.objects.filter(configuration_id__in=configuration_ids, day__in=days)
-                   .values("configuration_id", "day", "report__org_name")
+    by_reporter = (counted.values("configuration_id", "day", "report__org_name")
                    .annotate(messages=Sum("count"), reports=Count("report", distinct=True)).order_by())
     DmarcReporterDay.objects.bulk_create(
         [DmarcReporterDay(configuration_id=r["configuration_id"], day=r["day"], org_name=r["report__org_name"],
@@ -111,8 +159,13 @@ def recount(configuration_ids: set[int], days: set[date]) -> None:
 
 # --- reading back ---------------------------------------------------------------------------------
 
+def _last_day(now: datetime | None = None) -> date:
+    """Windows end with yesterday (UTC): receivers report a day once it is over."""
+    return (now or timezone.now()).astimezone(UTC).date() - timedelta(days=1)
+
+
 def _first_day(days: int, now: datetime | None = None) -> date:
-    return (now or timezone.now()).astimezone(UTC).date() - timedelta(days=days - 1)
+    return _last_day(now) - timedelta(days=days - 1)
 
 
 @dataclass
@@ -150,7 +203,8 @@ class Summary:
 def summary_for(configuration: EmailConfiguration, now: datetime | None = None) -> Summary:
     """Messages and aligned passes per window, and per day for the chart: one query."""
     first = _first_day(CHART_DAYS, now)
-    found = {d.day: d for d in DmarcDay.objects.filter(configuration=configuration, day__gte=first)}
+    found = {d.day: d for d in DmarcDay.objects.filter(configuration=configuration, day__gte=first,
+                                                      day__lte=_last_day(now))}
     days = [ReportDay(first + timedelta(days=n)) for n in range(CHART_DAYS)]
     for day in days:
         if day.day in found:
@@ -167,7 +221,8 @@ def summary_for(configuration: EmailConfiguration, now: datetime | None = None) 
 
 def windows_for(configuration_ids: list[int], days: int, now: datetime | None = None) -> dict[int, Window]:
     """One window for many configurations (the partition overview): one grouped query."""
-    totals = (DmarcDay.objects.filter(configuration_id__in=configuration_ids, day__gte=_first_day(days, now))
+    totals = (DmarcDay.objects.filter(configuration_id__in=configuration_ids, day__gte=_first_day(days, now),
+                                      day__lte=_last_day(now))
               .values("configuration_id").annotate(messages=Sum("messages"), passed=Sum("passed")).order_by())
     found = {t["configuration_id"]: Window(days, t["messages"] or 0, t["passed"] or 0) for t in totals}
     return {pk: found.get(pk, Window(days)) for pk in configuration_ids}
@@ -187,15 +242,16 @@ class FailingSource:
 def failing_sources(configuration: EmailConfiguration, *, days: int = 14, limit: int = 10,
                     now: datetime | None = None) -> list[FailingSource]:
     """The sources whose mail failed DMARC most, with their results and who reported them."""
-    rows = (DmarcReportRow.objects.filter(configuration=configuration, aligned_pass=False,
-                                          day__gte=_first_day(days, now))
+    rows = (DmarcReportRow.objects.filter(configuration=configuration, aligned_pass=False, report__trusted=True,
+                                          day__gte=_first_day(days, now), day__lte=_last_day(now))
             .values("source_ip").annotate(messages=Sum("count")).order_by("-messages", "source_ip")[:limit])
     top = {r["source_ip"]: r["messages"] for r in rows}
     if not top:
         return []
     details: dict[str, dict] = defaultdict(lambda: {"reporters": set(), "messages": -1})
-    groups = (DmarcReportRow.objects.filter(configuration=configuration, aligned_pass=False,
-                                            day__gte=_first_day(days, now), source_ip__in=list(top))
+    groups = (DmarcReportRow.objects.filter(configuration=configuration, aligned_pass=False, report__trusted=True,
+                                            day__gte=_first_day(days, now), day__lte=_last_day(now),
+                                            source_ip__in=list(top))
               .values("source_ip", "dkim", "spf", "report__org_name")
               .annotate(n=Sum("count"), dkim_auth=Max("dkim_auth"), spf_auth=Max("spf_auth")).order_by())
     for g in groups:
@@ -212,7 +268,8 @@ def failing_sources(configuration: EmailConfiguration, *, days: int = 14, limit:
 def reporters(configuration: EmailConfiguration, *, days: int = 14, now: datetime | None = None) -> list[dict]:
     """Who reported on it in the window: reports and messages each (from the reporter roll-up)."""
     return [{"report__org_name": r["org_name"], "reports": r["reports"], "messages": r["messages"]}
-            for r in DmarcReporterDay.objects.filter(configuration=configuration, day__gte=_first_day(days, now))
+            for r in DmarcReporterDay.objects.filter(configuration=configuration, day__gte=_first_day(days, now),
+                                                     day__lte=_last_day(now))
             .values("org_name").annotate(reports=Sum("reports"), messages=Sum("messages"))
             .order_by("-messages", "org_name")]
 
@@ -252,7 +309,3 @@ def judge(window: Window) -> Readiness:
 def readiness(configuration: EmailConfiguration, now: datetime | None = None) -> Readiness:
     days = settings.DMARC_READY_WINDOW_DAYS
     return judge(windows_for([configuration.pk], days, now)[configuration.pk])
-
-
-def window_start_day(days: int, now: datetime | None = None) -> datetime:
-    return datetime.combine(_first_day(days, now), time.min, tzinfo=UTC)

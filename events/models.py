@@ -113,10 +113,16 @@ class DmarcReport(models.Model):
     filename = models.CharField(max_length=255, blank=True)
     imported_by = models.CharField(max_length=150, blank=True)
     imported_at = models.DateTimeField(default=timezone.now)
+    # Counted only when we know who sent it: a person imported it, or the mail that carried it came
+    # from the reporter's own domain and passed SPF at Postmark (events/dmarc_reports.py#trust).
+    trusted = models.BooleanField(default=True)
+    sender = models.CharField(max_length=254, blank=True)  # the From of the mail that carried it
+    distrust = models.CharField(max_length=300, blank=True)  # why it is not counted
 
     class Meta:
         ordering = ["-imported_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["org_name", "report_id"], name="dmarc_report_unique")]
+        constraints = [models.UniqueConstraint(fields=["org_name", "policy_domain", "report_id"],
+                                               name="dmarc_report_unique")]
         indexes = [models.Index(fields=["-imported_at"], name="dmarc_report_imported")]
 
     def __str__(self):

@@ -22,12 +22,13 @@ from tenants import secrets
 from tenants.models import Partition
 from tenants.validation import validate_partition_name
 
-from .dmarc_reports import import_file
+from .dmarc_reports import import_file, mailed_trust
 from .models import ReportSource
 from .receiver import BadBody, authorized, parse_body, store
 
 log = logging.getLogger(__name__)
 PARSERS = {"postmark": postmark_event}  # the URL's provider -> its package's webhook parser
+MAX_ATTACHMENTS = 10  # report files taken from one inbound message
 
 
 def _answer(status: int, message: str, **extra) -> JsonResponse:
@@ -114,13 +115,21 @@ def postmark_inbound(request, partition: str):
     if not isinstance(attachments, list):
         return _answer(400, "Attachments must be a list. Nothing was stored.")
     results = []
-    sender = str(message.get("From") or "")[:100]
+    sender = str((message.get("FromFull") or {}).get("Email") if isinstance(message.get("FromFull"), dict)
+                 else message.get("From") or "")[:254].strip().lower()
+    trust = mailed_trust(sender, message.get("Headers"))
     for position, attachment in enumerate(attachments, start=1):
+        if position > MAX_ATTACHMENTS:
+            results.append({"name": f"attachment {position}", "status": "refused",
+                            "message": f"attachment {position}: refused, nothing stored: a message carries at most "
+                                       f"{MAX_ATTACHMENTS} report files."})
+            continue
         name, data, problem = _attachment(attachment, position)
         if problem:
             results.append({"name": name, "status": "refused", "message": f"{name}: refused, nothing stored: {problem}"})
             continue
-        for outcome in import_file(name, data, source=ReportSource.INBOUND, actor_name=f"inbound:{sender}"):
+        for outcome in import_file(name, data, source=ReportSource.INBOUND, actor_name=f"inbound:{sender}"[:150],
+                                   trust=trust):
             results.append({"name": name, "status": outcome.status, "message": outcome.message})
     for result in results:
         if result["status"] == "refused":
@@ -141,6 +150,6 @@ def _attachment(attachment: object, position: int) -> tuple[str, bytes, str]:
     if not isinstance(content, str) or not content:
         return name, b"", "it has no Content."
     try:
-        return name, base64.b64decode(content, validate=True), ""
+        return name, base64.b64decode("".join(content.split()), validate=True), ""
     except (binascii.Error, ValueError):
         return name, b"", "its Content is not base64."

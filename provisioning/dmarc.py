@@ -140,10 +140,11 @@ def _readiness_refusal(ready: Readiness | None, *, actor: Actor, reason: str) ->
 
 def dmarc_plan(
     *, configuration: EmailConfiguration, to_state: str, actor: Actor, reason: str = "",
-    override_dwell: bool = False, now: datetime | None = None, ready: Readiness | None = None,
+    override_dwell: bool = False, now: datetime | None = None, ready: Readiness | None,
 ) -> Step:
     """The step from the current state to `to_state`, or ActionRefused saying why not. Pure: no I/O
-    (`ready` is what the aggregate reports say about a forward step, read by the caller)."""
+    (`ready` is what the aggregate reports say about a forward step, read by the caller; required,
+    so that no caller can forget the gate; None only where no forward step is asked)."""
     now = now or timezone.now()
     refusal = _move_refusal(configuration, to_state)
     if refusal:
@@ -152,6 +153,8 @@ def dmarc_plan(
     if refusal:
         raise ActionRefused(refusal, forbidden=forbidden)
     forward = RAMP.index(to_state) > RAMP.index(configuration.dmarc_state)
+    if forward and ready is None:
+        raise ValueError("a forward DMARC step needs the reports' readiness")
     if forward:
         refusal = _role_refusal(configuration, to_state, actor=actor,
                                 override_dwell=override_dwell, now=now)

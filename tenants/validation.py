@@ -113,7 +113,7 @@ def validate_report_address(value: str) -> str:
     goes into the DMARC record as `rua=mailto:<address>` (no ';', ',' or '!' that the record's
     syntax would read as its own)."""
     local, at, domain = value.rpartition("@")
-    if not at or not re.fullmatch(r"[a-z0-9][a-z0-9._+-]{0,63}", local) or any(
+    if len(value) > 254 or not at or not re.fullmatch(r"[a-z0-9][a-z0-9._+-]{0,63}", local) or any(
             not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", label) for label in domain.split(".")) \
             or "." not in domain:
         raise ValidationError(

@@ -284,7 +284,7 @@ def reported(configuration, *, days: int = 14, volume: int = 100, fail_share: fl
     from localdev.dmarc_reports import day_of_reports
 
     today = timezone.now().date()
-    for back in range(days):
+    for back in range(1, days + 1):  # yesterday and before, as receivers send them
         for name, data in day_of_reports(configuration.sending_domain, today - timedelta(days=back), seed=volume,
                                          fail_share=fail_share, volume=volume):
             [outcome] = import_file(name, data, source="command", actor_name="test")

@@ -402,7 +402,7 @@ def test_status_json_and_dmarc_report_say_the_same(configurations):
     out = StringIO()
     call_command("dmarc_report", DOMAIN, stdout=out)
     text = out.getvalue()
-    assert f"{doc['messages']:,} messages reported" in text and "next DMARC step: not ready" in text
+    assert f"{doc['messages']:,} messages reported" in text and "next DMARC step (14-day rule): not ready" in text
     assert "203.0.113.40" in text and "reporter google.com" in text
     out = StringIO()
     call_command("dmarc_report", DOMAIN, "--days", "3", "--json", stdout=out)
@@ -433,3 +433,131 @@ def test_local_mode_makes_up_reports_for_every_configuration(configurations, set
     settings.DEBUG = False
     with pytest.raises(CommandError, match="generate_dmarc_reports is for local mode"):
         call_command("generate_dmarc_reports")
+
+
+# --- review: hostile files, forged mail, boundaries ------------------------------------------------------
+
+def test_a_flood_of_elements_is_refused_while_streaming(configurations, settings):
+    settings.DMARC_REPORT_MAX_ROWS = 10
+    flood = fixture("google").replace(b"<feedback>", b"<feedback>" + b"<a/>" * 100_000, 1)
+    outcome = one("flood.xml.gz", gz(flood))
+    assert outcome.status == "refused" and "elements; a report of at most 10 records has fewer" in outcome.message
+    data = fixture("google")
+    record = data[data.index(b"<record>"):data.index(b"</record>") + len(b"</record>")]
+    many = data.replace(b"</feedback>", record * 11 + b"</feedback>", 1)
+    assert "it has more than 10 records" in one("many.xml", many).message
+
+
+@pytest.mark.parametrize("data, says", [
+    (bad(b"<count>812</count>", "<count>²</count>".encode()), "'²' is not a message count"),
+    (bad(b"<count>812</count>", b"<count>10000000000</count>"), "is not a message count"),
+    (b"".join(gz(b"<a>") for _ in range(11)), "more than 10 members"),
+    (zipped(fixture("google"), "a.xml", *[(f"{n}.txt", b"") for n in range(11)]), "holds 12 files"),
+])
+def test_more_hostile_files_are_refused(configurations, data, says):
+    outcome = one("hostile", data)
+    assert outcome.status == "refused" and says in outcome.message, outcome.message
+    assert not DmarcReport.objects.exists()
+
+
+def test_a_report_that_has_not_ended_yet_is_refused(configurations):
+    tomorrow = timezone.now().date() + timedelta(days=1)
+    future = build_report(domain=DOMAIN, org_name="google.com", email="x@google.com", report_id="future",
+                          day=tomorrow, sources=[Source("198.51.100.1", 5000, "pass", "pass")])
+    assert "is not a report period (it must have ended" in one("future.xml", future).message
+
+
+def test_todays_report_does_not_count_until_the_day_is_over(configurations):
+    today = timezone.now().date()
+    partial = build_report(domain=DOMAIN, org_name="google.com", email="x@google.com", report_id="today",
+                           day=today, sources=[Source("198.51.100.1", 5000, "pass", "pass")])
+    partial = partial.replace(str(int(timezone.datetime.combine(today, timezone.datetime.min.time(),
+                                                                tzinfo=timezone.get_current_timezone()).timestamp())
+                                      + 86399).encode(), str(int(timezone.now().timestamp()) - 60).encode())
+    assert one("today.xml", partial).status == "stored"
+    assert readiness(configurations["orders"]).messages == 0
+
+
+def test_a_bad_report_in_a_zip_keeps_the_good_one_out_too(configurations):
+    outcomes = import_file("two.zip", zipped(fixture("google"), "a.xml", ("b.xml", b"<feedback>")),
+                           source="command", actor_name="test")
+    assert [o.status for o in outcomes] == ["refused"] and "b.xml: it is not well-formed XML" in outcomes[0].message
+    assert not DmarcReport.objects.exists()
+
+
+def test_the_same_report_id_for_two_policy_domains_is_two_reports(configurations):
+    one("yahoo.xml", fixture("yahoo"))
+    other = fixture("yahoo").replace(b"billing.globex.prod.ardamails.com", DOMAIN.encode())
+    assert one("yahoo-orders.xml", other).status == "stored"
+    assert DmarcReport.objects.count() == 2
+
+
+def test_rows_outside_the_reports_policy_domain_are_not_credited(configurations):
+    forged = fixture("google").replace(b"<domain>orders.acme.prod.ardamails.com</domain>",
+                                       b"<domain>evil.example</domain>", 1)
+    assert one("forged.xml", forged).status == "stored"
+    assert not DmarcReportRow.objects.filter(configuration__isnull=False).exists()
+    assert not DmarcDay.objects.exists()
+
+
+def mail(report: bytes, *, sender: str, spf: str | None):
+    headers = [{"Name": "Received-SPF", "Value": f"{spf} (domain of {sender})"}] if spf else []
+    return {"From": sender, "FromFull": {"Email": sender, "Name": ""}, "Headers": headers,
+            "Attachments": [attachment("r.xml.gz", gz(report))]}
+
+
+def fresh(report_id: str, org="google.com", email="noreply-dmarc-support@google.com") -> bytes:
+    return build_report(domain=DOMAIN, org_name=org, email=email, report_id=report_id,
+                        day=timezone.now().date() - timedelta(days=1),
+                        sources=[Source("198.51.100.10", 5000, "pass", "pass")])
+
+
+def test_mailed_reports_count_only_from_the_reporters_domain_with_spf_passing(configurations):
+    orders = configurations["orders"]
+    forged = inbound(mail(fresh("forged-1"), sender="reports@evil.example", spf="Pass"))
+    assert "not counted, because it was mailed from evil.example, not from the reporter's own domain" \
+        in forged.json()["results"][0]["message"]
+    unchecked = inbound(mail(fresh("forged-2"), sender="noreply-dmarc-support@google.com", spf="SoftFail"))
+    assert "not counted, because Postmark's SPF check of the mail that carried it said 'softfail'" \
+        in unchecked.json()["results"][0]["message"]
+    assert readiness(orders).messages == 0
+    assert DmarcReport.objects.filter(trusted=False).count() == 2
+    genuine = inbound(mail(fresh("real-1"), sender="noreply-dmarc-support@google.com", spf="Pass"))
+    assert genuine.json()["results"][0]["status"] == "stored"
+    assert readiness(orders).messages == 5000 and readiness(orders).ready
+
+
+def test_the_reports_page_says_which_reports_are_not_counted(configurations, support_client):
+    inbound(mail(fresh("forged-3"), sender="x@evil.example", spf="Pass"))
+    html = support_client.get("/dmarc-reports/").content.decode()
+    assert "Not counted" in html and "mailed from evil.example" in html
+
+
+def test_more_than_ten_attachments_are_refused_beyond_the_tenth(configurations):
+    message = {"Attachments": [attachment(f"{n}.xml", b"<x/>") for n in range(12)]}
+    results = inbound(message).json()["results"]
+    assert len(results) == 12 and results[-1]["message"].endswith("a message carries at most 10 report files.")
+
+
+def test_base64_with_line_breaks_is_read(configurations):
+    content = base64.encodebytes(gz(fixture("yahoo"))).decode()  # 76-character lines, as MIME has them
+    assert "\n" in content
+    response = inbound({"Attachments": [{"Name": "y.xml.gz", "Content": content}]})
+    assert response.json()["results"][0]["status"] == "stored"
+
+
+def test_repair_drifted_republishes_every_configuration_in_drift(harness, configured_partitions, monkeypatch):
+    from provisioning import providers as providers_module
+    from tests.harness import activated, put_txt
+
+    monkeypatch.setattr(providers_module.Providers, "default", classmethod(lambda cls: harness.providers))
+    configuration = activated(harness, configured_partitions)
+    put_txt(harness, f"_dmarc.{DOMAIN}", "v=DMARC1; p=none")  # as published before records carried rua=
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(status="drift")
+    out = StringIO()
+    call_command("repair", "--drifted", "--partition", "prod", stdout=out)
+    assert out.getvalue().startswith(f"1/1 {DOMAIN}: ")
+    configuration.refresh_from_db()
+    assert configuration.status == "active"
+    with pytest.raises(CommandError, match="Name one sending domain, or pass --drifted"):
+        call_command("repair")

@@ -5,7 +5,9 @@ sentence that names the problem (docs/dmarc-reports.md).
   not their names. The compressed size and the unpacked size are both capped, and unpacking stops
   as soon as the cap is passed, so a gzip or zip bomb costs no more than the cap.
 - XML is parsed with defusedxml, which refuses any DTD, entity declaration or external reference
-  (no entity expansion, no fetching).
+  (no entity expansion, no fetching), as a stream: each <record> is read and dropped in turn, and
+  the number of elements and records is capped, so a flood of elements costs no memory or time
+  beyond the caps.
 - Namespaces are ignored, so RFC 7489's plain `<feedback>` and RFC 9990's namespaced one read alike.
 - A row passes DMARC when its `policy_evaluated` DKIM or SPF result is `pass` (the aligned results).
 """
@@ -24,8 +26,10 @@ from defusedxml import DefusedXmlException
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 CHUNK = 64 * 1024
-MAX_MEMBERS = 10
-MAX_COUNT = 10**12
+MAX_MEMBERS = 10  # files in a zip, or members in a gzip stream; a report is one XML file
+MAX_COUNT = 10**9  # messages in one record
+MAX_TOTAL = 10**11  # messages in one report: no day's roll-up can overflow
+ELEMENTS_PER_RECORD = 40  # a record has about 15-25 elements; the cap allows for reporters' extras
 DISPOSITIONS = ("none", "quarantine", "reject", "pass")  # RFC 9990 adds "pass"
 RESULTS = ("pass", "fail")
 
@@ -89,7 +93,14 @@ def unpack(data: bytes, *, max_compressed: int, max_xml: int) -> list[tuple[str,
     if data.startswith(GZIP_MAGIC):
         return [("", _gunzip(data, max_xml))]
     if data.startswith(ZIP_MAGIC):
+        _check_zip_directory(data)
         return _unzip(data, max_xml)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its byte-order mark
+        try:
+            data = data.decode("utf-16").encode("utf-8").replace(b'encoding="UTF-16"', b'encoding="UTF-8"', 1) \
+                .replace(b"encoding='UTF-16'", b"encoding='UTF-8'", 1).replace(b'encoding="utf-16"', b'encoding="utf-8"', 1)
+        except UnicodeDecodeError:
+            raise ReportRefused("it is not valid UTF-16 text.") from None
     if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         if len(data) > max_xml:
             raise ReportRefused(f"its XML is larger than {max_xml:,} bytes.")
@@ -98,9 +109,12 @@ def unpack(data: bytes, *, max_compressed: int, max_xml: int) -> list[tuple[str,
 
 
 def _gunzip(data: bytes, max_xml: int) -> bytes:
-    out, source = bytearray(), data
+    out, source, members = bytearray(), data, 0
     try:
         while source:
+            members += 1
+            if members > MAX_MEMBERS:
+                raise ReportRefused(f"its gzip stream has more than {MAX_MEMBERS} members; a report is one XML file.")
             engine = zlib.decompressobj(16 + zlib.MAX_WBITS)
             chunk = engine.decompress(source, max_xml + 1 - len(out))
             out += chunk
@@ -118,6 +132,17 @@ def _gunzip(data: bytes, max_xml: int) -> bytes:
     if out.startswith(GZIP_MAGIC) or out.startswith(ZIP_MAGIC):
         raise ReportRefused("it holds another archive; a report is one XML file.")
     return bytes(out)
+
+
+def _check_zip_directory(data: bytes) -> None:
+    """Count the entries in the zip's end-of-central-directory record before opening it: a zip of
+    thousands of empty entries is refused without reading them."""
+    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
+    if at < 0 or at + 22 > len(data):
+        raise ReportRefused("it is not a valid zip file (no central directory).")
+    entries = int.from_bytes(data[at + 10:at + 12], "little")
+    if entries > MAX_MEMBERS:
+        raise ReportRefused(f"the zip file holds {entries} files; a report is one XML file.")
 
 
 def _unzip(data: bytes, max_xml: int) -> list[tuple[str, bytes]]:
@@ -187,38 +212,80 @@ def _epoch(element: Element, path: str) -> datetime:
         raise ReportRefused(f"<{path}> is not a time in seconds since 1970: {value!r}.") from None
 
 
-def parse(xml: bytes) -> AggregateReport:
+def _stream(xml: bytes, *, max_rows: int):
+    """The document's top-level elements one at a time (each dropped once handed out), with the
+    root's tag first; refuses more elements or records than a report of `max_rows` can have."""
+    limit = ELEMENTS_PER_RECORD * max_rows + 1000
+    depth, elements, records = 0, 0, 0
     try:
-        root = safe_xml.fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        for event, element in safe_xml.iterparse(io.BytesIO(xml), events=("start", "end"), forbid_dtd=True,
+                                                  forbid_entities=True, forbid_external=True):
+            if event == "start":
+                depth += 1
+                elements += 1
+                if elements > limit:
+                    raise ReportRefused(f"it has more than {limit:,} elements; a report of at most {max_rows:,} "
+                                        "records has fewer.")
+                if depth == 1:
+                    yield "root", element
+                continue
+            depth -= 1
+            if depth == 1:
+                if _local(element.tag) == "record":
+                    records += 1
+                    if records > max_rows:
+                        raise ReportRefused(f"it has more than {max_rows:,} records.")
+                yield "child", element
+                element.clear()
     except DefusedXmlException:
         raise ReportRefused("it declares a DTD or entities, which reports never do.") from None
     except ParseError as exc:
         raise ReportRefused(f"it is not well-formed XML ({exc}).") from None
     except RecursionError:
         raise ReportRefused("it is nested too deeply to be a report.") from None
-    if _local(root.tag) != "feedback":
-        raise ReportRefused(f"its root element is <{_local(root.tag)}>, not <feedback>: not an aggregate report.")
-    metadata, policy = _child(root, "report_metadata"), _child(root, "policy_published")
+
+
+def parse(xml: bytes, *, max_rows: int = 100_000) -> AggregateReport:
+    metadata = policy = None
+    records: list[ReportRecord] = []
+    for kind, element in _stream(xml, max_rows=max_rows):
+        name = _local(element.tag)
+        if kind == "root":
+            if name != "feedback":
+                raise ReportRefused(f"its root element is <{name}>, not <feedback>: not an aggregate report.")
+        elif name == "report_metadata" and metadata is None:
+            metadata = _metadata(element)
+        elif name == "policy_published" and policy is None:
+            policy = _policy(element)
+        elif name == "record":
+            records.append(_record(element, len(records) + 1))
     if metadata is None or policy is None:
         raise ReportRefused("<report_metadata> or <policy_published> is missing.")
-    begin, end = _epoch(metadata, "date_range/begin"), _epoch(metadata, "date_range/end")
-    now = datetime.now(UTC)
-    if not (datetime(2000, 1, 1, tzinfo=UTC) <= begin <= end <= now + timedelta(days=2)) \
-            or end - begin > timedelta(days=31):
-        raise ReportRefused(f"its date range {begin:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC is not a report period.")
-    records = _children(root, "record")
     if not records:
         raise ReportRefused("it has no <record>.")
-    return AggregateReport(
-        org_name=_text(metadata, "org_name", required=True, limit=200),
-        email=_text(metadata, "email", limit=254),
-        report_id=_text(metadata, "report_id", required=True, limit=200),
-        begin=begin, end=end,
-        policy_domain=_text(policy, "domain", required=True, limit=253, where="policy_published ").lower().rstrip("."),
-        policy=_text(policy, "p", limit=20), subdomain_policy=_text(policy, "sp", limit=20),
-        pct=_text(policy, "pct", limit=5), adkim=_text(policy, "adkim", limit=5), aspf=_text(policy, "aspf", limit=5),
-        records=tuple(_record(r, n) for n, r in enumerate(records, start=1)),
-    )
+    if sum(r.count for r in records) > MAX_TOTAL:
+        raise ReportRefused(f"it reports more than {MAX_TOTAL:,} messages.")
+    return AggregateReport(**metadata, **policy, records=tuple(records))
+
+
+def _metadata(metadata: Element) -> dict:
+    begin, end = _epoch(metadata, "date_range/begin"), _epoch(metadata, "date_range/end")
+    now = datetime.now(UTC)
+    if not (datetime(2000, 1, 1, tzinfo=UTC) <= begin <= end <= now + timedelta(hours=1)) \
+            or end - begin > timedelta(days=31):
+        raise ReportRefused(f"its date range {begin:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC is not a report period "
+                            "(it must have ended, and last at most 31 days).")
+    return {"org_name": _text(metadata, "org_name", required=True, limit=200),
+            "email": _text(metadata, "email", limit=254),
+            "report_id": _text(metadata, "report_id", required=True, limit=200), "begin": begin, "end": end}
+
+
+def _policy(policy: Element) -> dict:
+    return {"policy_domain": _text(policy, "domain", required=True, limit=253,
+                                   where="policy_published ").lower().rstrip("."),
+            "policy": _text(policy, "p", limit=20), "subdomain_policy": _text(policy, "sp", limit=20),
+            "pct": _text(policy, "pct", limit=5), "adkim": _text(policy, "adkim", limit=5),
+            "aspf": _text(policy, "aspf", limit=5)}
 
 
 def _record(record: Element, n: int) -> ReportRecord:
@@ -232,7 +299,7 @@ def _record(record: Element, n: int) -> ReportRecord:
     except ValueError:
         raise ReportRefused(f"{where}<row/source_ip> {ip!r} is not an IP address.") from None
     count = _text(row, "count", required=True, limit=20, where=where)
-    if not count.isdigit() or int(count) > MAX_COUNT:
+    if not (count.isascii() and count.isdigit()) or int(count) > MAX_COUNT:
         raise ReportRefused(f"{where}<row/count> {count!r} is not a message count.")
     evaluated = _child(row, "policy_evaluated")
     disposition = _text(evaluated, "disposition", required=True, limit=20, where=f"{where}row/policy_evaluated ")
@@ -258,13 +325,13 @@ def _record(record: Element, n: int) -> ReportRecord:
     )
 
 
-def read_reports(data: bytes, *, max_compressed: int, max_xml: int) -> list[AggregateReport]:
-    """Every report in one file (a zip may hold several)."""
+def read_reports(data: bytes, *, max_compressed: int, max_xml: int, max_rows: int) -> list[AggregateReport]:
+    """Every report in one file (a zip may hold several), all read before any is stored."""
     documents = unpack(data, max_compressed=max_compressed, max_xml=max_xml)
     reports = []
     for name, xml in documents:
         try:
-            reports.append(parse(xml))
+            reports.append(parse(xml, max_rows=max_rows))
         except ReportRefused as exc:
             raise ReportRefused(f"{name}: {exc}" if name else str(exc)) from None
     return reports

@@ -30,7 +30,8 @@ class Command(BaseCommand):
         w = self.stdout.write
         w(f"{configuration.sending_domain}: last {doc['window_days']} days, {doc['messages']:,} messages reported, "
           f"{percent(doc['aligned_pass_rate'])} passed DMARC aligned.")
-        w(f"  next DMARC step: {'ready' if doc['ready'] else 'not ready'}" +
+        rule = settings.DMARC_READY_WINDOW_DAYS  # `ready` is always judged on the rule's own window
+        w(f"  next DMARC step ({rule}-day rule): {'ready' if doc['ready'] else 'not ready'}" +
           ("" if doc["ready"] else ": " + " ".join(doc["reasons"])))
         sources = failing_sources(configuration, days=doc["window_days"])
         if sources:

@@ -13,7 +13,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("sending_domain")
         parser.add_argument("--to", required=True, dest="to_state", help=f"one of: {', '.join(RAMP)}")
-        parser.add_argument("--reason", default="", help="why; required with --override-dwell")
+        parser.add_argument("--reason", default="", help="why; required with --override-dwell, for an emergency "
+                                                          "relax, and to step forward when the reports do not say it is ready")
         parser.add_argument("--override-dwell", action="store_true", help="step forward before the minimum dwell")
 
     def handle(self, *args, sending_domain, to_state, reason, override_dwell, **options):

@@ -23,12 +23,14 @@ class Command(BaseCommand):
         except ActionRefused as exc:
             raise CommandError(exc.message) from None
         if not report.total:
-            self.stdout.write(f"Every webhook in {found.name} already carries the current secret; "
-                              "the older values can be dropped from the secret.")
+            self.stdout.write(f"Every webhook in {found.name} already carries the current secret; once the "
+                              "Postmark inbound hook URL carries it too, the older values can be dropped from the secret.")
             return
         self.stdout.write(f"{len(report.updated)} of {report.total} webhooks in {found.name} updated; "
                           f"{len(report.busy)} busy, {len(report.failed)} failed.")
         if report.left:
             raise CommandError(f"{report.left} webhooks still carry an older secret; keep the older values in "
                                f"the secret and run this again.")
-        self.stdout.write("Every webhook carries the current secret; the older values can be dropped from the secret.")
+        self.stdout.write("Every webhook carries the current secret. Update the partition's Postmark inbound hook URL "
+                          "(https://postmark:<secret>@…/webhooks/postmark-inbound/…) to the new value too; then the "
+                          "older values can be dropped from the secret.")

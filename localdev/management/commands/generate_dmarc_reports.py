@@ -20,7 +20,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--partition", help="only this partition")
         parser.add_argument("--domain", help="only this sending domain")
-        parser.add_argument("--days", type=int, default=14, help="how many days back, today included (default 14)")
+        parser.add_argument("--days", type=int, default=14, help="how many days back, ending yesterday (default 14)")
         parser.add_argument("--fail-share", type=float, default=0.01,
                             help="share of each day's mail from a failing source (default 0.01)")
         parser.add_argument("--volume", type=int, default=400, help="messages a day per configuration (default 400)")
@@ -38,7 +38,7 @@ class Command(BaseCommand):
         today = timezone.now().date()
         stored = 0
         for sending_domain in configurations.order_by("sending_domain").values_list("sending_domain", flat=True):
-            for back in range(days):
+            for back in range(1, days + 1):  # yesterday and before: receivers report a day once it is over
                 for name, data in day_of_reports(sending_domain, today - timedelta(days=back), seed=volume,
                                                  fail_share=fail_share, volume=volume):
                     for outcome in import_file(name, data, source=ReportSource.LOCAL, actor_name="local"):
