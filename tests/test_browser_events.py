@@ -27,7 +27,7 @@ def test_a_test_email_shows_its_delivery_and_a_bounce_shows_in_the_feed_and_the_
     configuration = wait_for_status(EmailConfiguration.objects.get(pk=result.configuration_id), "active")
     page = new_page(browser, live_server, support_user)
     page.goto(f"{live_server.url}/configurations/{configuration.pk}/")
-    assert "Postmark has reported no deliveries, bounces or spam complaints" in page.inner_text("#event-feed, .empty")
+    assert "Postmark has reported no deliveries, bounces or spam complaints" in page.inner_text("[data-fragment=events] .empty")
     page.evaluate("window.__noReload = true")
 
     page.fill("#test-email input[name=to]", "someone@example.com")

@@ -30,7 +30,7 @@ def test_an_uploaded_report_shows_on_the_page_and_makes_the_next_step_ready(
     tighten = support.locator('button[data-ramp="quarantine_test"]')
     assert tighten.is_disabled()
     assert "Not ready: Only 0 messages were reported" in support.inner_text("#dmarc-readiness")
-    assert "No aggregate report has arrived" in support.inner_text("#reports ~ .empty, .empty")
+    assert "No aggregate report has arrived" in support.inner_text("[data-fragment=reports] .empty")
 
     yesterday = timezone.now().date() - timedelta(days=1)
     xml = build_report(domain=DOMAIN, org_name="google.com", email="noreply-dmarc-support@google.com",
