@@ -41,16 +41,16 @@ def seed_rows(configuration_ids: list[int], target_id: int, total: int, target_r
         with connection.cursor() as cursor:
             cursor.execute(
                 """INSERT INTO events_dmarcreportrow (report_id, configuration_id, day, source_ip, count, disposition,
-                       dkim, spf, aligned_pass, header_from, envelope_from, dkim_auth, spf_auth)
+                       dkim, spf, aligned_pass, header_from, envelope_from, dkim_auth, spf_auth, counted)
                    SELECT %s, %s, %s::date - (g %% 30), ('198.51.' || (g %% 200) || '.' || (g %% 250))::inet, 1 + g %% 50,
                           'none', CASE WHEN g %% 40 = 0 THEN 'fail' ELSE 'pass' END, 'pass', g %% 40 <> 0, 'bench',
-                          '', 'bench=pass (s)', 'bench=pass'
+                          '', 'bench=pass (s)', 'bench=pass', true
                    FROM generate_series(1, %s) AS g""", [report.pk, target_id, today, target_rows])
             cursor.execute(
                 """INSERT INTO events_dmarcreportrow (report_id, configuration_id, day, source_ip, count, disposition,
-                       dkim, spf, aligned_pass, header_from, envelope_from, dkim_auth, spf_auth)
+                       dkim, spf, aligned_pass, header_from, envelope_from, dkim_auth, spf_auth, counted)
                    SELECT %s, (%s::bigint[])[1 + g %% %s], %s::date - (g %% 60), '203.0.113.7'::inet, 3, 'none',
-                          'pass', 'pass', true, 'bench', '', '', ''
+                          'pass', 'pass', true, 'bench', '', '', '', true
                    FROM generate_series(1, %s) AS g""",
                 [report.pk, others, len(others), today, total - target_rows])
     else:
@@ -132,7 +132,7 @@ def main() -> None:
         files = []
         for n in range(args.reports):
             domain = configurations[n % len(configurations)].sending_domain
-            files += day_of_reports(domain, today - timedelta(days=n // len(configurations)), seed=n, volume=400,
+            files += day_of_reports(domain, today - timedelta(days=1 + n // len(configurations)), seed=n, volume=400,
                                     fail_share=0.02)[:1]
         start = time.perf_counter()
         for name, data in files:

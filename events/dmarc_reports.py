@@ -118,7 +118,7 @@ def store(report: AggregateReport, *, name: str, source: str, actor_name: str, t
                 DmarcReportRow(report=row, configuration_id=matches.get(r.header_from), day=day,
                                source_ip=r.source_ip, count=r.count, disposition=r.disposition, dkim=r.dkim,
                                spf=r.spf, aligned_pass=r.aligned_pass, header_from=r.header_from,
-                               envelope_from=r.envelope_from[:253], dkim_auth=_auth(r.dkim_auth),
+                               envelope_from=r.envelope_from[:253], counted=trust.trusted, dkim_auth=_auth(r.dkim_auth),
                                spf_auth=_auth(r.spf_auth))
                 for r in report.records], batch_size=1000)
             recount(set(matches.values()), {day})
@@ -139,8 +139,7 @@ def recount(configuration_ids: set[int], days: set[date]) -> None:
     """Set each (configuration, day) roll-up from the rows: absolute values, so it can run again."""
     if not configuration_ids:
         return
-    counted = DmarcReportRow.objects.filter(configuration_id__in=configuration_ids, day__in=days,
-                                            report__trusted=True)
+    counted = DmarcReportRow.objects.filter(configuration_id__in=configuration_ids, day__in=days, counted=True)
     totals = (counted
               .values("configuration_id", "day")
               .annotate(messages=Sum("count"), passed=Sum("count", filter=Q(aligned_pass=True))).order_by())
@@ -242,14 +241,14 @@ class FailingSource:
 def failing_sources(configuration: EmailConfiguration, *, days: int = 14, limit: int = 10,
                     now: datetime | None = None) -> list[FailingSource]:
     """The sources whose mail failed DMARC most, with their results and who reported them."""
-    rows = (DmarcReportRow.objects.filter(configuration=configuration, aligned_pass=False, report__trusted=True,
+    rows = (DmarcReportRow.objects.filter(configuration=configuration, aligned_pass=False, counted=True,
                                           day__gte=_first_day(days, now), day__lte=_last_day(now))
             .values("source_ip").annotate(messages=Sum("count")).order_by("-messages", "source_ip")[:limit])
     top = {r["source_ip"]: r["messages"] for r in rows}
     if not top:
         return []
     details: dict[str, dict] = defaultdict(lambda: {"reporters": set(), "messages": -1})
-    groups = (DmarcReportRow.objects.filter(configuration=configuration, aligned_pass=False, report__trusted=True,
+    groups = (DmarcReportRow.objects.filter(configuration=configuration, aligned_pass=False, counted=True,
                                             day__gte=_first_day(days, now), day__lte=_last_day(now),
                                             source_ip__in=list(top))
               .values("source_ip", "dkim", "spf", "report__org_name")

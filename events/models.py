@@ -144,6 +144,7 @@ class DmarcReportRow(models.Model):
     aligned_pass = models.BooleanField()
     header_from = models.CharField(max_length=253)
     envelope_from = models.CharField(max_length=253, blank=True)
+    counted = models.BooleanField(default=True)  # its report is trusted (DmarcReport.trusted), kept here for speed
     dkim_auth = models.CharField(max_length=500, blank=True)  # "domain=result (selector)", raw results
     spf_auth = models.CharField(max_length=500, blank=True)
 
