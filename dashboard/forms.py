@@ -176,3 +176,11 @@ def form_errors(form: forms.Form) -> str:
         label = form[field].label if field in form.fields else "Input"
         lines.extend(f"{label}: {message}" for message in errors)
     return "\n".join(lines)
+
+
+def onboarding_row(values: dict) -> tuple[dict | None, str]:
+    """One bulk-onboarding row judged exactly as the onboarding form judges it (provisioning.bulk)."""
+    form = OnboardForm(values)
+    if form.is_valid():
+        return form.cleaned_data, ""
+    return None, form_errors(form).replace("\n", "; ")

@@ -162,3 +162,22 @@ def partition_or_none(name: str) -> Partition | None:
     except ValidationError:
         return None
     return Partition.objects.filter(name=name).first()
+
+
+# --- bulk onboarding ---------------------------------------------------------------------------------
+
+UNDER_WAY = (S.DRAFT, S.PROVISIONING)  # still being onboarded; verifying and later: provisioned
+
+
+def bulk_counts(batch) -> dict:
+    """A batch's configurations per status: one grouped query."""
+    rows = (EmailConfiguration.objects.filter(pk__in=batch.members.values("configuration_id"))
+            .values("status").annotate(n=Count("id")).order_by())
+    found = {r["status"]: r["n"] for r in rows}
+    return {"by_status": [(v, label, found.get(v, 0)) for v, label in ConfigurationStatus.choices if found.get(v)],
+            "total": sum(found.values()), "under_way": sum(found.get(s, 0) for s in UNDER_WAY),
+            "failed": found.get(S.FAILED, 0)}
+
+
+def bulk_rows(batch):
+    return batch.members.select_related("configuration", "configuration__tenant").order_by("line")

@@ -19,8 +19,10 @@ from django.views.decorators.http import require_GET, require_POST
 from events import dmarc_reports
 from events.dmarc_reports import ImportOutcome, import_file
 from events.models import DmarcReport, ReportSource
+from provisioning import bulk
 from provisioning.dmarc import configuration_ramp_dmarc, is_emergency_relax
 from provisioning.drift import configuration_repair
+from provisioning.models import BulkOnboarding
 from provisioning.offboarding import configuration_offboard
 from provisioning.onboarding import (
     configuration_onboard,
@@ -51,6 +53,7 @@ from .forms import (
     SearchForm,
     TestEmailForm,
     form_errors,
+    onboarding_row,
 )
 from .presenters import (
     FRAGMENTS,
@@ -217,6 +220,70 @@ def onboard(request):
             messages.add_message(request, LEVELS[result.level], result.message)
             return redirect("dashboard:configuration", result.configuration_id)
     return render(request, "dashboard/onboard.html", {"form": form})
+
+
+@role_required(SUPPORT)
+def bulk_onboard(request):
+    """Upload a CSV: every row checked first; started only when all are valid, or on request the
+    valid ones; then the batch's page follows them."""
+    context = {"columns": ",".join(bulk.COLUMNS), "pace": settings.BULK_ONBOARD_PER_MINUTE,
+               "max_rows": settings.BULK_ONBOARD_MAX_ROWS, "batches": BulkOnboarding.objects.all()[:10]}
+    if request.method != "POST":
+        return render(request, "dashboard/bulk_onboard.html", context)
+    upload = request.FILES.get("file")
+    if upload is None:
+        context["errors"] = ["Choose a CSV file."]
+        return render(request, "dashboard/bulk_onboard.html", context, status=400)
+    if upload.size > BULK_MAX_BYTES:
+        context["errors"] = [f"The file is larger than {BULK_MAX_BYTES:,} bytes; split it."]
+        return render(request, "dashboard/bulk_onboard.html", context, status=400)
+    try:
+        text = upload.read().decode("utf-8")
+    except UnicodeDecodeError:
+        context["errors"] = ["The file is not UTF-8 text; save it as CSV UTF-8."]
+        return render(request, "dashboard/bulk_onboard.html", context, status=400)
+    plan = bulk.read_csv(text, validate=onboarding_row)
+    valid_only = request.POST.get("valid_only") == "yes"
+    context.update(plan=plan, filename=upload.name)
+    if request.POST.get("dry_run") == "yes" or not plan.rows or (plan.errors and not valid_only):
+        return render(request, "dashboard/bulk_onboard.html", context, status=400 if plan.errors else 200)
+    try:
+        result = bulk.start(plan, actor=Actor.of(request.user), filename=upload.name)
+    except ActionRefused as exc:
+        if exc.forbidden:
+            raise PermissionDenied(exc.message) from None
+        context["errors"] = [exc.message]
+        return render(request, "dashboard/bulk_onboard.html", context, status=400)
+    messages.success(request, f"Started {result.started} configurations; they begin "
+                              f"{settings.BULK_ONBOARD_PER_MINUTE:g} a minute." +
+                     (f" Not started: {'; '.join(result.skipped)}" if result.skipped else ""))
+    return redirect("dashboard:bulk_batch", result.batch.pk)
+
+
+BULK_MAX_BYTES = 2 * 1024 * 1024
+
+
+def bulk_batch(request, pk):
+    batch = get_object_or_404(BulkOnboarding, pk=pk)
+    context = _bulk_context(batch, request)
+    context["fragment"] = _fragment("bulk_progress", context, request)
+    return render(request, "dashboard/bulk_batch.html", context)
+
+
+@require_GET
+def bulk_batch_live(request, pk):
+    batch = get_object_or_404(BulkOnboarding, pk=pk)
+    context = _bulk_context(batch, request)
+    fragment = _fragment("bulk_progress", context, request)
+    changed = {} if request.GET.get("have", "") == f"progress:{fragment['version']}" else {"progress": fragment}
+    return JsonResponse({"poll_ms": context["poll_ms"], "fragments": changed})
+
+
+def _bulk_context(batch, request) -> dict:
+    counts = queries.bulk_counts(batch)
+    page = Paginator(queries.bulk_rows(batch), PAGE_SIZE).get_page(request.GET.get("page"))
+    return {"batch": batch, "counts": counts, "page": page,
+            "poll_ms": settings.DASHBOARD_POLL_WAITING_MS if counts["under_way"] else 0}
 
 
 def _configuration(pk):

@@ -118,3 +118,29 @@ class DmarcChange(models.Model):
 
     def __str__(self):
         return f"{self.configuration_id}: {self.from_state} -> {self.to_state}"
+
+
+class BulkOnboarding(models.Model):
+    """One CSV of configurations onboarded together (provisioning.bulk); its page follows them all."""
+
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    filename = models.CharField(max_length=255, blank=True)
+    rows = models.PositiveIntegerField()  # configurations started
+    invalid_rows = models.PositiveIntegerField(default=0)  # rows left out (started with the valid rows only)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"bulk {self.pk}: {self.rows} rows"
+
+
+class BulkOnboardingRow(models.Model):
+    batch = models.ForeignKey(BulkOnboarding, on_delete=models.CASCADE, related_name="members")
+    line = models.PositiveIntegerField()
+    configuration = models.ForeignKey(EmailConfiguration, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        ordering = ["batch", "line"]
+        indexes = [models.Index(fields=["batch", "line"], name="bulk_row_batch_line")]

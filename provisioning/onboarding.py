@@ -54,11 +54,13 @@ def _queued(configuration: EmailConfiguration, sending: dispatch.Sending | None,
 
 
 def configuration_onboard(*, partition: Partition, tenant_slug: str, tenant_display_name: str, config_slug: str,
-                          from_local_part: str = "noreply", actor: Actor, queue: bool = True) -> ActionResult:
+                          from_local_part: str = "noreply", actor: Actor, queue: bool = True,
+                          start_at=None) -> ActionResult:
     """Create the configuration (input validated by OnboardForm) and queue its provisioning.
 
     An offboarded configuration with the same sending domain is onboarded again instead. With
     `queue=False` nothing is sent: the result carries the hold, and the caller runs the work itself.
+    With `start_at` (bulk onboarding) it is left a draft, due then, for the dispatcher to start.
     """
     require_onboarding(partition, actor)
     domain = EmailConfiguration(tenant=Tenant(slug=tenant_slug), partition=partition,
@@ -66,14 +68,16 @@ def configuration_onboard(*, partition: Partition, tenant_slug: str, tenant_disp
     existing = EmailConfiguration.objects.filter(sending_domain=domain).values_list("pk", flat=True).first()
     if existing is not None:
         return configuration_onboard_again(configuration_id=existing, actor=actor, from_local_part=from_local_part,
-                                           queue=queue)
+                                           queue=queue, start_at=start_at)
     try:
         with transaction.atomic():
             tenant, _ = Tenant.objects.get_or_create(slug=tenant_slug,
                                                      defaults={"display_name": tenant_display_name or tenant_slug})
             configuration = EmailConfiguration(tenant=tenant, partition=partition, config_slug=config_slug,
-                                               from_local_part=from_local_part, due_at=timezone.now())
+                                               from_local_part=from_local_part, due_at=start_at or timezone.now())
             configuration.save()
+            if start_at is not None:
+                return ActionResult(f"{domain} starts at {start_at:%H:%M:%S} UTC.", configuration_id=configuration.pk)
             hold = take(configuration.pk, Work.PROVISION, expect={S.DRAFT}, queued=queue)
             sending = _queue(hold, queue)
     except IntegrityError:
@@ -83,7 +87,7 @@ def configuration_onboard(*, partition: Partition, tenant_slug: str, tenant_disp
 
 
 def configuration_onboard_again(*, configuration_id: int, actor: Actor, from_local_part: str | None = None,
-                                queue: bool = True) -> ActionResult:
+                                queue: bool = True, start_at=None) -> ActionResult:
     configuration = EmailConfiguration.objects.load(configuration_id)
     require("onboard_again", configuration, actor)
     now = timezone.now()
@@ -92,6 +96,10 @@ def configuration_onboard_again(*, configuration_id: int, actor: Actor, from_loc
         hold = take_for("onboard_again", configuration, actor, to=S.DRAFT, queued=queue, **fields)
         ProvisioningStep.objects.filter(configuration_id=configuration_id).delete()
         RecordCheck.objects.filter(configuration_id=configuration_id).delete()
+        if start_at is not None:  # bulk: a draft the dispatcher starts when it is due
+            hold.release(due_at=start_at)
+            return ActionResult(f"{configuration.sending_domain} starts at {start_at:%H:%M:%S} UTC.",
+                                configuration_id=configuration_id)
         sending = _queue(hold, queue)
     return _queued(configuration, sending, "Onboarding", hold)
 

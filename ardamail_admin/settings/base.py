@@ -154,6 +154,10 @@ DMARC_READY_WINDOW_DAYS = env.int("DMARC_READY_WINDOW_DAYS", default=14)
 DMARC_READY_MIN_MESSAGES = env.int("DMARC_READY_MIN_MESSAGES", default=200)
 DMARC_READY_MIN_PASS_RATE = env.float("DMARC_READY_MIN_PASS_RATE", default=0.98)
 
+# --- Bulk onboarding ------------------------------------------------------------------
+BULK_ONBOARD_PER_MINUTE = env.float("BULK_ONBOARD_PER_MINUTE", default=120.0)  # provisioning runs started a minute
+BULK_ONBOARD_MAX_ROWS = env.int("BULK_ONBOARD_MAX_ROWS", default=5000)  # rows in one file
+
 # --- Partitions and secrets --------------------------------------------------
 PARTITIONS_FILE = env.path("PARTITIONS_FILE", default=BASE_DIR / "deploy" / "partitions.local.toml")
 SECRETS_DIR = env.path("SECRETS_DIR", default="/app/secret")
