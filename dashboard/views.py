@@ -255,14 +255,17 @@ def bulk_onboard(request):
         context["errors"] = [exc.message]
         return render(request, "dashboard/bulk_onboard.html", context, status=400)
     messages.success(request, f"Started {result.started} configurations; they begin "
-                              f"{settings.BULK_ONBOARD_PER_MINUTE:g} a minute." +
-                     (f" Not started: {'; '.join(result.skipped)}" if result.skipped else ""))
+                              f"{settings.BULK_ONBOARD_PER_MINUTE:g} a minute.")
+    if plan.errors:  # started with the valid rows only: say which were left out
+        shown = "; ".join(plan.errors[:20]) + ("; …" if len(plan.errors) > 20 else "")
+        messages.warning(request, f"Left out {len(plan.errors)} rows that cannot be onboarded: {shown}")
     return redirect("dashboard:bulk_batch", result.batch.pk)
 
 
 BULK_MAX_BYTES = 2 * 1024 * 1024
 
 
+@require_GET
 def bulk_batch(request, pk):
     batch = get_object_or_404(BulkOnboarding, pk=pk)
     context = _bulk_context(batch, request)

@@ -21,9 +21,16 @@ def check_lease() -> None:
         )
 
 
+def check_bulk_pace() -> None:
+    if not 0 < settings.BULK_ONBOARD_PER_MINUTE <= 6000:
+        raise ImproperlyConfigured(f"BULK_ONBOARD_PER_MINUTE is {settings.BULK_ONBOARD_PER_MINUTE}; "
+                                   "set it between 1 and 6000 (provisioning runs started a minute).")
+
+
 class ProvisioningConfig(AppConfig):
     name = "provisioning"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
         check_lease()
+        check_bulk_pace()

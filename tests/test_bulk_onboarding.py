@@ -47,7 +47,7 @@ def test_a_500_row_file_with_3_bad_rows_reports_exactly_those_and_starts_nothing
     assert len(errors) == 3
     assert errors[0].startswith("line 8: Tenant slug: ")
     assert errors[1] == "line 101: Partition: There is no partition named 'nowhere'."
-    assert errors[2] == "line 451: orders.tenant003.prod.ardamails.com is on line 5 too."
+    assert errors[2] == "line 451: the same partition, tenant and config as line 5."
     assert not EmailConfiguration.objects.exists() and not Tenant.objects.exists()
     assert not BulkOnboarding.objects.exists()
 
@@ -153,3 +153,52 @@ def test_staff_without_the_support_role_cannot_upload(configured_partitions, dja
     client = Client()
     client.force_login(user)
     assert client.get("/onboard/bulk/").status_code == 403
+
+
+def test_a_second_batch_waits_behind_the_first_so_the_pace_holds(configured_partitions, tmp_path, settings):
+    settings.BULK_ONBOARD_PER_MINUTE = 60
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text(csv_text(rows(10)))
+    second.write_text(HEADER + "".join(f"prod,other{i},Other {i},orders,\n" for i in range(10)))
+    call_command("onboard_bulk", str(first), stdout=StringIO())
+    call_command("onboard_bulk", str(second), stdout=StringIO())
+    due = sorted(EmailConfiguration.objects.values_list("due_at", flat=True))
+    gaps = {round((b - a).total_seconds()) for a, b in zip(due, due[1:])}
+    assert gaps == {1}  # one a second, across both batches
+
+
+def test_rows_refused_at_start_leave_no_batch_behind(configured_partitions, tmp_path):
+    from dashboard.forms import onboarding_row
+    from provisioning.onboarding import configuration_onboard
+    from tenants.lifecycle import ActionRefused
+    from tenants.roles import Actor
+
+    plan = bulk.read_csv(csv_text(rows(5)), validate=onboarding_row)
+    assert plan.valid
+    # Someone onboards line 4's configuration between the check and the start.
+    configuration_onboard(partition=configured_partitions["prod"], tenant_slug="tenant002", tenant_display_name="T",
+                          config_slug="orders", actor=Actor.command_line(), queue=False)
+    with pytest.raises(ActionRefused, match="^line 4: .* Nothing was started.$"):
+        bulk.start(plan, actor=Actor.command_line())
+    assert EmailConfiguration.objects.count() == 1 and not BulkOnboarding.objects.exists()
+
+
+@pytest.mark.parametrize("text, says", [
+    (HEADER, "line 2: the file has a header but no rows."),
+    (HEADER + "prod,acme,Acme,orders,\nprod,acme,ACME Corp,billing,\n",
+     "line 3: tenant acme is named 'ACME Corp' here but 'Acme' on line 2."),
+    (HEADER + "prod,Bad,Bad,orders,\nprod,Bad,Bad,orders,\n", "line 3: the same partition, tenant and config as line 2."),
+    (HEADER + 'prod,acme,"Acme\nInc",orders,\nprod,x\x00,X,o,\n', "line 4: the file contains a NUL"),
+])
+def test_more_bad_files_name_the_right_line(configured_partitions, text, says):
+    from dashboard.forms import onboarding_row
+
+    plan = bulk.read_csv(text, validate=onboarding_row)
+    assert any(says in e for e in plan.errors), plan.errors
+
+
+def test_a_quoted_newline_is_reported_at_the_rows_first_line(configured_partitions):
+    from dashboard.forms import onboarding_row
+
+    plan = bulk.read_csv(HEADER + 'prod,acme,"Acme\nInc",orders,\nprod,BAD,B,o,\n', validate=onboarding_row)
+    assert [e.split(":")[0] for e in plan.errors] == ["line 4"]

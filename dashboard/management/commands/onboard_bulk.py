@@ -26,6 +26,8 @@ class Command(BaseCommand):
     def handle(self, *args, file, dry_run, valid_only, wait, timeout, **options):
         path = Path(file)
         try:
+            if path.stat().st_size > 2 * 1024 * 1024:
+                raise CommandError(f"{path} is larger than 2 MiB; split it.")
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"{path} cannot be read as UTF-8 text ({getattr(exc, 'strerror', None) or exc}).") from None
@@ -44,8 +46,6 @@ class Command(BaseCommand):
             result = bulk.start(plan, actor=Actor.command_line(), filename=path.name)
         except ActionRefused as exc:
             raise CommandError(exc.message) from None
-        for line in result.skipped:
-            self.stdout.write(f"not started: {line}")
         self.stdout.write(f"Batch {result.batch.pk}: {result.started} configurations, starting "
                           f"{settings.BULK_ONBOARD_PER_MINUTE:g} a minute (follow it at /onboard/bulk/{result.batch.pk}/).")
         if wait:
