@@ -22,7 +22,6 @@ import django  # noqa: E402
 django.setup()
 
 from django.db import connection  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 
 
 def seed_rows(configuration_ids: list[int], target_id: int, total: int, target_rows: int) -> None:
@@ -98,33 +97,20 @@ def main() -> None:
     parser.add_argument("--configurations", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.test import Client
     from django.utils import timezone
 
+    from bench.database import active_configurations, throwaway_database
     from events.dmarc_reports import import_file
     from events.models import DmarcReport, DmarcReportRow
     from localdev.dmarc_reports import day_of_reports
-    from tenants.models import (
-        ConfigurationStatus,
-        EmailConfiguration,
-        Partition,
-        Tenant,
-    )
-    from tenants.partitions import load_file, sync_partitions
+    from tenants.models import Partition
 
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0)
-    try:
-        sync_partitions(load_file(settings.BASE_DIR / "deploy" / "partitions.local.toml"))
+    with throwaway_database():
         prod = Partition.objects.get(name="prod")
-        tenants = Tenant.objects.bulk_create([Tenant(slug=f"t{i:05d}", display_name=f"T {i}")
-                                              for i in range(args.configurations)])
-        configurations = EmailConfiguration.objects.bulk_create([
-            EmailConfiguration(tenant=t, partition=prod, config_slug="orders", status=ConfigurationStatus.ACTIVE,
-                               sending_domain=f"orders.{t.slug}.{prod.mail_zone}", dkim_verified=True,
-                               return_path_verified=True) for t in tenants], batch_size=2000)
+        configurations = active_configurations(prod, args.configurations, dkim_verified=True,
+                                               return_path_verified=True)
         ids = [c.pk for c in configurations]
 
         # (1) imports: gzip/zip files as Google, Outlook.com and Yahoo send them, through import_file.
@@ -156,7 +142,7 @@ def main() -> None:
         client = Client()
         client.force_login(user)
         pages = {
-            "configuration page (200,000 rows of its own)": f"/configurations/{ids[0]}/",
+            f"configuration page ({args.target_rows:,} rows of its own)": f"/configurations/{ids[0]}/",
             "configuration page (a quiet one)": f"/configurations/{ids[-1]}/",
             "partition overview": "/partitions/prod/",
             "reports page": "/dmarc-reports/",
@@ -167,8 +153,6 @@ def main() -> None:
             print(f"{label:<48} {m['median']:>10.1f} {m['p95']:>8.1f} {m['queries']:>8} {m['peak_kib']:>9.0f}"
                   + "".join(f"\n    slow query {ms:.1f} ms: {sql[:100]}" for ms, sql in m["slowest"] if ms > 5))
         assert DmarcReport.objects.exists()
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 if __name__ == "__main__":

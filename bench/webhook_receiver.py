@@ -23,7 +23,6 @@ import django  # noqa: E402
 django.setup()
 
 from django.db import connection  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 
 SECRET = "bench-webhook-secret"
 
@@ -77,29 +76,16 @@ def main() -> None:
     from django.conf import settings
     from django.test import Client
 
+    from bench.database import active_configurations, throwaway_database
     from events.models import DeliveryEvent
-    from tenants.models import (
-        ConfigurationStatus,
-        EmailConfiguration,
-        Partition,
-        Tenant,
-    )
-    from tenants.partitions import load_file, sync_partitions
+    from tenants.models import Partition
 
-    setup_test_environment()
     secrets_dir = Path(tempfile.mkdtemp(prefix="bench-secrets-"))
     settings.SECRETS_DIR = secrets_dir
-    old_name = connection.creation.create_test_db(verbosity=0)
-    try:
-        sync_partitions(load_file(settings.BASE_DIR / "deploy" / "partitions.local.toml"))
+    with throwaway_database():
         prod = Partition.objects.get(name="prod")
         (secrets_dir / prod.secret_label("EmailWebhookSecret")).write_text(f"{SECRET},an-older-value\n")
-        tenants = Tenant.objects.bulk_create([Tenant(slug=f"t{i:05d}", display_name=f"T {i}")
-                                              for i in range(args.configurations)])
-        EmailConfiguration.objects.bulk_create([
-            EmailConfiguration(tenant=t, partition=prod, config_slug="orders", status=ConfigurationStatus.ACTIVE,
-                               sending_domain=f"orders.{t.slug}.{prod.mail_zone}", postmark_server_id=1001 + i)
-            for i, t in enumerate(tenants)])
+        active_configurations(prod, args.configurations, postmark_server_id=lambda i: 1001 + i)
         client = Client()
         payloads = bodies(args.events, args.configurations)
         post_all(client, bodies(50, args.configurations))  # warm up (these 50 are among the first ones)
@@ -114,8 +100,6 @@ def main() -> None:
         stored = DeliveryEvent.objects.count()
         print(f"stored {stored} events ({DeliveryEvent.objects.filter(configuration__isnull=True).count()} unmatched)")
         assert stored == args.events
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,36 @@
+"""What the benchmarks share: a throwaway test database on whatever DATABASE_URL names, with the
+local partitions loaded, and many active configurations made with bulk inserts."""
+
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connection
+from django.test.utils import setup_test_environment
+
+
+@contextmanager
+def throwaway_database():
+    """A fresh test database for the run, dropped afterwards; the partitions of local mode in it."""
+    from tenants.partitions import load_file, sync_partitions
+
+    setup_test_environment()
+    old_name = connection.creation.create_test_db(verbosity=0)
+    try:
+        sync_partitions(load_file(settings.BASE_DIR / "deploy" / "partitions.local.toml"))
+        yield
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def active_configurations(partition, count: int, **fields) -> list:
+    """`count` active configurations `orders.tNNNNN.<zone>` in `partition`; `fields` may be a
+    callable of the position (e.g. a server id each)."""
+    from tenants.models import ConfigurationStatus, EmailConfiguration, Tenant
+
+    tenants = Tenant.objects.bulk_create([Tenant(slug=f"t{i:05d}", display_name=f"T {i}") for i in range(count)],
+                                         batch_size=2000)
+    return EmailConfiguration.objects.bulk_create([
+        EmailConfiguration(tenant=t, partition=partition, config_slug="orders", status=ConfigurationStatus.ACTIVE,
+                           sending_domain=f"orders.{t.slug}.{partition.mail_zone}",
+                           **{k: (v(i) if callable(v) else v) for k, v in fields.items()})
+        for i, t in enumerate(tenants)], batch_size=2000)
