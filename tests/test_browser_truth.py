@@ -106,8 +106,27 @@ def test_disabled_buttons_say_why_long_values_fit_and_offboarded_records_show_as
     configuration.server_token_encrypted = configuration.encrypt_server_token("server-token")
     configuration.save()
     (secrets_dir / "Alpha001-prod-I-EmailEncryptionKey").write_text(generate_key())  # the token no longer decrypts
+    # The longest values the event feed and the reports can hold.
+    from django.utils import timezone
+
+    from events.dmarc_reports import store
+    from events.models import DeliveryEvent
+    from integrations.dmarc.aggregate import AggregateReport, ReportRecord
+
+    DeliveryEvent.objects.create(partition=configured_partitions["prod"], configuration=configuration,
+                                 record_type="Bounce", key="1", recipient="r" * 64 + "@" + "d" * 180 + ".example",
+                                 occurred_at=timezone.now(), bounce_type="HardBounce", undelivered=True,
+                                 description="x" * 2000, details="y" * 2000)
+    day = timezone.now() - timezone.timedelta(days=1)
+    store(AggregateReport(org_name="o" * 200, email="", report_id="i" * 200, begin=day, end=day,
+                          policy_domain=configuration.sending_domain, policy="none", subdomain_policy="", pct="",
+                          adkim="", aspf="", records=(ReportRecord(
+                              "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 5, "none", "fail", "fail",
+                              configuration.sending_domain, "", "", (), (), ()),)),
+          name="n" * 250, source="command", actor_name="test")
     page = new_page(browser, live_server, email_admin_user)
-    for path in (f"/configurations/{configuration.pk}/", "/partitions/prod/", "/attention/", "/configurations/"):
+    for path in (f"/configurations/{configuration.pk}/", "/partitions/prod/", "/attention/", "/configurations/",
+                 "/dmarc-reports/", "/onboard/bulk/"):
         page.goto(live_server.url + path)
         assert no_horizontal_scroll(page), path
     page.goto(f"{live_server.url}/configurations/{configuration.pk}/")
