@@ -198,14 +198,8 @@ def reports_context(configuration: EmailConfiguration) -> dict:
         "reporters": dmarc_reports.reporters(configuration, days=window),
         "report_window": window,
         "report_address": configuration.partition.dmarc_report_address,
-        "report_destination": partition_report_destination(configuration.partition),
+        "report_destination": external_destination_record(configuration.partition),
     }
-
-
-def partition_report_destination(partition) -> str:
-    """"" when the report address is in the mail zone's organizational domain; otherwise the
-    sentence naming the record its domain must publish (RFC 7489 §7.1, docs/dmarc-reports.md)."""
-    return external_destination_record(partition)
 
 
 def configuration_context(configuration: EmailConfiguration, *, user, event_filter: dict | None = None) -> dict:
@@ -213,16 +207,17 @@ def configuration_context(configuration: EmailConfiguration, *, user, event_filt
     steps = list(configuration.steps.all())
     checks = list(configuration.record_checks.all())
     actions = actions_for(configuration, actor)
-    targets = dmarc_allowed_targets(configuration=configuration, actor=actor)
+    # Read once: the DMARC buttons and the readiness line beside them say the same.
+    ready = dmarc_reports.readiness(configuration) if configuration.dmarc_state != DmarcState.REJECT else None
+    targets = dmarc_allowed_targets(configuration=configuration, actor=actor, ready=ready)
     link = configuration.postmark_server_link
     events = events_context(configuration, event_filter or {})
     reports = reports_context(configuration)
-    forward = [t for t in targets if t.direction == "forward"]
     waiting_for_test = events["test_email"] is not None and events["test_email"].waiting
     return {
         **events,
         **reports,
-        "dmarc_readiness": dmarc_reports.readiness(configuration) if forward else None,
+        "dmarc_readiness": ready,
         "dwell_short": timezone.now() - configuration.dmarc_changed_at < settings.DMARC_MIN_DWELL,
         "configuration": configuration,
         "steps": steps,

@@ -132,7 +132,6 @@ def read_csv(text: str, *, validate: Callable[[dict], tuple[dict | None, str]]) 
 class BulkResult:
     batch: BulkOnboarding
     started: int
-    skipped: list[str]  # rows refused at creation (a race with someone else), with their sentence
 
 
 def start(plan: BulkPlan, *, actor: Actor, filename: str = "", now=None) -> BulkResult:
@@ -165,4 +164,4 @@ def start(plan: BulkPlan, *, actor: Actor, filename: str = "", now=None) -> Bulk
                 raise ActionRefused(f"line {row.line}: {exc.message} Nothing was started.",
                                     forbidden=exc.forbidden) from None
             BulkOnboardingRow.objects.create(batch=batch, line=row.line, configuration_id=result.configuration_id)
-    return BulkResult(batch, len(plan.rows), [])
+    return BulkResult(batch, len(plan.rows))

@@ -170,13 +170,15 @@ def dmarc_plan(
                 ready.summary if not_ready else "")
 
 
-def dmarc_allowed_targets(*, configuration: EmailConfiguration, actor: Actor,
-                          now: datetime | None = None) -> list[DmarcTarget]:
-    """For the page: the next step forward and the one step back, each with why it is blocked ("" if not)."""
+def dmarc_allowed_targets(*, configuration: EmailConfiguration, actor: Actor, now: datetime | None = None,
+                          ready: Readiness | None = None) -> list[DmarcTarget]:
+    """For the page: the next step forward and the one step back, each with why it is blocked ("" if not).
+    `ready`: the reports' readiness, when the caller has read it already (read here otherwise)."""
     i = RAMP.index(configuration.dmarc_state)
     targets = [(RAMP[j], direction) for j, direction in ((i + 1, "forward"), (i - 1, "back")) if 0 <= j < len(RAMP)]
     general = refusal("ramp_dmarc", configuration, actor, now=now)
-    ready = readiness(configuration) if i + 1 < len(RAMP) else None  # the reports received so far
+    if ready is None and i + 1 < len(RAMP):
+        ready = readiness(configuration)  # the reports received so far
     result = []
     for state, direction in targets:
         blocked, overridable = general.message if general else "", False
