@@ -1,6 +1,10 @@
 """What the benchmarks share: a throwaway test database on whatever DATABASE_URL names, with the
-local partitions loaded, and many active configurations made with bulk inserts."""
+local partitions loaded; many active configurations made with bulk inserts; and one way to time a
+page (median, p95, SQL statements, peak memory, the slowest statements)."""
 
+import statistics
+import time
+import tracemalloc
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -34,3 +38,32 @@ def active_configurations(partition, count: int, **fields) -> list:
                            sending_domain=f"orders.{t.slug}.{partition.mail_zone}",
                            **{k: (v(i) if callable(v) else v) for k, v in fields.items()})
         for i, t in enumerate(tenants)], batch_size=2000)
+
+
+def measure(client, url: str, repeat: int = 15) -> dict:
+    """`repeat` warm requests timed; then one with its SQL statements counted (a wrapper on the
+    connection: Django's query log is reset by every request) and one with its memory traced."""
+    client.get(url)  # warm caches and templates
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    statements = []
+
+    def timed(execute, sql, params, many, context):
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            statements.append(((time.perf_counter() - start) * 1000, sql))
+
+    with connection.execute_wrapper(timed):
+        client.get(url)
+    tracemalloc.start()
+    client.get(url)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"median_ms": statistics.median(times), "p95_ms": sorted(times)[max(0, int(len(times) * 0.95) - 1)],
+            "queries": len(statements), "peak_kib": peak / 1024, "slowest": sorted(statements, reverse=True)[:2]}

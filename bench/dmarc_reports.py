@@ -10,9 +10,7 @@ partition overview.
 
 import argparse
 import os
-import statistics
 import time
-import tracemalloc
 from datetime import timedelta
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ardamail_admin.settings.test")
@@ -62,33 +60,6 @@ def seed_rows(configuration_ids: list[int], target_id: int, total: int, target_r
     recount(set(configuration_ids), {today - timedelta(days=n) for n in range(60)})
 
 
-def measure(client, url: str, repeat: int) -> dict:
-    client.get(url)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        response = client.get(url)
-        times.append((time.perf_counter() - start) * 1000)
-        assert response.status_code == 200, (url, response.status_code)
-    statements = []
-
-    def timed(execute, sql, params, many, context):
-        start = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            statements.append(((time.perf_counter() - start) * 1000, sql))
-
-    with connection.execute_wrapper(timed):
-        client.get(url)
-    tracemalloc.start()
-    client.get(url)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return {"median": statistics.median(times), "p95": sorted(times)[max(0, int(len(times) * 0.95) - 1)],
-            "queries": len(statements), "peak_kib": peak / 1024, "slowest": sorted(statements, reverse=True)[:2]}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -101,7 +72,7 @@ def main() -> None:
     from django.test import Client
     from django.utils import timezone
 
-    from bench.database import active_configurations, throwaway_database
+    from bench.common import active_configurations, measure, throwaway_database
     from events.dmarc_reports import import_file
     from events.models import DmarcReport, DmarcReportRow
     from localdev.dmarc_reports import day_of_reports
@@ -150,7 +121,7 @@ def main() -> None:
         print(f"{'page':<48} {'median ms':>10} {'p95 ms':>8} {'queries':>8} {'peak KiB':>9}")
         for label, url in pages.items():
             m = measure(client, url, args.repeat)
-            print(f"{label:<48} {m['median']:>10.1f} {m['p95']:>8.1f} {m['queries']:>8} {m['peak_kib']:>9.0f}"
+            print(f"{label:<48} {m['median_ms']:>10.1f} {m['p95_ms']:>8.1f} {m['queries']:>8} {m['peak_kib']:>9.0f}"
                   + "".join(f"\n    slow query {ms:.1f} ms: {sql[:100]}" for ms, sql in m["slowest"] if ms > 5))
         assert DmarcReport.objects.exists()
 

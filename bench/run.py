@@ -6,9 +6,7 @@ PostgreSQL with DATABASE_URL=postgres://…), so the figures are for that engine
 
 import argparse
 import os
-import statistics
 import time
-import tracemalloc
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ardamail_admin.settings.test")
 
@@ -18,7 +16,6 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 from django.test.utils import (  # noqa: E402
-    CaptureQueriesContext,
     setup_test_environment,
 )
 
@@ -48,25 +45,6 @@ def seed(n: int) -> None:
     ], batch_size=5000)
 
 
-def measure(client, url: str, repeat: int = 15) -> dict:
-    client.get(url)  # warm caches and templates
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        response = client.get(url)
-        times.append((time.perf_counter() - start) * 1000)
-        assert response.status_code == 200, (url, response.status_code)
-    with CaptureQueriesContext(connection) as ctx:
-        client.get(url)
-    queries = len(ctx.captured_queries)  # now: the next request resets the log
-    tracemalloc.start()
-    client.get(url)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return {"median_ms": statistics.median(times), "p95_ms": sorted(times)[int(len(times) * 0.95) - 1],
-            "queries": queries, "peak_kib": peak / 1024}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=10_000)
@@ -74,6 +52,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
+    from bench.common import measure
     from tenants.models import EmailConfiguration
     from tenants.partitions import load_file, sync_partitions
 

@@ -76,7 +76,7 @@ def main() -> None:
     from django.conf import settings
     from django.test import Client
 
-    from bench.database import active_configurations, throwaway_database
+    from bench.common import active_configurations, throwaway_database
     from events.models import DeliveryEvent
     from tenants.models import Partition
 
