@@ -12,9 +12,8 @@ from provisioning.runs import provision_run
 from provisioning.verification import configuration_check_now, verification_check
 from tenants.lifecycle import ActionRefused, Hold
 from tenants.models import EmailConfiguration, Partition, Work
+from tenants.partitions import find_partition
 from tenants.roles import Actor
-
-from .queries import partition_or_none
 
 
 def yes_no(value) -> str:
@@ -36,7 +35,7 @@ def configuration_for(sending_domain: str) -> EmailConfiguration:
 
 def partition_named(name: str) -> Partition:
     """The partition of a `--partition` option, or the CommandError every command gives."""
-    partition = partition_or_none(name)
+    partition = find_partition(name)
     if partition is None:
         raise CommandError(f"There is no partition named {name!r}; the partitions are "
                            f"{', '.join(Partition.objects.values_list('name', flat=True)) or 'none yet'}.")

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db.models import (
     BooleanField,
     Case,
@@ -26,7 +25,6 @@ from tenants.models import (
     EmailConfiguration,
     Partition,
 )
-from tenants.validation import validate_partition_name
 
 
 @dataclass
@@ -153,15 +151,6 @@ def needs_attention(*, partition: Partition | None = None, now=None) -> QuerySet
                       since=Case(*(When(c, then=moment) for _, c, moment in conditions),
                                  output_field=DateTimeField()))
             .order_by("since", "pk"))
-
-
-def partition_or_none(name: str) -> Partition | None:
-    """The partition with this name; None for any other text, NUL included, without a query for it."""
-    try:
-        validate_partition_name(name)
-    except ValidationError:
-        return None
-    return Partition.objects.filter(name=name).first()
 
 
 # --- bulk onboarding ---------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from provisioning.sending import configuration_send_test_email
 from provisioning.verification import configuration_check_now
 from tenants.lifecycle import ACTIONS, ActionRefused
 from tenants.models import DmarcState, EmailConfiguration, Partition
+from tenants.partitions import find_partition
 from tenants.report_address import external_destination_record
 from tenants.roles import (
     EMAIL_ADMIN,
@@ -83,7 +84,7 @@ def attention(request):
         return _attention_row(request, request.GET["row"])
     partition = None
     if request.GET.get("partition"):
-        partition = queries.partition_or_none(request.GET["partition"])
+        partition = find_partition(request.GET["partition"])
         if partition is None:
             raise Http404("There is no such partition.")
     page = Paginator(queries.needs_attention(partition=partition), PAGE_SIZE).get_page(request.GET.get("page"))

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from integrations.email.postmark.events import parse_event as postmark_event
 from tenants import secrets
 from tenants.models import Partition
-from tenants.validation import validate_partition_name
+from tenants.partitions import find_partition
 
 from .dmarc_reports import import_file, mailed_trust
 from .models import ReportSource
@@ -36,14 +36,6 @@ def _answer(status: int, message: str, **extra) -> JsonResponse:
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="ardamail webhooks"'
     return response
-
-
-def _partition(name: str) -> Partition | None:
-    try:
-        validate_partition_name(name)
-    except Exception:
-        return None
-    return Partition.objects.filter(name=name).first()
 
 
 def _admit(request, provider: str, partition: Partition, limit: int) -> JsonResponse | bytes:
@@ -74,7 +66,7 @@ def _admit(request, provider: str, partition: Partition, limit: int) -> JsonResp
 @require_POST
 def provider_webhook(request, provider: str, partition: str):
     parse = PARSERS.get(provider)
-    found = _partition(partition) if parse else None
+    found = find_partition(partition) if parse else None
     if found is None:
         return _answer(404, "There is no such webhook; nothing was stored.")
     body = _admit(request, provider, found, settings.WEBHOOK_MAX_BODY_BYTES)
@@ -99,7 +91,7 @@ def postmark_inbound(request, partition: str):
 
     A file that is not a valid report is answered 200 with its refusal, not 4xx: Postmark would
     retry it for hours and it would stay as bad. The refusal is logged and said in the answer."""
-    found = _partition(partition)
+    found = find_partition(partition)
     if found is None:
         return _answer(404, "There is no such webhook; nothing was stored.")
     body = _admit(request, "postmark-inbound", found, settings.DMARC_INBOUND_MAX_BYTES)

@@ -19,6 +19,16 @@ FIELDS = ("name", "infrastructure", "mail_zone", "hosted_zone_id", "delivery_typ
           "dmarc_report_address")
 
 
+def find_partition(name: str) -> Partition | None:
+    """The partition with this name; None for any other text, NUL included, without a query for it
+    (a URL, a query parameter or a command's argument)."""
+    try:
+        validate_partition_name(name)
+    except ValidationError:
+        return None
+    return Partition.objects.filter(name=name).first()
+
+
 class PartitionConfigError(Exception):
     pass
 
