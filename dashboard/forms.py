@@ -14,6 +14,7 @@ from tenants import naming
 from tenants.credentials import credentials_problem
 from tenants.lifecycle import ACTIONS, PROVISION_NEEDS
 from tenants.models import (
+    AuditAction,
     ConfigurationStatus,
     DmarcState,
     EmailConfiguration,
@@ -147,6 +148,40 @@ class EventFilterForm(forms.Form):
     def clean_since(self):
         value = self.cleaned_data["since"]
         return int(value[:-1]) if value else None
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters (the page and `manage.py audit`); each one narrows the list."""
+
+    actor = Text(max_length=150, required=False, label="Actor")
+    action = forms.ChoiceField(
+        choices=[("", "Any action"), *AuditAction.choices], required=False, label="Action",
+        error_messages={"invalid_choice": f"'%(value)s' is not an audit action; the actions are "
+                                          f"{', '.join(AuditAction.values)}."})
+    partition = Text(max_length=63, required=False, label="Partition")
+    configuration = forms.IntegerField(
+        required=False, min_value=1, label="Configuration",
+        error_messages={"invalid": "The configuration is a number (its id).",
+                        "min_value": "The configuration is a positive number (its id)."})
+    since = forms.DateField(required=False, label="From", input_formats=["%Y-%m-%d"],
+                            error_messages={"invalid": "Give the first day as YYYY-MM-DD."})
+    until = forms.DateField(required=False, label="To", input_formats=["%Y-%m-%d"],
+                            error_messages={"invalid": "Give the last day as YYYY-MM-DD."})
+    after = forms.RegexField(regex=r"^[0-9]{1,19}$", required=False, label="Page",
+                             error_messages={"invalid": "The page marker is not valid; start from the first page."})
+
+    def clean_partition(self):
+        name = self.cleaned_data["partition"]
+        if name and not Partition.objects.filter(name=name).exists():
+            names = ", ".join(Partition.objects.values_list("name", flat=True))
+            raise ValidationError(f"There is no partition named '{name}'; the partitions are {names}.")
+        return name
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise ValidationError("The first day comes after the last day.")
+        return data
 
 
 class RampForm(forms.Form):

@@ -15,6 +15,7 @@ from events import dmarc_reports, stats
 from events.models import DeliveryEvent, RecordType
 from integrations.dns.txt import quote_txt
 from integrations.errors import ProviderError
+from provisioning import dkim_rotation
 from provisioning.dmarc import NEEDS_EMAIL_ADMIN, RAMP, dmarc_allowed_targets
 from provisioning.drift import read_sources
 from provisioning.models import RecordCheck, StepName, StepStatus
@@ -29,15 +30,23 @@ from provisioning.records import (
 )
 from provisioning.steps import webhook_url
 from tenants.lifecycle import ACTIONS, actions_for, activity, is_held, refusal
-from tenants.models import ConfigurationStatus, DmarcState, EmailConfiguration, Work
+from tenants.models import (
+    AuditAction,
+    ConfigurationStatus,
+    DkimRotation,
+    DmarcState,
+    EmailConfiguration,
+    Work,
+)
 from tenants.report_address import external_destination_record
 from tenants.roles import Actor
 
 from .queries import Attention
 
 REAL_POSTMARK = "https://api.postmarkapp.com"
-FRAGMENTS = ("facts", "status", "records", "verification", "timeline", "dmarc", "reports", "test_email", "events",
-             "offboard", "checks")
+FRAGMENTS = ("facts", "status", "records", "dkim", "verification", "timeline", "dmarc", "reports", "test_email", "events",
+             "offboard", "checks", "history")
+HISTORY_ROWS = 20
 SERIES = (("delivered", "Delivered", "bar-delivered"), ("bounced", "Bounced", "bar-bounced"),
           ("complaints", "Spam complaints", "bar-complaints"))
 
@@ -81,7 +90,8 @@ def record_rows(configuration: EmailConfiguration, steps, checks) -> list[Record
     dns_written = any(s.name == StepName.DNS and s.status == StepStatus.DONE for s in steps)
     by_key = {(c.name, c.type): c for c in checks}
     zone = configuration.partition.mail_zone
-    verified = {"dkim": configuration.dkim_verified, "return_path": configuration.return_path_verified, "dmarc": None}
+    # What Postmark verifies: the key it signs with, and the Return-Path (a rotation's other key: None).
+    verified = {"dkim": configuration.dkim_verified, "return_path": configuration.return_path_verified}
     rows = []
     for record in desired_for(configuration):
         published, found, source, checked_at = _published(configuration, dns_written,
@@ -89,7 +99,7 @@ def record_rows(configuration: EmailConfiguration, steps, checks) -> list[Record
         zone_value = quote_txt(record.value) if record.type == "TXT" else record.value + "."
         relative = record.name[: -len(zone) - 1] if record.name.endswith("." + zone) else record.name
         rows.append(RecordRow(record.purpose, record.type, record.name, relative, record.value, zone_value,
-                              record.ttl, published, found, source, checked_at, verified[record.purpose]))
+                              record.ttl, published, found, source, checked_at, verified.get(record.purpose)))
     return rows
 
 
@@ -238,9 +248,47 @@ def configuration_context(configuration: EmailConfiguration, *, user, event_filt
         "relax": actions.get("relax_dmarc"),
         "dmarc_targets": [t for t in targets if "ramp_dmarc_to_reject" in actions
                           or not (t.direction == "forward" and t.state in NEEDS_EMAIL_ADMIN)],
-        "dmarc_changes": list(configuration.dmarc_changes.all()[:10]),
+        "dmarc_changes": dmarc_history(configuration),
+        "dkim": dkim_context(configuration),
+        "history": list(configuration.audit_entries.order_by("-id")[:HISTORY_ROWS]),
         "checks": list(configuration.verification_checks.all()[:5]),
     }
+
+
+ROTATION_STEPS = (
+    (DkimRotation.REQUESTED, "Ask Postmark for a new key and publish it beside the current one"),
+    (DkimRotation.PUBLISHED, "Postmark finds the new key in DNS and signs with it"),
+    (DkimRotation.REMOVING, "Remove the old key once Postmark says it is safe"),
+)
+
+
+def dkim_context(configuration: EmailConfiguration) -> dict:
+    """The DKIM key: its selector and age (warned past DKIM_KEY_MAX_AGE_DAYS), and a rotation's steps."""
+    phases = [phase for phase, _ in ROTATION_STEPS]
+    current = phases.index(configuration.dkim_rotation) if configuration.dkim_rotation else None
+    steps = [{"label": label, "state": "" if current is None else
+              "done" if i < current else "running" if i == current else "pending"}
+             for i, (_, label) in enumerate(ROTATION_STEPS)]
+    age = dkim_rotation.key_age(configuration)
+    return {
+        "selector": dkim_rotation.selector(configuration.dkim_host) if configuration.dkim_host else "",
+        "age_days": age.days if age is not None else None,
+        "too_old": dkim_rotation.key_too_old(configuration),
+        "max_age_days": settings.DKIM_KEY_MAX_AGE_DAYS,
+        "rotating": current is not None,
+        "steps": steps,
+        "new_selector": dkim_rotation.selector(configuration.dkim_pending_host) if configuration.dkim_pending_host else "",
+        "old_selector": dkim_rotation.selector(configuration.dkim_revoked_host) if configuration.dkim_revoked_host else "",
+    }
+
+
+def dmarc_history(configuration: EmailConfiguration, limit: int = 10) -> list:
+    """The DMARC ramp's history: the audit log's DMARC changes, with the states' labels."""
+    entries = list(configuration.audit_entries.filter(action=AuditAction.RAMP_DMARC).order_by("-id")[:limit])
+    for entry in entries:
+        entry.before_label = DmarcState(entry.before).label if entry.before in DmarcState.values else entry.before
+        entry.after_label = DmarcState(entry.after).label if entry.after in DmarcState.values else entry.after
+    return entries
 
 
 def _relax_targets(configuration: EmailConfiguration, actions: dict) -> list[tuple[str, str]]:
@@ -271,6 +319,14 @@ def status_document(configuration: EmailConfiguration, providers: Providers) -> 
         "dns_checked_at": _iso(configuration.drift_checked_at),
         "last_error": configuration.last_error,
         "dmarc_state": configuration.dmarc_state,
+        "dkim": {
+            "selector": dkim_rotation.selector(configuration.dkim_host) if configuration.dkim_host else "",
+            "key_activated_at": _iso(configuration.dkim_key_activated_at),
+            "key_too_old": dkim_rotation.key_too_old(configuration),
+            "rotation": configuration.dkim_rotation,
+            "rotation_started_at": _iso(configuration.dkim_rotation_started_at),
+            "rotation_error": configuration.dkim_rotation_error,
+        },
         "postmark": {
             "server_id": configuration.postmark_server_id,
             "domain_id": configuration.postmark_domain_id,

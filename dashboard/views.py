@@ -1,6 +1,6 @@
 """Every page of the dashboard. A view: permission (from the lifecycle's table, through the
 service), form, one service call, redirect. Pages read rows only; no view calls a provider except
-through an action a person asked for.
+through an action a person asked for (opening the Health page asks for its checks).
 """
 
 import hashlib
@@ -19,7 +19,10 @@ from django.views.decorators.http import require_GET, require_POST
 from events import dmarc_reports
 from events.dmarc_reports import ImportOutcome, import_file
 from events.models import DmarcReport, ReportSource
+from health.results import Status, count
+from health.services import platform_check
 from provisioning import bulk
+from provisioning.dkim_rotation import configuration_rotate_dkim
 from provisioning.dmarc import configuration_ramp_dmarc, is_emergency_relax
 from provisioning.drift import configuration_repair
 from provisioning.models import BulkOnboarding
@@ -48,6 +51,7 @@ from tenants.roles import (
 
 from . import queries
 from .forms import (
+    AuditFilterForm,
     EventFilterForm,
     OnboardForm,
     RampForm,
@@ -103,6 +107,16 @@ def _attention_row(request, pk: str):
     return render(request, "dashboard/fragments/attention_rows.html", {"rows": rows})
 
 
+@role_required(SUPPORT)
+def health(request):
+    """Every health check, run now: the platform's, then each partition's. Its provider calls are
+    reads bounded by the clients' timeouts; "Check again" reloads."""
+    checks = platform_check()
+    return render(request, "dashboard/health.html", {
+        "checks": checks, "problems": count(checks, Status.PROBLEM), "warnings": count(checks, Status.WARNING),
+    })
+
+
 def reports(request):
     """The aggregate reports received, newest first; email admins upload report files here (each
     file's outcome is said on this page: stored, imported before, or refused and why)."""
@@ -136,6 +150,24 @@ def _upload(request) -> list[ImportOutcome]:
             continue
         outcomes += import_file(upload.name, upload.read(), source=ReportSource.UPLOAD, actor_name=actor.name)
     return outcomes
+
+
+def audit_log(request):
+    """The audit log, newest first, filtered by actor, action, partition, configuration and days."""
+    form = AuditFilterForm(request.GET)
+    entries, next_after, error = [], "", ""
+    if form.is_valid():
+        entries, next_after = queries.audit_entries(**form.cleaned_data, limit=PAGE_SIZE)
+    else:
+        error = form_errors(form)
+    params = request.GET.copy()
+    params.pop("after", None)
+    return render(request, "dashboard/audit.html", {
+        "form": form, "entries": entries, "error": error, "query_string": params.urlencode(),
+        "next_after": next_after, "first_page": not request.GET.get("after"),
+        "filtered": any(request.GET.get(k) for k in AuditFilterForm.base_fields if k != "after"),
+        "retention_days": settings.AUDIT_RETENTION_DAYS,
+        "partitions": Partition.objects.values_list("name", flat=True)})
 
 
 def partition_list(request):
@@ -431,6 +463,11 @@ def _confirm_relax(request, configuration, data):
 def configuration_test_email_view(request, pk):
     return _with_form(request, pk, TestEmailForm, "send_test_email", lambda c, actor, data: configuration_send_test_email(
         configuration_id=c.pk, actor=actor, to=data["to"], providers=Providers.default()))
+
+
+@require_POST
+def configuration_rotate_dkim_view(request, pk):
+    return _act(request, pk, lambda c, actor: configuration_rotate_dkim(configuration_id=c.pk, actor=actor))
 
 
 @require_POST

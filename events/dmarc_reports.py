@@ -27,10 +27,17 @@ from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from integrations.dmarc.aggregate import AggregateReport, ReportRefused, read_reports
-from tenants.models import EmailConfiguration
+from tenants import audit
+from tenants.models import AuditAction, AuditOutcome, EmailConfiguration
 from tenants.report_address import organizational_domain
 
-from .models import DmarcDay, DmarcReport, DmarcReporterDay, DmarcReportRow
+from .models import (
+    DmarcDay,
+    DmarcReport,
+    DmarcReporterDay,
+    DmarcReportRow,
+    ReportSource,
+)
 
 CHART_DAYS = 30
 WINDOWS = (7, 14, 30)
@@ -59,9 +66,26 @@ def import_file(name: str, data: bytes, *, source: str, actor_name: str, trust: 
         reports = read_reports(data, max_compressed=settings.DMARC_REPORT_MAX_BYTES,
                                max_xml=settings.DMARC_REPORT_MAX_XML_BYTES, max_rows=settings.DMARC_REPORT_MAX_ROWS)
     except ReportRefused as exc:
-        return [ImportOutcome(name, "refused", f"{label}: refused, nothing stored: {exc}")]
+        outcomes = [ImportOutcome(name, "refused", f"{label}: refused, nothing stored: {exc}")]
+        _log_import(label, source, actor_name, outcomes)
+        return outcomes
     with transaction.atomic():
-        return [store(report, name=name, source=source, actor_name=actor_name, trust=trust) for report in reports]
+        outcomes = [store(report, name=name, source=source, actor_name=actor_name, trust=trust) for report in reports]
+        _log_import(label, source, actor_name, outcomes)
+    return outcomes
+
+
+def _log_import(label: str, source: str, actor_name: str, outcomes: list[ImportOutcome]) -> None:
+    """A person's import (upload, command) is an audit entry; reports mailed in are not actions."""
+    if source not in (ReportSource.UPLOAD, ReportSource.COMMAND):
+        return
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("stored", "duplicate", "refused")}
+    outcome = AuditOutcome.FAILED if not counts["stored"] and counts["refused"] else \
+        AuditOutcome.WARNING if counts["refused"] else AuditOutcome.DONE
+    domains = sorted({o.report.policy_domain for o in outcomes if o.report is not None})
+    audit.record(AuditAction.IMPORT_DMARC_REPORT, actor=actor_name, subject=label[:253], outcome=outcome,
+                 message=" ".join(o.message for o in outcomes)[:2000],
+                 details=dict(counts, source=source, policy_domains=domains[:20]))
 
 
 def mailed_trust(sender: str, headers: object, reports_email_domain: str = "") -> Trust:

@@ -23,6 +23,7 @@ ROUTES = [
     ("DELETE", r"/domains/(\d+)", ACCOUNT, "_delete_domain"),
     ("PUT", r"/domains/(\d+)/verifyDkim", ACCOUNT, "_verify_dkim"),
     ("PUT", r"/domains/(\d+)/verifyReturnPath", ACCOUNT, "_verify_return_path"),
+    ("POST", r"/domains/(\d+)/rotatedkim", ACCOUNT, "_rotate_dkim"),
     ("GET", r"/webhooks", SERVER, "_list_webhooks"),
     ("POST", r"/webhooks", SERVER, "_create_webhook"),
     ("GET", r"/webhooks/(\d+)", SERVER, "_get_webhook"),
@@ -81,8 +82,9 @@ def merge_triggers(current, given):
 
 
 def public_copy(record):
-    """A copy without the simulator's own bookkeeping keys (Account, ServerID on webhooks)."""
-    return {k: copy.deepcopy(v) for k, v in record.items() if k not in ("Account", "ServerID")}
+    """A copy without the simulator's own bookkeeping keys (Account, ServerID on webhooks, when a
+    DKIM key was revoked)."""
+    return {k: copy.deepcopy(v) for k, v in record.items() if k not in ("Account", "ServerID", "RevokedAt")}
 
 
 def new_server(server_id, name, delivery_type, color):

@@ -69,6 +69,7 @@ class PostmarkSimulator:
         clock: Callable[[], datetime] | None = None,
         timeout_sleep_seconds: float = 15.0,
         post_webhook: Post | None = None,
+        revoked_key_safe_after_seconds: float = 3600.0,
     ):
         self._account_tokens = dict(account_tokens)
         self._dns_lookup = dns_lookup or (lambda fqdn, rtype: [])
@@ -80,6 +81,9 @@ class PostmarkSimulator:
         # Posts the event webhooks a send causes (localdev.postmark_events.BackgroundPoster); None
         # keeps them in state()["events"] only.
         self.post_webhook = post_webhook
+        # After a rotation, how long until SafeToRemoveRevokedKeyFromDNS turns true. Postmark does not
+        # say; mail signed with the old key may still be in flight for a while (docs/dkim-rotation.md).
+        self.revoked_key_safe_after_seconds = revoked_key_safe_after_seconds
         # Set by serve(): over real HTTP a timeout is a slow answer, not an exception in the app.
         self.timeout_by_sleeping = False
         self._lock = threading.Lock()
@@ -282,10 +286,27 @@ class PostmarkSimulator:
         domain = self._domain(account, domain_id)
         host, value = domain["DKIMPendingHost"], domain["DKIMPendingTextValue"]
         if host and value in self._dns_lookup(host, "TXT"):
+            if domain["DKIMHost"]:  # a rotation: the key it signed with until now is revoked
+                domain.update(DKIMRevokedHost=domain["DKIMHost"], DKIMRevokedTextValue=domain["DKIMTextValue"],
+                              SafeToRemoveRevokedKeyFromDNS=False, RevokedAt=self._clock().isoformat())
             # Once verified it stays verified, even if the record later disappears (docs/providers/postmark.md#dkim-verified-flag).
             domain.update(DKIMVerified=True, DKIMHost=host, DKIMTextValue=value, DKIMUpdateStatus="Verified",
                           DKIMPendingHost="", DKIMPendingTextValue="")
         return public_copy(domain)
+
+    def _rotate_dkim(self, account, body, query, domain_id):
+        domain = self._domain(account, domain_id)
+        if domain["DKIMPendingHost"]:  # the recorded answer (docs/providers/postmark.md#dkim-rotation)
+            invalid(505, "This DKIM is already being renewed.")
+        selector = self._clock().strftime("%Y%m%d%H%M%S")
+        if domain["DKIMHost"].startswith(selector):  # a new selector, even within the same second
+            selector = str(int(selector) + 1)
+        domain.update(DKIMPendingHost=f"{selector}pm._domainkey.{domain['Name']}", DKIMUpdateStatus="Pending",
+                      DKIMPendingTextValue=new_dkim_value(self._dkim_key_bits))
+        fields = ("Name", "DKIMVerified", "WeakDKIM", "DKIMHost", "DKIMTextValue", "DKIMPendingHost",
+                  "DKIMPendingTextValue", "DKIMRevokedHost", "DKIMRevokedTextValue", "SafeToRemoveRevokedKeyFromDNS",
+                  "DKIMUpdateStatus", "ID")
+        return {k: domain[k] for k in fields}
 
     def _verify_return_path(self, account, body, query, domain_id):
         domain = self._domain(account, domain_id)
@@ -298,6 +319,10 @@ class PostmarkSimulator:
         domain = self._domains.get(int(domain_id))
         if domain is None or domain["Account"] != account:
             invalid(510, "Domain not found.")
+        revoked_at = domain.get("RevokedAt")
+        if revoked_at and not domain["SafeToRemoveRevokedKeyFromDNS"]:
+            waited = (self._clock() - datetime.fromisoformat(revoked_at)).total_seconds()
+            domain["SafeToRemoveRevokedKeyFromDNS"] = waited >= self.revoked_key_safe_after_seconds
         return domain
 
     # -- webhooks and email (server token) ----------------------------------------------------

@@ -1,11 +1,15 @@
-"""Local mode's provider state: the zones moto must hold, and the simulator's account tokens.
+"""Local mode's provider state: the zones moto must hold (the partition zones and the root zone
+above them), and the simulator's account tokens.
 
 Zones are created through the DNS-provider interface (integrations.dns), like everything else.
 """
 
 from collections.abc import Callable
 
-from integrations.dns import DnsProvider, normalise_name
+from django.conf import settings
+
+from health.zones import apex_records, delegation_records
+from integrations.dns import DnsProvider, is_within_zone, normalise_name
 from provisioning.providers import Providers
 from provisioning.records import desired_for
 from tenants import secrets
@@ -14,9 +18,26 @@ from tenants.models import EmailConfiguration, Partition
 
 
 def ensure_local_zones(providers: Providers | None = None) -> dict[str, str]:
-    """A public hosted zone for every partition's mail zone; returns name -> id."""
+    """A public hosted zone for every partition's mail zone, and the root zone above them, so that
+    the health checks find local mode healthy; returns name -> id."""
     providers = providers or Providers.default()
-    return {p.mail_zone: providers.dns_for(p).create_zone(p.mail_zone) for p in Partition.objects.all()}
+    partitions = list(Partition.objects.all())
+    zones = {p.mail_zone: providers.dns_for(p).create_zone(p.mail_zone) for p in partitions}
+    if partitions:
+        zones.update(_ensure_root_zone(providers.dns_for(partitions[0]), zones))
+    return zones
+
+
+def _ensure_root_zone(dns: DnsProvider, zones: dict[str, str]) -> dict[str, str]:
+    """The root zone as the platform team keeps it: the apex SPF and DMARC records, and an NS
+    delegation to each partition zone below it (health.zones)."""
+    root = normalise_name(settings.MAIL_ROOT_ZONE)
+    root_id = dns.create_zone(root)
+    below = [name for name in zones if name != root and is_within_zone(name, root)]
+    delegations = [record for name in below
+                   for record in delegation_records(dns.hosted_zone(name, zone_id=zones[name]))]
+    dns.zone(root, zone_id=root_id).upsert(apex_records(root) + delegations)
+    return {root: root_id}
 
 
 def simulator_account_tokens() -> dict[str, str]:

@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from tenants.admin import ReadOnlyAdminMixin
 
-from .models import DmarcChange, ProvisioningStep, RecordCheck, VerificationCheck
+from .models import ProvisioningStep, RecordCheck, VerificationCheck
 
 
 @admin.register(ProvisioningStep)
@@ -28,14 +28,3 @@ class RecordCheckAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("status", "purpose", "type")
     search_fields = ("configuration__sending_domain", "name")
     list_select_related = ("configuration",)
-
-
-@admin.register(DmarcChange)
-class DmarcChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """The DMARC audit log: append-only."""
-
-    list_display = ("configuration", "created_at", "actor", "from_state", "to_state", "dwell_overridden", "reason")
-    list_filter = ("to_state", "dwell_overridden")
-    search_fields = ("configuration__sending_domain", "actor", "reason")
-    list_select_related = ("configuration",)
-    date_hierarchy = "created_at"

@@ -19,8 +19,15 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from tenants import audit
 from tenants.lifecycle import ActionRefused
-from tenants.models import ConfigurationStatus, EmailConfiguration, Partition
+from tenants.models import (
+    AuditAction,
+    AuditOutcome,
+    ConfigurationStatus,
+    EmailConfiguration,
+    Partition,
+)
 from tenants.roles import ROLE_REFUSALS, SUPPORT, Actor
 
 from .models import BulkOnboarding, BulkOnboardingRow
@@ -159,9 +166,14 @@ def start(plan: BulkPlan, *, actor: Actor, filename: str = "", now=None) -> Bulk
                 result = configuration_onboard(
                     partition=d["partition"], tenant_slug=d["tenant_slug"],
                     tenant_display_name=d["tenant_display_name"], config_slug=d["config_slug"],
-                    from_local_part=d["from_local_part"], actor=actor, start_at=now + timedelta(seconds=n * gap))
+                    from_local_part=d["from_local_part"], actor=actor, start_at=now + timedelta(seconds=n * gap),
+                    reason=f"bulk onboarding {batch.pk}")
             except ActionRefused as exc:
                 raise ActionRefused(f"line {row.line}: {exc.message} Nothing was started.",
                                     forbidden=exc.forbidden) from None
             BulkOnboardingRow.objects.create(batch=batch, line=row.line, configuration_id=result.configuration_id)
+        audit.record(AuditAction.BULK_ONBOARD, actor=actor, subject=filename or f"bulk onboarding {batch.pk}",
+                     outcome=AuditOutcome.STARTED, message=f"Started {len(plan.rows)} configurations"
+                     + (f"; left out {len(plan.errors)} invalid rows." if plan.errors else "."),
+                     details={"batch": batch.pk, "rows": len(plan.rows), "invalid_rows": len(plan.errors)})
     return BulkResult(batch, len(plan.rows))

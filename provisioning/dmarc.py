@@ -23,11 +23,17 @@ from django.utils import timezone
 
 from events.dmarc_reports import Readiness, readiness
 from integrations.errors import ProviderError
+from tenants import audit
 from tenants.lifecycle import ACTIONS, ActionRefused, Lost, refusal, require, take_for
-from tenants.models import ConfigurationStatus, DmarcState, EmailConfiguration
+from tenants.models import (
+    AuditAction,
+    AuditOutcome,
+    ConfigurationStatus,
+    DmarcState,
+    EmailConfiguration,
+)
 from tenants.roles import Actor
 
-from .models import DmarcChange
 from .providers import Providers
 from .records import dmarc_record
 from .results import ActionResult
@@ -220,36 +226,38 @@ def configuration_ramp_dmarc(
                       override_dwell=override_dwell, now=now, ready=readiness(configuration) if forward else None)
     hold = take_for("ramp_dmarc", configuration, actor, same={"dmarc_state": step.from_state})
     record = dmarc_record(configuration, step.to_state)
-    with transaction.atomic():
+    with transaction.atomic():  # the decision and its audit entry, together
         if not hold.move(dmarc_state=step.to_state, dmarc_changed_at=now):
             raise ActionRefused(f"{configuration.sending_domain} changed meanwhile; nothing was done.")
-        change = DmarcChange.objects.create(
-            configuration=configuration, from_state=step.from_state, to_state=step.to_state, actor=actor.name,
-            reason=reason.strip(), dwell_overridden=step.dwell_overridden, record_value=record.value,
-            readiness_overridden=step.readiness_overridden, readiness_note=step.readiness_note,
-        )
+        entry = audit.record(
+            AuditAction.RAMP_DMARC, actor=actor, configuration=configuration, before=step.from_state,
+            after=step.to_state, reason=reason, outcome=AuditOutcome.PENDING, at=now, details={
+                "record_value": record.value, "dwell_overridden": step.dwell_overridden,
+                "readiness_overridden": step.readiness_overridden, "readiness_note": step.readiness_note})
     try:
         providers.zone(configuration.partition).upsert([record], before_write=hold.renew)
     except ProviderError as exc:
-        if not _take_back(hold, configuration, change):
-            raise _recorded_not_published(configuration, step) from exc
-        raise ActionRefused(f"Could not publish the DMARC record: {exc.message}") from exc
+        if not _take_back(hold, configuration, step):
+            refused = _recorded_not_published(configuration, step)
+            audit.finish(entry, AuditOutcome.WARNING, refused.message)
+            raise refused from exc
+        message = f"Could not publish the DMARC record: {exc.message}"
+        audit.finish(entry, AuditOutcome.FAILED, message + " Nothing changed.")
+        raise ActionRefused(message) from exc
     except Lost:
-        raise _recorded_not_published(configuration, step) from None
-    hold.release()  # a hold lost by now changes nothing: the state and its history are written
-    return ActionResult(f"DMARC is now {change.record_value}", details=[
-        f"{configuration.sending_domain}: DMARC {change.from_state} -> {change.to_state}; "
-        f'published "{change.record_value}"'])
+        refused = _recorded_not_published(configuration, step)
+        audit.finish(entry, AuditOutcome.WARNING, refused.message)
+        raise refused from None
+    hold.release()  # a hold lost by now changes nothing: the state and its entry are written
+    audit.finish(entry, AuditOutcome.DONE, f"Published {record.value}")
+    return ActionResult(f"DMARC is now {record.value}", details=[
+        f"{configuration.sending_domain}: DMARC {step.from_state} -> {step.to_state}; published \"{record.value}\""])
 
 
-def _take_back(hold, configuration: EmailConfiguration, change: DmarcChange) -> bool:
-    """The provider refused the record, so DNS is as it was: so is the database, with no history
-    entry. False if the hold was lost meanwhile: then the decision stands, for Repair to publish."""
-    with transaction.atomic():
-        if not hold.release(dmarc_state=change.from_state, dmarc_changed_at=configuration.dmarc_changed_at):
-            return False
-        change.delete()
-        return True
+def _take_back(hold, configuration: EmailConfiguration, step: Step) -> bool:
+    """The provider refused the record, so DNS is as it was: so is the database (the audit entry
+    says it failed). False if the hold was lost meanwhile: then the decision stands, for Repair to publish."""
+    return hold.release(dmarc_state=step.from_state, dmarc_changed_at=configuration.dmarc_changed_at)
 
 
 def _recorded_not_published(configuration: EmailConfiguration, step: Step) -> ActionRefused:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from integrations.dns import DnsRecord, resolver
 from integrations.errors import ProviderError
+from tenants import audit
 from tenants.lifecycle import (
     DNS_WATCHED,
     RECORDS_PUBLISHED,
@@ -29,8 +30,15 @@ from tenants.lifecycle import (
     take,
     take_for,
 )
-from tenants.models import ConfigurationStatus, EmailConfiguration, Work
+from tenants.models import (
+    AuditAction,
+    AuditOutcome,
+    ConfigurationStatus,
+    EmailConfiguration,
+    Work,
+)
 
+from . import dkim_rotation
 from .models import RecordCheck
 from .providers import Providers
 from .records import (
@@ -98,7 +106,8 @@ def _apply(hold: Hold, configuration: EmailConfiguration, checks: list[RecordChe
     status, to = configuration.status, None
     fields = {"drift_checked_at": now}
     if status in WATCHED:
-        fields["due_at"] = now + drift_interval()
+        # A DKIM rotation under way is looked at again soon; otherwise the daily check.
+        fields["due_at"] = now + (dkim_rotation.check_interval() if configuration.dkim_rotation else drift_interval())
         if problems:
             to, fields["last_error"] = (DRIFT if status == ACTIVE else None), drift_message(problems)
         elif status == DRIFT:
@@ -127,10 +136,12 @@ def check_records(configuration: EmailConfiguration, hold: Hold, providers: Prov
 
 
 def drift_check(*, configuration_id: int, providers: Providers, trigger: str, token=None,
-                now: datetime | None = None) -> list[RecordCheck]:
-    """One DNS check under the queued message's hold (`token`) or one taken now; [] if nothing to do."""
+                now: datetime | None = None, work: str = Work.CHECK_DNS) -> list[RecordCheck]:
+    """One DNS check under the queued message's hold (`token`) or one taken now; [] if nothing to do.
+    A DKIM rotation under way is taken a step further first (`work` is Work.ROTATE_DKIM for the
+    message a person's request sent), so the check judges the records the rotation wants."""
     if token is not None:
-        hold = resume(configuration_id, token, Work.CHECK_DNS)
+        hold = resume(configuration_id, token, work)
     else:
         hold = take(configuration_id, Work.CHECK_DNS, expect=RECORDS_PUBLISHED)
     if hold is None:
@@ -139,6 +150,9 @@ def drift_check(*, configuration_id: int, providers: Providers, trigger: str, to
     if configuration.status not in RECORDS_PUBLISHED or not configuration.dkim_host:
         hold.release()
         return []
+    if configuration.dkim_rotation and configuration.status in WATCHED:
+        if not dkim_rotation.advance(configuration, hold, providers, now=now):
+            return []
     try:
         return check_records(configuration, hold, providers, trigger=trigger, now=now)
     except ProviderError:
@@ -147,10 +161,12 @@ def drift_check(*, configuration_id: int, providers: Providers, trigger: str, to
         raise
 
 
-def check_run(*, configuration_id: int, providers: Providers, token, trigger: str = "schedule") -> WorkOutcome:
-    """The worker's DNS check: its failure is logged and tried again later, never raised."""
+def check_run(*, configuration_id: int, providers: Providers, token, trigger: str = "schedule",
+              work: str = Work.CHECK_DNS) -> WorkOutcome:
+    """The worker's DNS check (and DKIM rotation step): its failure is logged and tried again later, never raised."""
     try:
-        checks = drift_check(configuration_id=configuration_id, providers=providers, trigger=trigger, token=token)
+        checks = drift_check(configuration_id=configuration_id, providers=providers, trigger=trigger, token=token,
+                             work=work)
     except ProviderError as exc:
         log.warning("DNS check of configuration %s failed: %s", configuration_id, exc.message)
         return WorkOutcome(Outcome.FAILED)
@@ -162,16 +178,36 @@ def configuration_repair(*, configuration_id: int, actor, providers: Providers) 
     configuration = EmailConfiguration.objects.load(configuration_id)
     require("repair", configuration, actor)
     # Re-publishes what it loaded: only if nothing those records come from changed meanwhile.
-    hold = take_for("repair", configuration, actor, same={
-        "dmarc_state": configuration.dmarc_state, "dkim_host": configuration.dkim_host,
-        "dkim_value": configuration.dkim_value, "return_path_target": configuration.return_path_target})
-    publish_held(hold, configuration, desired_for(configuration), providers, failed="Repair did not complete")
+    hold = take_for("repair", configuration, actor, same=records_source(configuration))
     try:
-        checks = check_records(configuration, hold, providers, trigger="repair")
-    except ProviderError as exc:
-        hold.release()
-        raise ActionRefused(f"Repair did not complete: {exc.message}") from exc
-    return _repair_result(checks)
+        publish_held(hold, configuration, desired_for(configuration), providers, failed="Repair did not complete")
+        try:
+            checks = check_records(configuration, hold, providers, trigger="repair")
+        except ProviderError as exc:
+            hold.release()
+            raise ActionRefused(f"Repair did not complete: {exc.message}") from exc
+    except ActionRefused as exc:
+        _log_repair(configuration, actor, AuditOutcome.FAILED, exc.message)
+        raise
+    result = _repair_result(checks)
+    _log_repair(configuration, actor, AuditOutcome.DONE if result.level == "success" else AuditOutcome.WARNING,
+                result.message, details=result.details)
+    return result
+
+
+def records_source(configuration: EmailConfiguration) -> dict:
+    """The fields the desired records come from: an action that publishes what it loaded does so
+    only if none of them changed meanwhile (its hold's `same`)."""
+    return {name: getattr(configuration, name) for name in (
+        "dmarc_state", "dkim_host", "dkim_value", "return_path_target", "dkim_pending_host", "dkim_pending_value",
+        "dkim_revoked_host", "dkim_revoked_value")}
+
+
+def _log_repair(configuration: EmailConfiguration, actor, outcome: str, message: str, details=()) -> None:
+    after = EmailConfiguration.objects.filter(pk=configuration.pk).values_list("status", flat=True).first()
+    audit.record(AuditAction.REPAIR, actor=actor, configuration=configuration, before=configuration.status,
+                 after=after or "", outcome=outcome, message=message,
+                 details={"records": list(details)} if details else {})
 
 
 def publish_held(hold: Hold, configuration: EmailConfiguration, records: list[DnsRecord], providers: Providers, *,

@@ -1,7 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
-from tenants.models import DmarcState, EmailConfiguration
+from tenants.models import EmailConfiguration
 
 from .records import RecordStatus
 
@@ -94,30 +94,6 @@ class RecordCheck(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.name}: {self.status}"
-
-
-class DmarcChange(models.Model):
-    """Audit log of the DMARC ramp: who, when, from, to and why."""
-
-    configuration = models.ForeignKey(EmailConfiguration, on_delete=models.CASCADE, related_name="dmarc_changes")
-    from_state = models.CharField(max_length=16, choices=DmarcState.choices)
-    to_state = models.CharField(max_length=16, choices=DmarcState.choices)
-    actor = models.CharField(max_length=150)  # username, or "cli:<name>"
-    reason = models.TextField(blank=True)
-    dwell_overridden = models.BooleanField(default=False)
-    # A forward step taken although the aggregate reports did not say it was safe (an email admin's
-    # call, with the reason above), and what they said then.
-    readiness_overridden = models.BooleanField(default=False)
-    readiness_note = models.TextField(blank=True)
-    record_value = models.TextField()  # the _dmarc TXT value published
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [models.Index(fields=["configuration", "-created_at"], name="dmarc_change_config")]
-
-    def __str__(self):
-        return f"{self.configuration_id}: {self.from_state} -> {self.to_state}"
 
 
 class BulkOnboarding(models.Model):

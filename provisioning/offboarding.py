@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from integrations.errors import ProviderError
+from tenants import audit
 from tenants.credentials import CREDENTIAL_ERRORS, credentials_problem
 from tenants.lifecycle import (
     ACTIONS,
@@ -25,7 +26,13 @@ from tenants.lifecycle import (
     resume,
     take_for,
 )
-from tenants.models import ConfigurationStatus, EmailConfiguration, Work
+from tenants.models import (
+    AuditAction,
+    AuditOutcome,
+    ConfigurationStatus,
+    EmailConfiguration,
+    Work,
+)
 from tenants.roles import Actor
 
 from .providers import Providers
@@ -43,7 +50,19 @@ def configuration_offboard(*, configuration_id: int, actor: Actor, providers: Pr
     hold = take_for("offboard", configuration, actor, to=None if status == OFFBOARDING else OFFBOARDING,
                     due_at=timezone.now(), last_error="", offboarded_by=actor.name)
     configuration.refresh_from_db()
-    return _offboard(hold, configuration, providers)
+    try:
+        result = _offboard(hold, configuration, providers)
+    except ActionRefused as exc:
+        _log_offboard(configuration, actor, status, AuditOutcome.FAILED, exc.message)
+        raise
+    _log_offboard(configuration, actor, status, AuditOutcome.DONE, result.message)
+    return result
+
+
+def _log_offboard(configuration: EmailConfiguration, actor: Actor, before: str, outcome: str, message: str) -> None:
+    after = EmailConfiguration.objects.filter(pk=configuration.pk).values_list("status", flat=True).first()
+    audit.record(AuditAction.OFFBOARD, actor=actor, configuration=configuration, before=before, after=after or "",
+                 outcome=outcome, message=message)
 
 
 def offboard_run(*, configuration_id: int, providers: Providers, token: uuid.UUID, trigger: str = "") -> WorkOutcome:

@@ -18,7 +18,8 @@ from tenants.models import DmarcState
 DKIM_TTL = 3600
 RETURN_PATH_TTL = 3600
 DMARC_TTL = 300  # short, so a ramp step (or a step back) takes effect within minutes
-PURPOSE_LABELS = {"dkim": "DKIM", "return_path": "Return-Path", "dmarc": "DMARC"}
+PURPOSE_LABELS = {"dkim": "DKIM", "dkim_new": "DKIM (new key)", "dkim_old": "DKIM (old key)",
+                  "return_path": "Return-Path", "dmarc": "DMARC"}
 
 # Each ramp state is one record that is valid under RFC 7489 and RFC 9989 alike: the test states
 # pair RFC 9989's t=y with RFC 7489's pct=0, which both specs read as "apply the next policy down",
@@ -48,11 +49,14 @@ def dmarc_value(state: str, report_address: str = "") -> str:
 
 
 def desired_records(*, domain: str, dkim_host: str, dkim_value: str, return_path_target: str,
-                    dmarc_state: str, report_address: str = "") -> list[DnsRecord]:
-    """The records a sending domain needs; DKIM and Return-Path once the provider has said what they are."""
+                    dmarc_state: str, report_address: str = "", dkim_keys: tuple[tuple[str, str, str], ...] = ()
+                    ) -> list[DnsRecord]:
+    """The records a sending domain needs; DKIM and Return-Path once the provider has said what they are.
+    `dkim_keys`: during a DKIM rotation, the other key's (purpose, host, value), published beside it."""
     records = []
-    if dkim_host and dkim_value:
-        records.append(DnsRecord(dkim_host.rstrip(".").lower(), "TXT", dkim_value, DKIM_TTL, "dkim"))
+    for purpose, host, value in (("dkim", dkim_host, dkim_value), *dkim_keys):
+        if host and value:
+            records.append(DnsRecord(host.rstrip(".").lower(), "TXT", value, DKIM_TTL, purpose))
     if return_path_target:
         records.append(DnsRecord(naming.return_path_domain(domain=domain), "CNAME",
                                  return_path_target.rstrip(".").lower(), RETURN_PATH_TTL, "return_path"))
@@ -67,6 +71,8 @@ def desired_for(configuration, *, dmarc_state: str | None = None) -> list[DnsRec
         return_path_target=configuration.return_path_target,
         dmarc_state=dmarc_state or configuration.dmarc_state,
         report_address=configuration.partition.dmarc_report_address,
+        dkim_keys=(("dkim_new", configuration.dkim_pending_host, configuration.dkim_pending_value),
+                   ("dkim_old", configuration.dkim_revoked_host, configuration.dkim_revoked_value)),
     )
 
 

@@ -6,8 +6,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from integrations.errors import ProviderError
+from tenants import audit
 from tenants.lifecycle import ActionRefused, require
-from tenants.models import DeliveryType, EmailConfiguration
+from tenants.models import AuditAction, AuditOutcome, DeliveryType, EmailConfiguration
 from tenants.roles import Actor
 from tenants.validation import validate_recipient
 
@@ -32,6 +33,8 @@ def configuration_send_test_email(*, configuration_id: int, actor: Actor, to: st
                        f"{configuration.tenant.display_name} ({configuration.partition.name}).\n"),
         )
     except ProviderError as exc:
+        audit.record(AuditAction.SEND_TEST_EMAIL, actor=actor, configuration=configuration, outcome=AuditOutcome.FAILED,
+                     message=str(exc), details={"to": to})
         raise ActionRefused(str(exc)) from exc
     # Not the configuration's state: what its page follows until the provider reports the outcome.
     # Two sends at once: the page follows the later one, whichever answer comes back last.
@@ -39,7 +42,11 @@ def configuration_send_test_email(*, configuration_id: int, actor: Actor, to: st
                                       pk=configuration.pk).update(
         test_email_message_id=message_id[:100], test_email_to=to, test_email_sent_at=asked_at)
     if configuration.partition.delivery_type == DeliveryType.SANDBOX:
-        return ActionResult(f"Postmark accepted the test email to {to} (Sandbox server: accepted, never delivered, "
-                            f"so only a bounce can come back); MessageID {message_id or '?'}.")
-    return ActionResult(f"Postmark accepted the test email to {to}; MessageID {message_id or '?'}. "
-                        "Its delivery or bounce shows under Delivery events when Postmark reports it.")
+        result = ActionResult(f"Postmark accepted the test email to {to} (Sandbox server: accepted, never delivered, "
+                              f"so only a bounce can come back); MessageID {message_id or '?'}.")
+    else:
+        result = ActionResult(f"Postmark accepted the test email to {to}; MessageID {message_id or '?'}. "
+                              "Its delivery or bounce shows under Delivery events when Postmark reports it.")
+    audit.record(AuditAction.SEND_TEST_EMAIL, actor=actor, configuration=configuration, at=asked_at,
+                 message=result.message, details={"to": to, "message_id": message_id[:100]})
+    return result

@@ -3,6 +3,7 @@ configuration, the kind of work and the hold's token; `dispatch_due` is the beat
 """
 
 import uuid
+from functools import partial
 
 from celery import shared_task
 
@@ -20,6 +21,7 @@ HANDLERS = {
     Work.VERIFY: verify_run,
     Work.CHECK_DNS: check_run,
     Work.OFFBOARD: offboard_run,
+    Work.ROTATE_DKIM: partial(check_run, work=Work.ROTATE_DKIM),  # its first step, then a DNS check
 }
 
 

@@ -11,13 +11,21 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from integrations.errors import ProviderError
+from tenants import audit
 from tenants.credentials import CREDENTIAL_ERRORS
 from tenants.lifecycle import Hold, check_work, require, resume, take, take_for
-from tenants.models import ConfigurationStatus, EmailConfiguration, Work
+from tenants.models import (
+    AuditAction,
+    AuditOutcome,
+    ConfigurationStatus,
+    EmailConfiguration,
+    Work,
+)
 
 from . import dispatch
 from .drift import check_records
@@ -118,6 +126,8 @@ def verification_check(*, configuration_id: int, providers: Providers, trigger: 
     flags = {"dkim_verified": answer.dkim, "return_path_verified": answer.return_path,
              "verification_checked_at": now}
     if answer.dkim and answer.return_path:
+        if configuration.dkim_key_activated_at is None:  # the key's age counts from here
+            flags["dkim_key_activated_at"] = now
         _activate(hold, configuration, now, providers, **flags)
     elif _timed_out(configuration, now):
         _fail(hold, now, _give_up_reason(configuration, dkim=answer.dkim, return_path=answer.return_path), **flags)
@@ -137,18 +147,20 @@ def configuration_check_now(*, configuration_id: int, actor, queue: bool = True)
     configuration = EmailConfiguration.objects.load(configuration_id)
     require("check_now", configuration, actor)
     now, status, work = timezone.now(), configuration.status, check_work(configuration)
-    if work == Work.VERIFY and status != VERIFYING:  # failed: verification starts over, clock and all
-        hold = take_for("check_now", configuration, actor, work=work, queued=queue, to=VERIFYING, last_error="",
-                        verification_started_at=now, verification_attempts=0, due_at=now)
-        message = f"Checking verification now; the {settings.VERIFICATION_TIMEOUT_HOURS}-hour clock has restarted."
-    elif work == Work.VERIFY:  # the check comes now and the next ones often again; the clock runs on
-        hold = take_for("check_now", configuration, actor, work=work, queued=queue, verification_attempts=0,
-                        due_at=now)
-        message = "Checking verification now."
-    else:
-        hold = take_for("check_now", configuration, actor, work=work, queued=queue)
-        message = "Checking the DNS records now."
-    if not queue:
-        return ActionResult(message, "info", hold=hold)
-    dispatch.enqueue(hold, trigger="manual")
-    return ActionResult(message, "info")
+    with transaction.atomic():  # the hold and its audit entry together
+        if work == Work.VERIFY and status != VERIFYING:  # failed: verification starts over, clock and all
+            hold = take_for("check_now", configuration, actor, work=work, queued=queue, to=VERIFYING, last_error="",
+                            verification_started_at=now, verification_attempts=0, due_at=now)
+            message = f"Checking verification now; the {settings.VERIFICATION_TIMEOUT_HOURS}-hour clock has restarted."
+        elif work == Work.VERIFY:  # the check comes now and the next ones often again; the clock runs on
+            hold = take_for("check_now", configuration, actor, work=work, queued=queue, verification_attempts=0,
+                            due_at=now)
+            message = "Checking verification now."
+        else:
+            hold = take_for("check_now", configuration, actor, work=work, queued=queue)
+            message = "Checking the DNS records now."
+        audit.record(AuditAction.CHECK_NOW, actor=actor, configuration=configuration, before=status,
+                     after=VERIFYING if work == Work.VERIFY else status, outcome=AuditOutcome.STARTED, message=message)
+        if queue:
+            dispatch.enqueue(hold, trigger="manual")
+    return ActionResult(message, "info", hold=None if queue else hold)

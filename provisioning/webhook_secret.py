@@ -15,10 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from integrations.errors import ProviderError
-from tenants import secrets
+from tenants import audit, secrets
 from tenants.credentials import CREDENTIAL_ERRORS
 from tenants.lifecycle import ActionRefused, Lost, take
-from tenants.models import ConfigurationStatus, EmailConfiguration, Partition, Work
+from tenants.models import (
+    AuditAction,
+    AuditOutcome,
+    ConfigurationStatus,
+    EmailConfiguration,
+    Partition,
+    Work,
+)
 from tenants.roles import EMAIL_ADMIN, ROLE_REFUSALS, Actor
 
 from .providers import Providers
@@ -71,6 +78,12 @@ def partition_rotate_webhook_secret(*, partition: Partition, actor: Actor, provi
             report.failed.append((configuration.sending_domain, outcome))
         said = {"updated": "now carries the new secret", "busy": "busy with other work; left for the next run"}
         progress(f"{position}/{len(todo)} {configuration.sending_domain}: {said.get(outcome, 'failed: ' + outcome)}")
+    audit.record(AuditAction.ROTATE_WEBHOOK_SECRET, actor=actor, partition=partition.name, subject=partition.name,
+                 outcome=AuditOutcome.WARNING if report.left else AuditOutcome.DONE,
+                 message=f"{len(report.updated)} of {report.total} webhooks now carry the new secret; "
+                         f"{report.left} left for the next run.",
+                 details={"fingerprint": mark, "updated": len(report.updated), "busy": report.busy,
+                          "failed": [domain for domain, _ in report.failed]})
     return report
 
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import EmailConfiguration, Partition, Tenant
+from .models import AuditEntry, EmailConfiguration, Partition, Tenant
 
 
 class ReadOnlyAdminMixin:
@@ -78,3 +78,14 @@ class EmailConfigurationAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="Server token stored")
     def token_stored(self, obj):
         return obj.has_server_token
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The audit log: shown, never added to, changed or deleted here (tenants.audit)."""
+
+    list_display = ("at", "actor", "task", "action", "subject", "partition", "before", "after", "outcome")
+    list_filter = ("action", "outcome", "partition")
+    search_fields = ("subject", "actor", "reason")
+    date_hierarchy = "at"
+    actions = None  # not even the bulk "delete selected"

@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import credentials, roles
+from . import audit, credentials, roles
 from .models import ConfigurationStatus as S
 from .models import EmailConfiguration, Work
 
@@ -100,7 +100,7 @@ def is_held(configuration: EmailConfiguration, now: datetime | None = None) -> b
 
 def transition(
     configuration_id: int, *, expect: Iterable[str], holder, to: str | None = None, hold: tuple | None = None,
-    release: bool = False, now: datetime | None = None, same: dict | None = None, **fields,
+    release: bool = False, now: datetime | None = None, same: dict | None = None, audit_as: str = "", **fields,
 ) -> bool:
     """The one conditional write to a configuration's lifecycle.
 
@@ -108,6 +108,9 @@ def transition(
     (a token, or FREE), and its `same` fields still hold the values the caller decided on.
     `to` moves the status (checked against TRANSITIONS); `hold=(token, work, extra_seconds)` sets
     a new hold; `release` gives the hold back. Returns whether the row was changed.
+    `audit_as`: the background work making the move, which is then logged as an automatic state
+    change in the same transaction (tenants.audit); a move made for a person's action is part of
+    that action's own entry.
     """
     expect, now = frozenset(expect), now or timezone.now()
     if to is not None:
@@ -125,9 +128,16 @@ def transition(
     else:
         whose = Q(holder=holder)
     rows = EmailConfiguration.objects.filter(whose, pk=configuration_id, **(same or {}))
-    if expect != ANY:
-        rows = rows.filter(status__in=expect)
-    return bool(rows.update(**fields))
+    if not (to and audit_as):
+        return bool((rows if expect == ANY else rows.filter(status__in=expect)).update(**fields))
+    # One conditional UPDATE per state it may come from, so the entry names the state it left.
+    with transaction.atomic():
+        for before in sorted(expect):
+            if rows.filter(status=before).update(**fields):
+                audit.state_change(configuration_id, before=before, after=to, task=audit_as,
+                                   reason=fields.get("last_error", ""), at=now)
+                return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,11 @@ class Hold:
     configuration_id: int
     token: uuid.UUID
     work: str
+    for_person: bool = False  # taken for a person's action (take_for): its moves are that action's entry
+
+    @property
+    def audit_as(self) -> str:
+        return "" if self.for_person else self.work
 
     def renew(self, *, extra_seconds: float = 0) -> None:
         """The heartbeat, before every step and provider write: extend the lease, or stop (Lost)."""
@@ -147,7 +162,7 @@ class Hold:
     def move(self, *, expect: Iterable[str] = ANY, to: str | None = None, release: bool = False,
              now: datetime | None = None, **fields) -> bool:
         return transition(self.configuration_id, expect=expect, holder=self.token, to=to, release=release, now=now,
-                          **fields)
+                          audit_as=self.audit_as, **fields)
 
     def release(self, **fields) -> bool:
         return self.move(release=True, **fields)
@@ -159,20 +174,21 @@ class Hold:
         token = uuid.uuid4()
         extra = queue_allowance() if queued else 0
         if transition(self.configuration_id, expect=expect, holder=self.token, to=to,
-                      hold=(token, work, extra), now=now, **fields):
-            return Hold(self.configuration_id, token, work)
+                      hold=(token, work, extra), now=now, audit_as=self.audit_as, **fields):
+            return Hold(self.configuration_id, token, work, self.for_person)
         return None
 
 
 def take(configuration_id: int, work: str, *, expect: Iterable[str], to: str | None = None,
-         queued: bool = False, same: dict | None = None, **fields) -> Hold | None:
+         queued: bool = False, same: dict | None = None, for_person: bool = False, **fields) -> Hold | None:
     """Hold a row nobody is working on (a check yields) for `work`; None if it is busy, not in
-    `expect`, or no longer as the caller saw it (`same`). `queued`: the work goes through the broker."""
+    `expect`, or no longer as the caller saw it (`same`). `queued`: the work goes through the broker.
+    `for_person`: a person's action, which logs its own audit entry (else a move here is logged)."""
     token = uuid.uuid4()
     extra = queue_allowance() if queued else 0
     if transition(configuration_id, expect=expect, holder=FREE, to=to, hold=(token, work, extra),
-                  same=same, **fields):
-        return Hold(configuration_id, token, work)
+                  same=same, audit_as="" if for_person else work, **fields):
+        return Hold(configuration_id, token, work, for_person)
     return None
 
 
@@ -218,14 +234,16 @@ STALLED_STATES = frozenset({S.DRAFT, S.PROVISIONING, S.OFFBOARDING})  # automati
 
 def activity(configuration: EmailConfiguration, now: datetime | None = None) -> str:
     """What is going on, for a page deciding how often to look again: "working" (someone holds it,
-    or its next step is due now), "waiting" (a verification check will come on its schedule) or "idle"."""
+    or its next step is due now), "waiting" (a verification check or a DKIM rotation step will come on
+    its schedule) or "idle"."""
     now = now or timezone.now()
     if is_held(configuration, now):
         return "working"
     due = configuration.due_at is not None and configuration.due_at <= now
     if configuration.status in AUTOMATIC_WORK and configuration.status not in DNS_WATCHED and due:
         return "working"
-    return "waiting" if configuration.status == S.VERIFYING else "idle"
+    # A verification or a DKIM rotation waits for the provider: its next step comes on a schedule.
+    return "waiting" if configuration.status == S.VERIFYING or configuration.dkim_rotation else "idle"
 
 
 def _provisioned(c: EmailConfiguration) -> bool:
@@ -283,6 +301,13 @@ ACTIONS = {a.name: a for a in (
     Action("send_test_email", "Send test email", roles.SUPPORT, DNS_WATCHED, None,
            "{domain} is {status}; a test email needs a verified (active) configuration.",
            needs=lambda c: (credentials.SERVER_TOKEN,)),
+    # A new DKIM key for a verified domain (provisioning.dkim_rotation); later steps run on the
+    # configuration's scheduled checks.
+    Action("rotate_dkim", "Rotate DKIM key", roles.EMAIL_ADMIN, DNS_WATCHED, Work.ROTATE_DKIM,
+           "{domain} is {status}; its DKIM key can be rotated once it is verified (active).",
+           needs=lambda c: (credentials.ACCOUNT_TOKEN,),
+           ready=lambda c: "A DKIM key rotation is already under way; it finishes by itself." if c.dkim_rotation
+           else "" if c.postmark_domain_id and c.dkim_host else "Provisioning has not finished."),
     Action("offboard", "Offboard", roles.EMAIL_ADMIN, RECORDS_PUBLISHED | {S.DRAFT, S.OFFBOARDING}, Work.OFFBOARD,
            "{domain} is {status}; it cannot be offboarded now.", needs=_offboard_needs,
            labels=((S.OFFBOARDING, "Resume offboarding"),)),
@@ -329,7 +354,7 @@ def take_for(name: str, configuration: EmailConfiguration, actor: roles.Actor, *
     """The hold action `name` needs, on the configuration as the caller loaded and judged it; if
     anything changed since, refuse with the reason that holds now."""
     hold = take(configuration.pk, work or ACTIONS[name].work, expect={configuration.status}, to=to, same=same,
-                queued=queued, **fields)
+                queued=queued, for_person=True, **fields)
     if hold is None:
         problem = refusal(name, EmailConfiguration.objects.load(configuration.pk), actor)
         raise problem or ActionRefused(f"{configuration.sending_domain} changed meanwhile; reload and try again.")

@@ -1,3 +1,6 @@
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -97,6 +100,7 @@ class Work(models.TextChoices):
     RAMP = "ramp", "a DMARC change"
     OFFBOARD = "offboard", "offboarding"
     ROTATE_WEBHOOK = "rotate_webhook", "a webhook secret rotation"
+    ROTATE_DKIM = "rotate_dkim", "a DKIM key rotation"
 
 
 class DmarcState(models.TextChoices):
@@ -107,6 +111,15 @@ class DmarcState(models.TextChoices):
     QUARANTINE = "quarantine", "p=quarantine"
     REJECT_TEST = "reject_test", "p=reject, test mode"
     REJECT = "reject", "p=reject"
+
+
+class DkimRotation(models.TextChoices):
+    """Where a DKIM key rotation is (provisioning.dkim_rotation); blank when none is under way."""
+
+    NONE = "", "No rotation"
+    REQUESTED = "requested", "New key asked for"
+    PUBLISHED = "published", "New key published beside the current one"
+    REMOVING = "removing", "New key active; old key waits to be removed"
 
 
 class ConfigurationManager(models.Manager):
@@ -138,6 +151,20 @@ class EmailConfiguration(models.Model):
     dkim_host = models.CharField(max_length=253, blank=True)
     dkim_value = models.TextField(blank=True)  # public key, not a secret
     return_path_target = models.CharField(max_length=253, blank=True)  # the CNAME target Postmark gave
+    # DKIM key rotation (provisioning.dkim_rotation): the new key published beside the current one
+    # until Postmark signs with it, then the old (revoked) key kept until Postmark says it is safe
+    # to remove. Public keys, not secrets.
+    dkim_rotation = models.CharField(max_length=16, choices=DkimRotation.choices, blank=True, default="")
+    dkim_rotation_started_at = models.DateTimeField(null=True, blank=True)
+    dkim_pending_host = models.CharField(max_length=253, blank=True)
+    dkim_pending_value = models.TextField(blank=True)
+    dkim_revoked_host = models.CharField(max_length=253, blank=True)
+    dkim_revoked_value = models.TextField(blank=True)
+    dkim_rotation_checked_at = models.DateTimeField(null=True, blank=True)  # when Postmark was last asked
+    dkim_rotation_error = models.TextField(blank=True)  # why the last step could not be taken ("" if it could)
+    # When the key Postmark signs with became active: the page warns once it is older than
+    # DKIM_KEY_MAX_AGE_DAYS.
+    dkim_key_activated_at = models.DateTimeField(null=True, blank=True)
 
     # Verification flags as Postmark last reported them.
     dkim_verified = models.BooleanField(default=False)
@@ -179,6 +206,9 @@ class EmailConfiguration(models.Model):
             models.CheckConstraint(condition=Q(dmarc_state__in=DmarcState.values), name="configuration_dmarc_valid"),
             models.CheckConstraint(
                 condition=Q(held_for__in=[*Work.values, ""]), name="configuration_held_for_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(dkim_rotation__in=DkimRotation.values), name="configuration_dkim_rotation_valid"
             ),
         ]
         indexes = [
@@ -236,3 +266,105 @@ class EmailConfiguration(models.Model):
             key_material=self.partition.read_secret(secrets.ENCRYPTION_KEY),
             secret_label=self.partition.secret_label(secrets.ENCRYPTION_KEY),
         )
+
+
+class AuditAction(models.TextChoices):
+    """What an audit entry records (tenants.audit): a person's action, or an automatic state change."""
+
+    ONBOARD = "onboard", "Onboard"
+    RETRY = "retry", "Retry"
+    CHECK_NOW = "check_now", "Check now"
+    REPAIR = "repair", "Repair DNS"
+    RAMP_DMARC = "ramp_dmarc", "Change DMARC"
+    SEND_TEST_EMAIL = "send_test_email", "Send test email"
+    ROTATE_DKIM = "rotate_dkim", "Rotate DKIM key"
+    ROTATE_WEBHOOK_SECRET = "rotate_webhook_secret", "Rotate webhook secret"
+    IMPORT_DMARC_REPORT = "import_dmarc_report", "Import DMARC report"
+    OFFBOARD = "offboard", "Offboard"
+    SYNC_PARTITIONS = "sync_partitions", "Sync partitions"
+    BULK_ONBOARD = "bulk_onboard", "Bulk onboarding"
+    ROTATE_ENCRYPTION_KEY = "rotate_encryption_key", "Rotate encryption key"
+    PRUNE_AUDIT_LOG = "prune_audit_log", "Prune audit log"
+    STATE_CHANGE = "state_change", "State change"  # made by the system (a task), not a person
+
+
+class AuditOutcome(models.TextChoices):
+    PENDING = "pending", "In progress"  # written before a provider call; completed once by its writer
+    DONE = "done", "Done"
+    STARTED = "started", "Started"  # the work was queued; its progress is logged as state changes
+    WARNING = "warning", "Done with a warning"
+    FAILED = "failed", "Failed"
+
+
+class AppendOnly(Exception):
+    """An audit entry is never changed or deleted (only pruned past the retention setting)."""
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnly("audit entries are never changed")
+
+    def delete(self):
+        raise AppendOnly("audit entries are never deleted; `manage.py prune_audit_log` removes old ones")
+
+
+class AuditEntry(models.Model):
+    """One entry of the audit log: who did what, when, to which configuration, from what to what,
+    why, and how it ended. Written by tenants.audit only; append-only (see AuditQuerySet)."""
+
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.CharField(max_length=150)  # a username, "cli:<user>", or "system"
+    task = models.CharField(max_length=32, blank=True)  # for "system": the work (Work) that made the change
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    configuration = models.ForeignKey(EmailConfiguration, on_delete=models.PROTECT, null=True, blank=True,
+                                      related_name="audit_entries")
+    partition = models.CharField(max_length=63, blank=True)  # for filtering without a join
+    subject = models.CharField(max_length=253, blank=True)  # the sending domain, partition or file acted on
+    before = models.CharField(max_length=64, blank=True)
+    after = models.CharField(max_length=64, blank=True)
+    reason = models.TextField(blank=True)
+    outcome = models.CharField(max_length=16, choices=AuditOutcome.choices, default=AuditOutcome.DONE)
+    message = models.TextField(blank=True)  # the sentence the person was shown
+    details = models.JSONField(default=dict, blank=True)  # never a secret (tenants.audit checks)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+        constraints = [
+            models.CheckConstraint(condition=Q(action__in=AuditAction.values), name="audit_action_valid"),
+            models.CheckConstraint(condition=Q(outcome__in=AuditOutcome.values), name="audit_outcome_valid"),
+        ]
+        indexes = [
+            # Pages list newest first by id (appended in time order); each filter has its index.
+            models.Index(fields=["configuration", "-id"], name="audit_configuration"),
+            models.Index(fields=["at"], name="audit_at"),  # date filters and pruning
+            models.Index(fields=["partition", "-id"], name="audit_partition"),
+            models.Index(fields=["action", "-id"], name="audit_action"),
+            models.Index(fields=["actor", "-id"], name="audit_actor"),
+        ]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.subject}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnly("audit entries are never changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnly("audit entries are never deleted; `manage.py prune_audit_log` removes old ones")
+
+    @property
+    def outcome_label(self) -> str:
+        """A pending entry whose writer is long gone (its lease ran out) is said to be unknown."""
+        lease = timedelta(seconds=settings.WORK_LEASE_SECONDS)
+        if self.outcome == AuditOutcome.PENDING and timezone.now() - self.at > lease:
+            return "Interrupted: outcome unknown"
+        return self.get_outcome_display()
+
+    @property
+    def who(self) -> str:
+        return f"system ({Work(self.task).label})" if self.actor == "system" and self.task in Work.values \
+            else self.actor

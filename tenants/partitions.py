@@ -1,6 +1,6 @@
 """Load partitions from deployment configuration (a TOML file) into the database, idempotently."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomllib
@@ -8,7 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .models import DeliveryType, Partition
+from . import audit
+from .models import AuditAction, DeliveryType, Partition
 from .validation import (
     validate_dns_label,
     validate_partition_name,
@@ -38,6 +39,7 @@ class SyncResult:
     created: list[str]
     updated: list[str]
     unchanged: list[str]
+    changes: dict[str, list[str]] = field(default_factory=dict)  # updated partition -> the fields that changed
 
 
 def _clean_entry(raw: dict, position: int) -> dict:
@@ -80,8 +82,9 @@ def load_file(path: Path) -> list[dict]:
 
 
 @transaction.atomic
-def sync_partitions(entries: list[dict]) -> SyncResult:
-    """Create or update partitions; refuse to move the mail zone of one that has configurations."""
+def sync_partitions(entries: list[dict], *, actor=None) -> SyncResult:
+    """Create or update partitions; refuse to move the mail zone of one that has configurations.
+    A person's sync (`actor`) is logged, with what changed."""
     result = SyncResult([], [], [])
     existing = {p.name: p for p in Partition.objects.select_for_update()}
     for position, entry in enumerate(entries):
@@ -109,4 +112,10 @@ def sync_partitions(entries: list[dict]) -> SyncResult:
         partition.synced_at = timezone.now()
         partition.save()
         result.updated.append(partition.name)
+        result.changes[partition.name] = sorted(changed)
+    if actor is not None:
+        audit.record(AuditAction.SYNC_PARTITIONS, actor=actor, subject="partitions",
+                     message=f"{len(result.created)} created, {len(result.updated)} updated, "
+                             f"{len(result.unchanged)} unchanged.",
+                     details={"created": result.created, "updated": result.changes, "unchanged": result.unchanged})
     return result

@@ -289,3 +289,37 @@ def reported(configuration, *, days: int = 14, volume: int = 100, fail_share: fl
                                          fail_share=fail_share, volume=volume):
             [outcome] = import_file(name, data, source="command", actor_name="test")
             assert outcome.status == "stored", outcome.message
+
+
+@dataclass(frozen=True)
+class DmarcStep:
+    """One DMARC ramp entry of the audit log, in the ramp's words."""
+
+    actor: str
+    from_state: str
+    to_state: str
+    reason: str
+    outcome: str
+    message: str
+    dwell_overridden: bool
+    readiness_overridden: bool
+    readiness_note: str
+    record_value: str
+
+
+def dmarc_steps(*, outcome: str | None = "done") -> list[DmarcStep]:
+    """The DMARC changes in the audit log, oldest first (by default the published ones)."""
+    from tenants.models import AuditEntry
+
+    entries = AuditEntry.objects.filter(action="ramp_dmarc").order_by("id")
+    if outcome is not None:
+        entries = entries.filter(outcome=outcome)
+    return [DmarcStep(e.actor, e.before, e.after, e.reason, e.outcome, e.message, e.details["dwell_overridden"],
+                      e.details["readiness_overridden"], e.details["readiness_note"], e.details["record_value"])
+            for e in entries]
+
+
+def only_step(**kwargs) -> DmarcStep:
+    steps = dmarc_steps(**kwargs)
+    assert len(steps) == 1, steps
+    return steps[0]

@@ -1,7 +1,7 @@
 """The shape of the code, checked on every run: no import cycle (function-level imports included),
 and each package imports only from the layers below it:
 
-    dashboard, localdev  ->  provisioning  ->  events  ->  integrations, tenants
+    dashboard, localdev  ->  health  ->  provisioning  ->  events  ->  integrations, tenants
 
 `integrations` (the outside systems) and `tenants` (the model) import nothing of each other's or
 above them, so a state change or a provider call is always found in one place.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-PACKAGES = ("tenants", "integrations", "provisioning", "events", "dashboard", "localdev", "ardamail_admin")
+PACKAGES = ("tenants", "integrations", "provisioning", "events", "health", "dashboard", "localdev", "ardamail_admin")
 MAY_IMPORT = {
     "tenants": set(),
     "integrations": set(),
@@ -20,8 +20,10 @@ MAY_IMPORT = {
     # provider call; the DMARC ramp reads the reports' readiness from it.
     "events": {"tenants", "integrations"},
     "provisioning": {"tenants", "integrations", "events"},
-    "dashboard": {"tenants", "integrations", "provisioning", "events"},
-    "localdev": {"tenants", "integrations", "provisioning", "events", "dashboard"},
+    # Platform health reads what the workflows read, through the same providers; it writes only its heartbeat.
+    "health": {"tenants", "integrations", "provisioning", "events"},
+    "dashboard": {"tenants", "integrations", "provisioning", "events", "health"},
+    "localdev": {"tenants", "integrations", "provisioning", "events", "dashboard", "health"},
 }
 
 

@@ -185,8 +185,9 @@ def test_an_email_admin_relaxes_dmarc_at_once_with_a_reason_and_a_confirmation(
     page.wait_for_function("document.querySelector('#dmarc-state').textContent.trim() === 'p=none (monitor)'")
     assert asked and asked[0].startswith("Relax the DMARC policy of orders.acme.prod.ardamails.com at once?")
     assert page.evaluate("window.__noReload") is True
-    change = configuration.dmarc_changes.get()
-    assert (change.from_state, change.to_state, change.reason) == ("reject", "none", "a big receiver rejects invoices")
+    change = configuration.audit_entries.get(action="ramp_dmarc")
+    assert (change.actor, change.before, change.after, change.reason, change.outcome) == (
+        "emailadmin1", "reject", "none", "a big receiver rejects invoices", "done")
     assert "p=reject" in page.inner_text("#dmarc table") and "p=none (monitor)" in page.inner_text("#dmarc table")
 
 

@@ -50,17 +50,23 @@ def test_the_configuration_page_issues_the_same_number_of_queries_for_10_and_500
     small = count_queries(support_client, url)
     live_small = count_queries(support_client, reverse("dashboard:configuration_live", args=[first.pk]))
     make_configurations(configured_partitions["prod"], 490, prefix="v")
-    # This configuration's own history grows too: many checks and DMARC changes, all its records.
+    # This configuration's own history grows too: many checks, DMARC changes and audit entries, all its records.
     from django.utils import timezone
 
-    from provisioning.models import DmarcChange, RecordCheck, VerificationCheck
+    from provisioning.models import RecordCheck, VerificationCheck
+    from tenants.models import AuditEntry
 
     now = timezone.now()
     VerificationCheck.objects.bulk_create([VerificationCheck(configuration=first, ran_at=now, trigger="schedule",
                                                              dkim_verified=False, return_path_verified=False)
                                            for _ in range(200)])
-    DmarcChange.objects.bulk_create([DmarcChange(configuration=first, from_state="none", to_state="quarantine_test",
-                                                 actor="x", record_value="v=DMARC1") for _ in range(50)])
+    AuditEntry.objects.bulk_create([AuditEntry(configuration=first, action="ramp_dmarc", before="none",
+                                               after="quarantine_test", actor="x", details={
+                                                   "record_value": "v=DMARC1", "dwell_overridden": False,
+                                                   "readiness_overridden": False, "readiness_note": ""})
+                                    for _ in range(50)]
+                                   + [AuditEntry(configuration=first, action="state_change", actor="system",
+                                                 task="check_dns", before="active", after="drift") for _ in range(50)])
     RecordCheck.objects.bulk_create([RecordCheck(configuration=first, name=f"n{i}.prod.ardamails.com", type="TXT",
                                                  purpose="dmarc", expected="x", checked_at=now) for i in range(3)])
     large = count_queries(support_client, url)

@@ -22,11 +22,10 @@ from events.dmarc_reports import Window, import_file, judge, readiness
 from events.models import DmarcDay, DmarcReport, DmarcReportRow
 from localdev.dmarc_reports import Source, build_report
 from provisioning.dmarc import configuration_ramp_dmarc
-from provisioning.models import DmarcChange
 from tenants.lifecycle import ActionRefused
 from tenants.models import ConfigurationStatus, EmailConfiguration, Tenant
 from tenants.roles import Actor
-from tests.harness import reported
+from tests.harness import dmarc_steps, only_step, reported
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dmarc"
 DOMAIN = "orders.acme.prod.ardamails.com"
@@ -246,9 +245,9 @@ def test_a_step_that_is_not_ready_is_refused_for_support_and_taken_by_an_email_a
     with pytest.raises(ActionRefused, match="Stepping forward without that needs a written reason."):
         ramp(configuration, EMAIL_ADMIN, "quarantine_test", "  ", harness)
     configuration.refresh_from_db()
-    assert configuration.dmarc_state == "none" and not DmarcChange.objects.exists()
+    assert configuration.dmarc_state == "none" and not dmarc_steps(outcome=None)
     ramp(configuration, EMAIL_ADMIN, "quarantine_test", "the failing source is a known forwarder", harness)
-    change = DmarcChange.objects.get()
+    change = only_step()
     assert change.readiness_overridden and change.readiness_note.startswith("Not ready: ")
     assert change.reason == "the failing source is a known forwarder"
     # Stepping back needs no data.
@@ -265,7 +264,7 @@ def test_a_ready_step_is_taken_by_support_and_recorded_as_ready(harness, configu
         dmarc_changed_at=timezone.now() - timedelta(days=30))
     reported(configuration)
     ramp(configuration, SUPPORT, "quarantine_test", "", harness)
-    assert DmarcChange.objects.get().readiness_overridden is False
+    assert only_step().readiness_overridden is False
 
 
 # --- the ways in --------------------------------------------------------------------------------------

@@ -99,6 +99,14 @@ def test_it_returns_no_server_when_only_partial_names_match():
     assert client.find_server(account_token=ACCOUNT_TOKEN, name="ardamail a.example.com") is None
 
 
+def test_it_counts_servers_with_one_page_of_one():
+    client, recorder = make_client(ok({"TotalCount": 42, "Servers": [{"ID": 1, "Name": "ardamail a.example.com"}]}))
+
+    assert client.count_servers(account_token=ACCOUNT_TOKEN) == 42
+    assert_account_call(recorder.last, "GET", "/servers")
+    assert dict(recorder.last.url.params) == {"count": "1", "offset": "0"}
+
+
 def test_it_pages_through_domains_and_reads_the_full_object_of_the_match():
     first_page = [{"ID": n, "Name": f"d{n}.example.com"} for n in range(500)]
     client, recorder = make_client(

@@ -107,6 +107,15 @@ def test_it_rejects_a_wrong_account_token_with_error_code_10(client):
     assert (error.status, error.error_code, error.transient) == (401, 10, False)
 
 
+def test_it_counts_an_accounts_servers_only_for_its_own_token(client):
+    new_server(client)
+    new_server(client, name="ardamail billing.acme.example.com")
+    new_server(client, token=BETA)
+
+    assert client.count_servers(account_token=ALPHA) == 2
+    assert failure(client.count_servers, account_token="not-a-token").status == 401
+
+
 def test_it_rejects_a_server_call_that_also_carries_the_account_token(client, raw):
     token = new_server(client)["ApiTokens"][0]
 

@@ -385,6 +385,37 @@ def test_it_looks_up_in_the_most_specific_zone(client, zone_id):
     assert dns_lookup(client)(DMARC.name, "TXT") == ["v=DMARC1; p=none"]
 
 
+def test_it_gives_a_zone_its_name_and_name_servers_from_one_get_hosted_zone(client, zone_id, calls):
+    listed = boto3.client("route53").get_hosted_zone(Id=zone_id)["DelegationSet"]["NameServers"]
+
+    zone = client.hosted_zone("ignored.example.org", zone_id=zone_id)
+
+    assert (zone.id, zone.name, zone.name_servers) == (zone_id, ZONE, tuple(sorted(listed)))
+    assert len(zone.name_servers) == 4  # Route53 gives every new zone four (#creating-zones)
+    assert calls == [("GetHostedZone", {"Id": zone_id})]
+
+
+def test_it_finds_a_zone_by_name_before_reading_it(client, zone_id, calls):
+    assert client.hosted_zone("Prod.Ardamails.com.").id == zone_id
+    assert [name for name, _ in calls] == ["ListHostedZonesByName", "GetHostedZone"]
+
+
+def test_it_answers_none_for_a_zone_that_is_not_in_the_account(client, zone_id):
+    assert client.hosted_zone("stage.ardamails.com") is None
+    assert client.hosted_zone(ZONE, zone_id="ZNOSUCHZONE") is None
+
+
+def test_it_reads_a_delegation_when_asked_for_ns_records(client, aws):
+    root_id, child_id = create_zone("ardamails.com"), create_zone(ZONE)
+    servers = client.hosted_zone(ZONE, zone_id=child_id).name_servers
+    delegation = [DnsRecord(name=ZONE, type="NS", value=server, ttl=172800) for server in servers]
+    client.zone("ardamails.com", zone_id=root_id).upsert(delegation)
+
+    root = client.zone("ardamails.com", zone_id=root_id)
+    assert root.read([ZONE]) == []  # TXT and CNAME unless told
+    assert read_back(root.read([ZONE], types=["NS"])) == read_back(delegation)
+
+
 # --- errors after boto's retries (server mode, faults at the transport) ------------------------------
 
 

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "tenants",
     "provisioning",
     "events",
+    "health",
     "dashboard",
     "localdev",
 ]
@@ -170,6 +171,20 @@ AWS_REGION = env("AWS_DEFAULT_REGION", default="us-east-1")
 # Public base URL of this dashboard; Postmark webhooks point at {base}/webhooks/postmark/.
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 
+# --- Platform health (health/, docs/health.md) ----------------------------------
+# The zone above every partition's mail zone: its NS delegations and apex SPF and DMARC are checked.
+MAIL_ROOT_ZONE = env("MAIL_ROOT_ZONE", default="ardamails.com")
+# Resolvers ("ip" or "ip:port") that read the root zone when the DNS provider cannot (another
+# account owns it); empty = this machine's own resolver.
+PUBLIC_DNS_RESOLVERS = env.list("PUBLIC_DNS_RESOLVERS", default=[])
+# Beat sends a heartbeat this often and a worker records it; older than the second setting, the
+# worker or beat counts as dead.
+HEALTH_HEARTBEAT_SECONDS = env.float("HEALTH_HEARTBEAT_SECONDS", default=60.0)
+HEALTH_HEARTBEAT_STALE_SECONDS = env.float("HEALTH_HEARTBEAT_STALE_SECONDS", default=3 * HEALTH_HEARTBEAT_SECONDS)
+# A heartbeat that waited a whole interval in the queue is dropped: the next one says more.
+CELERY_BEAT_SCHEDULE["health-heartbeat"] = {"task": "health.tasks.heartbeat", "schedule": HEALTH_HEARTBEAT_SECONDS,
+                                            "options": {"expires": HEALTH_HEARTBEAT_SECONDS}}
+
 # --- The lifecycle and its workflows -----------------------------------------
 # A hold is renewed before every provider call; a worker that dies is replaced once its lease runs
 # out (at least the longest single provider call: checked at startup by provisioning.apps).
@@ -188,6 +203,14 @@ DRIFT_BATCH_SIZE = env.int("DRIFT_BATCH_SIZE", default=200)
 # Authoritative name servers to ask as well as the Route53 API ("ip" or "ip:port"); empty = Route53 only.
 DRIFT_DNS_NAMESERVERS = env.list("DRIFT_DNS_NAMESERVERS", default=[])
 DMARC_MIN_DWELL = timedelta(days=env.int("DMARC_MIN_DWELL_DAYS", default=7))
+# DKIM rotation (provisioning.dkim_rotation): the page warns once the signing key is older than this;
+# while a rotation waits for Postmark, its configuration is looked at this often.
+DKIM_KEY_MAX_AGE_DAYS = env.int("DKIM_KEY_MAX_AGE_DAYS", default=180)
+DKIM_ROTATION_CHECK_MINUTES = env.float("DKIM_ROTATION_CHECK_MINUTES", default=10.0)
+
+# --- Audit log ------------------------------------------------------------------
+# Entries older than this many days may be removed by `manage.py prune_audit_log`; 0 keeps them forever.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=0)
 
 LOGGING = {
     "version": 1,

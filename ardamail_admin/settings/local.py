@@ -21,3 +21,7 @@ if AWS_ENDPOINT_URL.startswith("http://127.0.0.1"):
     # moto accepts any credentials, but boto3 refuses to sign without some.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+
+# A DKIM rotation's later steps come on the configuration's checks: look every minute locally, so the
+# simulator's "safe to remove the old key" (two minutes after the new key is active) is seen soon.
+DKIM_ROTATION_CHECK_MINUTES = env.float("DKIM_ROTATION_CHECK_MINUTES", default=1.0)

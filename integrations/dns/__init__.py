@@ -2,7 +2,8 @@
 
 Route53 (`route53.py`) fills it today; a second provider (Cloudflare) fills the same two protocols.
 Records travel as normalised `DnsRecord` values; a provider turns them into its own wire format
-(quoting, trailing dots) and back. `resolver.py` reads the same records from name servers.
+(quoting, trailing dots) and back. `resolver.py` reads the same records from name servers, or
+from public DNS where the provider cannot (a zone in another account).
 """
 
 from collections.abc import Iterable
@@ -12,6 +13,7 @@ from typing import Protocol
 from integrations import BeforeWrite
 
 Values = dict[tuple[str, str], list[str]]  # (name, type) -> logical values found there
+READ_TYPES = ("TXT", "CNAME")  # what a configuration publishes, and what `DnsZone.read` returns unless told
 
 
 @dataclass(frozen=True)
@@ -19,11 +21,12 @@ class DnsRecord:
     """One record as it should be (desired) or as it is (read back), in normalised form.
 
     name: FQDN, lowercase, no trailing dot ("_dmarc.orders.acme.prod.ardamails.com").
-    type: "TXT" | "CNAME".
+    type: "TXT" | "CNAME" | "NS".
     value: the logical value: for TXT the character-strings unquoted and joined with no separator;
-           for CNAME the target, lowercase, no trailing dot.
+           for CNAME the target and for NS the name server, lowercase, no trailing dot.
     ttl: seconds.
-    purpose: "dkim" | "return_path" | "dmarc" for desired records; "" for read-back ones.
+    purpose: what a desired record is for: "dkim" | "return_path" | "dmarc" for a configuration's,
+             "spf" | "dmarc" | "delegation" for the root zone's (health.zones); "" for read-back ones.
     """
 
     name: str
@@ -59,8 +62,19 @@ class DnsZone(Protocol):
     def delete(self, records: list[DnsRecord], *, before_write: BeforeWrite | None = None) -> None:
         """Remove whatever is at these names and types now; nothing there is not an error."""
 
-    def read(self, names: Iterable[str]) -> list[DnsRecord]:
-        """The TXT and CNAME records at these names, normalised like desired records."""
+    def read(self, names: Iterable[str], *, types: Iterable[str] = READ_TYPES) -> list[DnsRecord]:
+        """The records of these types (TXT and CNAME unless told, e.g. NS for a delegation) at these
+        names, normalised like desired records."""
+
+
+@dataclass(frozen=True)
+class HostedZone:
+    """A zone as its provider holds it: its id, its name and the name servers it was given (the ones
+    the parent zone must delegate to)."""
+
+    id: str
+    name: str  # normalised like a record name
+    name_servers: tuple[str, ...]  # normalised, sorted
 
 
 class DnsProvider(Protocol):
@@ -72,3 +86,7 @@ class DnsProvider(Protocol):
 
     def find_zone(self, name: str) -> str | None:
         """The id of the public zone of exactly this name, or None."""
+
+    def hosted_zone(self, name: str, *, zone_id: str = "") -> HostedZone | None:
+        """The zone with this id (when given, whatever its name) or else the public zone of exactly
+        this name, with its name servers; None when there is no such zone in this account."""

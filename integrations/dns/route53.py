@@ -22,12 +22,11 @@ from botocore.exceptions import (
 from integrations import BeforeWrite
 from integrations.errors import DnsNameOutsideZone, ProviderError
 
-from . import DnsRecord, is_within_zone, normalise_name
+from . import READ_TYPES, DnsRecord, HostedZone, is_within_zone, normalise_name
 from .txt import quote_txt, unquote_txt
 
 PROVIDER = "route53"
 COMMENT = "ardamail-admin"
-READ_TYPES = frozenset({"TXT", "CNAME"})
 ROLE_SESSION_NAME = "ardamail-admin-dns"
 ROLE_DURATION_SECONDS = 3600  # role chaining caps a session at one hour (#assumed-roles)
 ROLE_REFRESH_MARGIN = timedelta(minutes=5)
@@ -225,6 +224,22 @@ class Route53:
                 return zone_id  # from the local: another thread may clear the cache meanwhile
         return None
 
+    def hosted_zone(self, name: str, *, zone_id: str = "") -> HostedZone | None:
+        """GetHostedZone answers with the zone's name and its delegation set: the four name servers
+        Route53 assigned it, which the parent zone must list (#hosted-zone-details)."""
+        zone_id = zone_id or self.find_zone(name)
+        if not zone_id:
+            return None
+        try:
+            answer = self.call(f"read the hosted zone {zone_id}", "get_hosted_zone", Id=zone_id)
+        except ProviderError as exc:
+            if exc.error_code == "NoSuchHostedZone":
+                return None
+            raise
+        zone, servers = answer["HostedZone"], answer.get("DelegationSet", {}).get("NameServers", [])
+        return HostedZone(id=_strip_prefix(zone["Id"]), name=normalise_name(zone["Name"]),
+                          name_servers=tuple(sorted(normalise_name(server) for server in servers)))
+
 
 class Route53Zone:
     """One hosted zone; the zone id is looked up by name once, unless the partition names it."""
@@ -268,10 +283,11 @@ class Route53Zone:
         self._route53.call(operation, "change_resource_record_sets", HostedZoneId=zone_id,
                            ChangeBatch={"Comment": COMMENT, "Changes": changes})
 
-    def read(self, names: Iterable[str]) -> list[DnsRecord]:
+    def read(self, names: Iterable[str], *, types: Iterable[str] = READ_TYPES) -> list[DnsRecord]:
+        wanted = frozenset(types)
         records = []
         for rrset in self._rrsets_at(names):
-            if rrset["Type"] in READ_TYPES:
+            if rrset["Type"] in wanted:
                 records.extend(_records_from(rrset))
         return records
 

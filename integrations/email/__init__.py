@@ -33,6 +33,21 @@ class SendingDomain:
 
 
 @dataclass(frozen=True)
+class DkimKeys:
+    """A sending domain's DKIM keys as the provider reports them, each a TXT host and value ("" when
+    there is none): the key it signs with (active), a new one waiting to be found in DNS (pending),
+    and the one a rotation replaced (revoked), with whether its record may go from DNS yet."""
+
+    active_host: str
+    active_value: str
+    pending_host: str
+    pending_value: str
+    revoked_host: str
+    revoked_value: str
+    safe_to_remove_revoked: bool
+
+
+@dataclass(frozen=True)
 class DomainVerification:
     dkim: bool
     return_path: bool
@@ -64,11 +79,21 @@ class EventRejected(ValueError):
 
 
 class EmailAccount(Protocol):
+    def server_count(self) -> int:
+        """How many servers the account holds: one cheap read that proves the account credentials
+        work (a ProviderError says why not)."""
+
     def ensure_server(self, *, name: str, delivery_type: str, before_write: BeforeWrite) -> Server: ...
 
     def ensure_domain(self, *, name: str, return_path_domain: str, before_write: BeforeWrite) -> SendingDomain: ...
 
     def verify_domain(self, *, domain_id: int) -> DomainVerification: ...
+
+    def rotate_dkim(self, *, domain_id: int, before_write: BeforeWrite) -> DkimKeys:
+        """Start a key rotation, unless a new key is already pending (then that one): the keys after."""
+
+    def dkim_keys(self, *, domain_id: int, check: bool = False) -> DkimKeys:
+        """The domain's keys; `check` first asks the provider to look for the pending key in DNS."""
 
     def delete_domain(self, *, domain_id: int) -> None: ...
 

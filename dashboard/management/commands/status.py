@@ -34,6 +34,12 @@ class Command(BaseCommand):
         v = doc["verification"]
         w(f"  DKIM verified: {yes_no(v['dkim_verified'])}  Return-Path verified: {yes_no(v['return_path_verified'])}"
           f"  last checked: {v['checked_at'] or 'never'}  DMARC: {doc['dmarc_state']}")
+        k = doc["dkim"]
+        if k["selector"]:
+            w(f"  DKIM key: {k['selector']} since {k['key_activated_at'] or 'not yet verified'}"
+              + ("  (older than DKIM_KEY_MAX_AGE_DAYS: rotate it)" if k["key_too_old"] else "")
+              + (f"  rotation: {k['rotation']}" if k["rotation"] else "")
+              + (f"  ({k['rotation_error']})" if k["rotation_error"] else ""))
         w("  steps:")
         for s in doc["steps"]:
             line = f"    {s['name']:<8} {s['status']:<9} attempts {s['attempts']}"

@@ -6,7 +6,7 @@ message never makes a second server, domain or webhook (docs/providers/postmark.
 """
 
 from integrations import BeforeWrite
-from integrations.email import DomainVerification, SendingDomain, Server
+from integrations.email import DkimKeys, DomainVerification, SendingDomain, Server
 from integrations.errors import ProviderError
 
 from .client import PostmarkClient, webhook_triggers
@@ -14,6 +14,7 @@ from .client import PostmarkClient, webhook_triggers
 SERVER_NAME_EXISTS = 603  # (#server-errors)
 DOMAIN_EXISTS = 512  # (#domain-errors)
 NO_DELETE_ACCESS = 604  # server deletion not enabled on this account (#server-delete)
+DKIM_ALREADY_RENEWING = 505  # rotatedkim while a new key is pending (#dkim-rotation)
 
 __all__ = ["Postmark", "PostmarkAccount", "PostmarkClient", "PostmarkServer"]
 
@@ -41,6 +42,9 @@ class PostmarkAccount:
 
     def __repr__(self):
         return f"PostmarkAccount({self._client.base_url!r})"
+
+    def server_count(self) -> int:
+        return self._client.count_servers(account_token=self._token)
 
     def ensure_server(self, *, name: str, delivery_type: str, before_write: BeforeWrite) -> Server:
         server = self._client.find_server(account_token=self._token, name=name)
@@ -86,6 +90,22 @@ class PostmarkAccount:
         return_path = self._client.verify_return_path(account_token=self._token, domain_id=domain_id)
         return DomainVerification(dkim=bool(dkim.get("DKIMVerified")),
                                   return_path=bool(return_path.get("ReturnPathDomainVerified")))
+
+    def rotate_dkim(self, *, domain_id: int, before_write: BeforeWrite) -> DkimKeys:
+        keys = self.dkim_keys(domain_id=domain_id)
+        if keys.pending_host:  # asked before (a crash after the call, a second message): that one
+            return keys
+        before_write()
+        try:
+            return _dkim_keys(self._client.rotate_dkim(account_token=self._token, domain_id=domain_id))
+        except ProviderError as exc:
+            if exc.error_code != DKIM_ALREADY_RENEWING:
+                raise
+        return self.dkim_keys(domain_id=domain_id)
+
+    def dkim_keys(self, *, domain_id: int, check: bool = False) -> DkimKeys:
+        read = self._client.verify_dkim if check else self._client.get_domain
+        return _dkim_keys(read(account_token=self._token, domain_id=domain_id))
 
     def delete_domain(self, *, domain_id: int) -> None:
         _ignore_not_found(lambda: self._client.delete_domain(account_token=self._token, domain_id=domain_id))
@@ -133,6 +153,17 @@ class PostmarkServer:
         answer = self._client.send_email(server_token=self._token, from_address=from_address, to=to,
                                          subject=subject, text_body=text_body)
         return str(answer.get("MessageID", ""))
+
+
+def _dkim_keys(domain: dict) -> DkimKeys:
+    def text(field: str) -> str:
+        return str(domain.get(field) or "")
+
+    return DkimKeys(
+        active_host=text("DKIMHost").rstrip(".").lower(), active_value=text("DKIMTextValue"),
+        pending_host=text("DKIMPendingHost").rstrip(".").lower(), pending_value=text("DKIMPendingTextValue"),
+        revoked_host=text("DKIMRevokedHost").rstrip(".").lower(), revoked_value=text("DKIMRevokedTextValue"),
+        safe_to_remove_revoked=domain.get("SafeToRemoveRevokedKeyFromDNS") is True)
 
 
 def _ignore_not_found(call) -> None:

@@ -79,6 +79,13 @@ class PostmarkClient:
         )
         return next((server for server in servers if server.get("Name") == name), None)
 
+    def count_servers(self, *, account_token: str) -> int:
+        """How many servers the account holds, from one page of one server: a small read that only a
+        valid account token passes (`count` and `offset` are required, #servers-list)."""
+        body = self._account("GET", "/servers", account_token, params={"count": 1, "offset": 0},
+                             operation="list servers")
+        return int(body.get("TotalCount") or 0)
+
     def create_server(self, *, account_token: str, name: str, delivery_type: str) -> dict:
         body = {"Name": name, "DeliveryType": delivery_type}
         return self._account("POST", "/servers", account_token, json=body, operation="create the server")
@@ -107,6 +114,11 @@ class PostmarkClient:
     def verify_dkim(self, *, account_token: str, domain_id: int) -> dict:
         path = f"/domains/{domain_id}/verifyDkim"
         return self._account("PUT", path, account_token, operation="check the DKIM record")
+
+    def rotate_dkim(self, *, account_token: str, domain_id: int) -> dict:
+        """Ask for a new DKIM key; the answer is the DKIM part of the domain (docs/providers/postmark.md#dkim-rotation)."""
+        path = f"/domains/{domain_id}/rotatedkim"
+        return self._account("POST", path, account_token, operation="rotate the DKIM key")
 
     def verify_return_path(self, *, account_token: str, domain_id: int) -> dict:
         path = f"/domains/{domain_id}/verifyReturnPath"

@@ -40,8 +40,9 @@ class Command(BaseCommand):
     def handle(self, *args, port, state_file, **options):
         route53 = Route53(endpoint_url=settings.AWS_ENDPOINT_URL, region=settings.AWS_REGION)
         # Deliveries and bounces are posted to the webhooks the dashboard registered, as Postmark does.
+        # A rotated DKIM key's old record is "safe to remove" after two minutes here (Postmark: later).
         simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(), dns_lookup=dns_lookup(route53),
-                                      post_webhook=BackgroundPoster())
+                                      post_webhook=BackgroundPoster(), revoked_key_safe_after_seconds=120)
         app = simulator
         if state_file:
             path = Path(state_file)

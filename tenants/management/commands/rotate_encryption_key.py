@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tenants.crypto import InvalidEncryptionKey, TokenDecryptionError
 from tenants.models import Partition
+from tenants.roles import Actor
 from tenants.secrets import MissingSecret
 from tenants.tokens import rotate_partition_tokens
 
@@ -24,7 +25,7 @@ class Command(BaseCommand):
                 raise CommandError(f"Unknown partition: {', '.join(sorted(unknown))}.")
         for p in partitions:
             try:
-                count = rotate_partition_tokens(p)
+                count = rotate_partition_tokens(p, actor=Actor.command_line())
             except (MissingSecret, InvalidEncryptionKey, TokenDecryptionError) as exc:
                 raise CommandError(f"{p.name}: {exc}") from None
             self.stdout.write(f"{p.name}: re-encrypted {count} token(s)")

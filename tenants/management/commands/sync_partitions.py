@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tenants.models import Partition
 from tenants.partitions import PartitionConfigError, load_file, sync_partitions
 from tenants.report_address import external_destination_record
+from tenants.roles import Actor
 
 
 class Command(BaseCommand):
@@ -15,7 +16,7 @@ class Command(BaseCommand):
     def handle(self, *args, file=None, **options):
         path = file or settings.PARTITIONS_FILE
         try:
-            result = sync_partitions(load_file(path))
+            result = sync_partitions(load_file(path), actor=Actor.command_line())
         except PartitionConfigError as exc:
             raise CommandError(str(exc)) from None
         for label, names in (("created", result.created), ("updated", result.updated), ("unchanged", result.unchanged)):
