@@ -29,7 +29,7 @@ from provisioning.records import (
     dmarc_record,
 )
 from provisioning.steps import webhook_url
-from tenants.lifecycle import ACTIONS, actions_for, activity, is_held, refusal
+from tenants.lifecycle import ACTIONS, RETIRED, actions_for, activity, is_held, refusal
 from tenants.models import (
     AuditAction,
     ConfigurationStatus,
@@ -265,12 +265,14 @@ ROTATION_STEPS = (
 def dkim_context(configuration: EmailConfiguration) -> dict:
     """The DKIM key: its selector and age (warned past DKIM_KEY_MAX_AGE_DAYS), and a rotation's steps."""
     phases = [phase for phase, _ in ROTATION_STEPS]
-    current = phases.index(configuration.dkim_rotation) if configuration.dkim_rotation else None
+    current = phases.index(configuration.dkim_rotation) if configuration.dkim_rotation in phases else None
     steps = [{"label": label, "state": "" if current is None else
               "done" if i < current else "running" if i == current else "pending"}
              for i, (_, label) in enumerate(ROTATION_STEPS)]
     age = dkim_rotation.key_age(configuration)
     return {
+        "shown": bool(configuration.dkim_host) and configuration.status not in RETIRED,
+        "stopped": configuration.dkim_rotation == DkimRotation.STOPPED,
         "selector": dkim_rotation.selector(configuration.dkim_host) if configuration.dkim_host else "",
         "age_days": age.days if age is not None else None,
         "too_old": dkim_rotation.key_too_old(configuration),
@@ -417,6 +419,8 @@ def _attention_reason(c: EmailConfiguration, code: str) -> tuple[str, str]:
                     f"{settings.ATTENTION_STALLED_SECONDS // 60} minutes; the worker log says why."), action
         return (f"{c.get_status_display()}: its work is due but no worker has taken it up; are the worker and "
                 "beat running?"), action
+    if code == Attention.DKIM_STOPPED:
+        return f"DKIM rotation stopped: {c.dkim_rotation_error[:200]}", "rotate_dkim"
     if code == Attention.DRIFT:
         ramp = "" if c.dmarc_state == DmarcState.REJECT else " DMARC cannot be tightened until it is repaired."
         return (error or "DNS drift.") + ramp, "repair"
@@ -431,8 +435,8 @@ def attention_rows(configurations, actor: Actor) -> list[AttentionRow]:
     for c in configurations:
         reason, action = _attention_reason(c, c.reason)
         allowed = refusal(action, c, actor, check_credentials=False) is None
-        label = dict(ACTIONS[action].labels).get(c.status, ACTIONS[action].label)
-        rows.append(AttentionRow(c, c.reason, reason, c.since, action, label, allowed, activity(c)))
+        rows.append(AttentionRow(c, c.reason, reason, c.since, action, ACTIONS[action].label_for(c), allowed,
+                                 activity(c)))
     return rows
 
 

@@ -22,6 +22,7 @@ from tenants.lifecycle import RETIRED, STALLED_STATES
 from tenants.models import (
     AuditEntry,
     ConfigurationStatus,
+    DkimRotation,
     DmarcState,
     EmailConfiguration,
     Partition,
@@ -123,6 +124,7 @@ class Attention:
     OFFBOARDING_STOPPED = "offboarding_stopped"
     DRIFT = "drift"
     UNVERIFIED = "unverified"
+    DKIM_STOPPED = "dkim_stopped"
 
 
 def needs_attention(*, partition: Partition | None = None, now=None) -> QuerySet[EmailConfiguration]:
@@ -139,6 +141,7 @@ def needs_attention(*, partition: Partition | None = None, now=None) -> QuerySet
         (Attention.DRIFT, Q(status=S.DRIFT), F("status_changed_at")),
         (Attention.UNVERIFIED, Q(status=S.VERIFYING, verification_started_at__lt=unverified_before),
          F("verification_started_at")),
+        (Attention.DKIM_STOPPED, Q(status=S.ACTIVE, dkim_rotation=DkimRotation.STOPPED), F("dkim_rotation_checked_at")),
     ]
     qs = EmailConfiguration.objects.select_related("tenant", "partition")
     if partition is not None:

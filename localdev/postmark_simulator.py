@@ -299,7 +299,8 @@ class PostmarkSimulator:
         if domain["DKIMPendingHost"]:  # the recorded answer (docs/providers/postmark.md#dkim-rotation)
             invalid(505, "This DKIM is already being renewed.")
         selector = self._clock().strftime("%Y%m%d%H%M%S")
-        if domain["DKIMHost"].startswith(selector):  # a new selector, even within the same second
+        taken = {domain["DKIMHost"].split("pm.", 1)[0], domain["DKIMRevokedHost"].split("pm.", 1)[0]}
+        while selector in taken:  # a new selector, even within the same second
             selector = str(int(selector) + 1)
         domain.update(DKIMPendingHost=f"{selector}pm._domainkey.{domain['Name']}", DKIMUpdateStatus="Pending",
                       DKIMPendingTextValue=new_dkim_value(self._dkim_key_bits))

@@ -60,11 +60,11 @@ WATCHED = DNS_WATCHED  # on the DNS-check schedule, and moved between these two 
 
 
 def read_sources(configuration: EmailConfiguration, desired: list[DnsRecord],
-                 providers: Providers) -> list[tuple[str, Values]]:
+                 providers: Providers, *, nameservers: bool = True) -> list[tuple[str, Values]]:
     """What the DNS provider holds, and what each configured name server answers (network I/O)."""
     zone = providers.zone(configuration.partition)
     sources = [(zone.provider, values_of(zone.read({r.name for r in desired})))]
-    for entry in settings.DRIFT_DNS_NAMESERVERS:
+    for entry in settings.DRIFT_DNS_NAMESERVERS if nameservers else ():
         values = resolver.values_at(entry, desired)
         if values is not None:
             sources.append((f"dns:{entry}", values))
@@ -107,7 +107,8 @@ def _apply(hold: Hold, configuration: EmailConfiguration, checks: list[RecordChe
     fields = {"drift_checked_at": now}
     if status in WATCHED:
         # A DKIM rotation under way is looked at again soon; otherwise the daily check.
-        fields["due_at"] = now + (dkim_rotation.check_interval() if configuration.dkim_rotation else drift_interval())
+        fields["due_at"] = now + (dkim_rotation.check_interval() if configuration.dkim_rotation in dkim_rotation.ADVANCING
+                                  else drift_interval())
         if problems:
             to, fields["last_error"] = (DRIFT if status == ACTIVE else None), drift_message(problems)
         elif status == DRIFT:
@@ -116,14 +117,15 @@ def _apply(hold: Hold, configuration: EmailConfiguration, checks: list[RecordChe
 
 
 def check_records(configuration: EmailConfiguration, hold: Hold, providers: Providers, *, trigger: str,
-                  now: datetime | None = None) -> list[RecordCheck]:
+                  now: datetime | None = None, provider_only: bool = False) -> list[RecordCheck]:
     """Compare, store one RecordCheck per record, move active <-> drift, release the hold.
 
     Returns [] and records nothing when the hold was lost during the read (the row changed).
     """
     now = now or timezone.now()
     desired = desired_for(configuration)
-    checks = _rows(configuration, compare(desired, read_sources(configuration, desired, providers)), now)
+    sources = read_sources(configuration, desired, providers, nameservers=not provider_only)
+    checks = _rows(configuration, compare(desired, sources), now)
     # One transaction, so the RecordCheck rows always match the state they were compared under.
     with transaction.atomic():
         if not _apply(hold, configuration, checks, now):
@@ -150,11 +152,20 @@ def drift_check(*, configuration_id: int, providers: Providers, trigger: str, to
     if configuration.status not in RECORDS_PUBLISHED or not configuration.dkim_host:
         hold.release()
         return []
-    if configuration.dkim_rotation and configuration.status in WATCHED:
-        if not dkim_rotation.advance(configuration, hold, providers, now=now):
+    changed = False
+    if configuration.dkim_rotation in dkim_rotation.ADVANCING and configuration.status in WATCHED:
+        # A rotation step writes at the providers: it holds the row as a rotation, which a person's
+        # action cannot take over mid-write as it can a check.
+        if hold.work != Work.ROTATE_DKIM:
+            hold = hold.hand_over(Work.ROTATE_DKIM, expect=WATCHED)
+            if hold is None:
+                return []
+        changed = dkim_rotation.advance(configuration, hold, providers, now=now)
+        if changed is None:
             return []
     try:
-        return check_records(configuration, hold, providers, trigger=trigger, now=now)
+        # Records written a moment ago are judged by the provider's API only: name servers catch up.
+        return check_records(configuration, hold, providers, trigger=trigger, now=now, provider_only=changed)
     except ProviderError:
         retry = {"due_at": timezone.now() + DNS_CHECK_RETRY} if configuration.status in WATCHED else {}
         hold.release(**retry)

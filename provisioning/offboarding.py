@@ -41,6 +41,9 @@ from .results import ActionResult, Outcome, WorkOutcome
 from .runs import backoff_seconds
 
 OFFBOARDING = ConfigurationStatus.OFFBOARDING
+# A DKIM rotation under way ends with the domain (its records were removed with the others).
+NO_ROTATION = dict(dkim_rotation="", dkim_pending_host="", dkim_pending_value="", dkim_revoked_host="",
+                   dkim_revoked_value="", dkim_rotation_error="")
 
 
 def configuration_offboard(*, configuration_id: int, actor: Actor, providers: Providers) -> ActionResult:
@@ -86,7 +89,7 @@ def _offboard(hold: Hold, configuration: EmailConfiguration, providers: Provider
     try:
         note = _remove_everything(configuration, hold, providers)
         if not hold.move(expect={OFFBOARDING}, to=ConfigurationStatus.OFFBOARDED, release=True, due_at=None,
-                         last_error=""):
+                         last_error="", **NO_ROTATION):
             raise Lost(configuration.sending_domain)
     except Lost:
         raise ActionRefused(f"{configuration.sending_domain} is being offboarded by another worker.") from None

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from . import audit, credentials, roles
 from .models import ConfigurationStatus as S
-from .models import EmailConfiguration, Work
+from .models import DkimRotation, EmailConfiguration, Work
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.DRAFT: frozenset({S.PROVISIONING, S.OFFBOARDING}),
@@ -243,7 +243,8 @@ def activity(configuration: EmailConfiguration, now: datetime | None = None) -> 
     if configuration.status in AUTOMATIC_WORK and configuration.status not in DNS_WATCHED and due:
         return "working"
     # A verification or a DKIM rotation waits for the provider: its next step comes on a schedule.
-    return "waiting" if configuration.status == S.VERIFYING or configuration.dkim_rotation else "idle"
+    rotating = configuration.status in DNS_WATCHED and configuration.dkim_rotation not in ("", DkimRotation.STOPPED)
+    return "waiting" if configuration.status == S.VERIFYING or rotating else "idle"
 
 
 def _provisioned(c: EmailConfiguration) -> bool:
@@ -270,6 +271,10 @@ class Action:
     needs: Callable[[EmailConfiguration], tuple[str, ...]] = lambda c: ()
     ready: Callable[[EmailConfiguration], str] = lambda c: ""  # why not, beyond state, role and hold
     labels: tuple[tuple[str, str], ...] = ()  # (state, label) where the button says something else
+    relabel: Callable[[EmailConfiguration], str] = lambda c: ""  # another label, beyond the state ("" if none)
+
+    def label_for(self, configuration: EmailConfiguration) -> str:
+        return self.relabel(configuration) or dict(self.labels).get(configuration.status, self.label)
 
 
 ACTIONS = {a.name: a for a in (
@@ -303,11 +308,14 @@ ACTIONS = {a.name: a for a in (
            needs=lambda c: (credentials.SERVER_TOKEN,)),
     # A new DKIM key for a verified domain (provisioning.dkim_rotation); later steps run on the
     # configuration's scheduled checks.
+    # A stopped rotation is resumed with the same button, from what Postmark reports then.
     Action("rotate_dkim", "Rotate DKIM key", roles.EMAIL_ADMIN, DNS_WATCHED, Work.ROTATE_DKIM,
            "{domain} is {status}; its DKIM key can be rotated once it is verified (active).",
            needs=lambda c: (credentials.ACCOUNT_TOKEN,),
-           ready=lambda c: "A DKIM key rotation is already under way; it finishes by itself." if c.dkim_rotation
-           else "" if c.postmark_domain_id and c.dkim_host else "Provisioning has not finished."),
+           ready=lambda c: "A DKIM key rotation is already under way; it finishes by itself."
+           if c.dkim_rotation not in ("", DkimRotation.STOPPED)
+           else "" if c.postmark_domain_id and c.dkim_host else "Provisioning has not finished.",
+           relabel=lambda c: "Resume DKIM rotation" if c.dkim_rotation == DkimRotation.STOPPED else ""),
     Action("offboard", "Offboard", roles.EMAIL_ADMIN, RECORDS_PUBLISHED | {S.DRAFT, S.OFFBOARDING}, Work.OFFBOARD,
            "{domain} is {status}; it cannot be offboarded now.", needs=_offboard_needs,
            labels=((S.OFFBOARDING, "Resume offboarding"),)),
@@ -387,8 +395,8 @@ def actions_for(configuration: EmailConfiguration, user) -> dict[str, AvailableA
         if not actor.may(action.role) or configuration.status not in action.states:
             continue
         problem = refusal(name, configuration, actor)
-        label = dict(action.labels).get(configuration.status, action.label)
-        shown[name] = AvailableAction(name, label, problem is None, problem.message if problem else "")
+        shown[name] = AvailableAction(name, action.label_for(configuration), problem is None,
+                                      problem.message if problem else "")
     return shown
 
 

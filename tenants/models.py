@@ -120,6 +120,10 @@ class DkimRotation(models.TextChoices):
     REQUESTED = "requested", "New key asked for"
     PUBLISHED = "published", "New key published beside the current one"
     REMOVING = "removing", "New key active; old key waits to be removed"
+    # Postmark said something the rotation cannot act on (or took too long): nothing more is written
+    # until an email admin resumes it, which starts again from what Postmark reports then.
+    STOPPED = "stopped", "Stopped; waits for an email admin"
+    RESUMING = "resuming", "Resuming from Postmark's keys"
 
 
 class ConfigurationManager(models.Manager):

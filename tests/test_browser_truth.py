@@ -252,3 +252,36 @@ def test_a_page_whose_session_ended_says_so_and_stops_asking(
     page.click("#check-now")
     page.wait_for_function("document.querySelector('#action-message').textContent.includes('nothing was done')")
     assert page.inner_text("#action-message") == "You are signed out; nothing was done. Sign in again."
+
+
+def test_a_dkim_rotation_answers_in_place_and_the_page_shows_its_steps_as_they_happen(
+        browser, local_providers, celery_worker, live_server, email_admin_user, settings):  # noqa: F811
+    from provisioning.providers import Providers
+    from provisioning.verification import verification_check
+
+    settings.DASHBOARD_POLL_MS = settings.DASHBOARD_POLL_WAITING_MS = 300
+    prod = Partition.objects.get(name="prod")
+    result = configuration_onboard(partition=prod, tenant_slug="acme", tenant_display_name="Acme", config_slug="orders",
+                                   actor=Actor.command_line())
+    configuration = wait_for_status(EmailConfiguration.objects.get(pk=result.configuration_id), "verifying", "active")
+    verification_check(configuration_id=configuration.pk, providers=Providers.default(), trigger="manual")
+    configuration = wait_for_status(configuration, "active")
+    old = configuration.dkim_host.split(".")[0]
+    page = new_page(browser, live_server, email_admin_user)
+    page.goto(f"{live_server.url}/configurations/{configuration.pk}/")
+    page.evaluate("window.__noReload = true")
+    assert f"Postmark signs with the key {old}" in page.inner_text("#dkim")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.click("#rotate-dkim")
+    page.wait_for_function("document.querySelector('#action-message').textContent.startsWith('Rotating the DKIM key')")
+    # The worker asks Postmark and publishes the new key beside the old one; the page shows the
+    # step done and the next one under way, without a reload.
+    page.wait_for_function("document.querySelector('#dkim-steps') && document.querySelector('#dkim-steps')"
+                           ".textContent.includes('Under way Postmark finds the new key')", timeout=60_000)
+    text = page.inner_text("#dkim")
+    configuration.refresh_from_db()
+    assert f"new key {configuration.dkim_pending_host.split('.')[0]}" in text and "Done Ask Postmark" in text
+    assert "A DKIM key rotation is already under way" in text  # the button says why it is disabled
+    assert asked and asked[0].startswith("Rotate the DKIM key of orders.acme.prod.ardamails.com?")
+    assert page.evaluate("window.__noReload") is True

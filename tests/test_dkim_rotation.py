@@ -17,7 +17,14 @@ from provisioning.models import RecordCheck
 from tenants.lifecycle import ActionRefused
 from tenants.models import AuditEntry, EmailConfiguration, Work
 from tenants.roles import EMAIL_ADMIN, SUPPORT, Actor
-from tests.harness import DOMAIN, CrashPoint, SimulatedCrash, activated, make_harness
+from tests.harness import (
+    DOMAIN,
+    CrashPoint,
+    SimulatedCrash,
+    activated,
+    delete_record,
+    make_harness,
+)
 
 ERIN = Actor("erin", frozenset({SUPPORT, EMAIL_ADMIN}))
 ALICE = Actor("alice", frozenset({SUPPORT}))
@@ -88,16 +95,21 @@ def test_a_rotation_publishes_beside_waits_for_safe_to_remove_and_ends_with_one_
     old_host, old_value = configuration.dkim_host, configuration.dkim_value
     assert dkim_in_zone(harness) == {old_host: old_value}
 
-    harness.simulator.inject_fault(method="PUT", path_pattern="/verifyDkim$", status=500, message="Oops")
+    looked = len(harness.calls("PUT /domains/3001/verifyDkim"))
     rotate(configuration, harness)
     new_host, new_value = configuration.dkim_pending_host, configuration.dkim_pending_value
     assert new_host != old_host and configuration.dkim_rotation == "published"
-    # One change put the new key beside the current one; Postmark still signs with the current one
-    # (its look for the new key failed this time, and says so).
+    # One change put the new key beside the current one; Postmark still signs with the current one,
+    # and is asked to look for the new one only on a later check (name servers catch up meanwhile).
     assert dkim_in_zone(harness) == {old_host: old_value, new_host: new_value}
     assert postmark_domain(harness)["DKIMHost"] == old_host
+    assert len(harness.calls("PUT /domains/3001/verifyDkim")) == looked
     assert len(harness.calls(ROTATE)) == 1 and configuration.status == "active"
-    assert "Oops" in configuration.dkim_rotation_error
+
+    harness.simulator.inject_fault(method="PUT", path_pattern="/verifyDkim$", status=500, message="Oops")
+    clock.now += timedelta(minutes=10)
+    check(configuration, harness)  # a passing trouble: said, and tried again on the next check
+    assert configuration.dkim_rotation == "published" and "Oops" in configuration.dkim_rotation_error
 
     clock.now += timedelta(minutes=10)
     check(configuration, harness)  # Postmark finds the new key and signs with it
@@ -149,7 +161,7 @@ def test_a_crash_at_any_step_resumes_on_the_next_check_without_a_second_key(harn
         check(configuration, harness)
     # The worker died holding the row; once its lease has run out, the scheduled check takes over.
     EmailConfiguration.objects.filter(pk=configuration.pk).update(held_until=timezone.now() - timedelta(seconds=1))
-    for _ in range(3):
+    for _ in range(4):
         clock.now += timedelta(minutes=70)
         check(configuration, harness)
     assert len(harness.calls(ROTATE)) == 1
@@ -209,10 +221,9 @@ def test_the_page_shows_the_key_its_age_the_steps_and_the_button(harness, config
     assert 'id="rotate-dkim"' in html and 'id="rotate-dkim" class="secondary" disabled' not in html
     rotate(configuration, harness)
     html = admin_client_ea.get(url).content.decode()
-    assert "Under way</span> Remove the old key once Postmark says it is safe" in html
-    assert "Done</span> Postmark finds the new key in DNS and signs with it" in html
+    assert "Under way</span> Postmark finds the new key in DNS and signs with it" in html
     assert "Done</span> Ask Postmark for a new key" in html and "This key is older" not in html
-    assert "DKIM (old key)" in html  # both keys in the records table
+    assert "DKIM (new key)" in html  # both keys in the records table
     assert "A DKIM key rotation is already under way" in html  # the button says why it is disabled
 
 
@@ -224,7 +235,89 @@ def test_the_command_rotates_and_says_where_it_is(harness, configured_partitions
     out = StringIO()
     call_command("rotate_dkim", DOMAIN, stdout=out)
     configuration.refresh_from_db()
-    new, old = configuration.dkim_host.split(".")[0], configuration.dkim_revoked_host.split(".")[0]
+    new, old = configuration.dkim_pending_host.split(".")[0], configuration.dkim_host.split(".")[0]
     assert out.getvalue().splitlines()[-1] == (
-        f"{DOMAIN}: Postmark signs with the new key {new}; the old key {old} stays published until Postmark says "
-        "it is safe to remove, and a later check removes it.")
+        f"{DOMAIN}: the new key {new} is published beside {old}; Postmark signs with it once it finds it in DNS, "
+        "on a later check.")
+
+
+def test_a_rotation_step_is_not_taken_over_by_a_persons_action_mid_write_and_publishes_only_the_new_key(
+        harness, configured_partitions):
+    from provisioning.offboarding import configuration_offboard
+
+    configuration = activated(harness, configured_partitions)
+    sent, refused = [], []
+
+    def offboard_meanwhile(params, **kwargs):
+        sent.append(params["ChangeBatch"]["Changes"])
+        with pytest.raises(ActionRefused) as exc:
+            configuration_offboard(configuration_id=configuration.pk, actor=ERIN, providers=harness.providers)
+        refused.append(exc.value.message)
+
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(dkim_rotation="requested", due_at=timezone.now())
+    harness.session._session.get_component("event_emitter").register(
+        "before-parameter-build.route53.ChangeResourceRecordSets", offboard_meanwhile)
+    check(configuration, harness)  # the scheduled check carries the rotation: it holds the row as a rotation
+    assert refused == [f"{DOMAIN} is busy with a DKIM key rotation; try again once it has finished."]
+    [[change]] = sent  # one record: the new key, not every record the configuration has
+    assert change["ResourceRecordSet"]["Name"] == configuration.dkim_pending_host + "."
+    assert configuration.status == "active" and configuration.dkim_rotation == "published"
+
+
+def test_an_old_key_postmark_does_not_name_as_revoked_is_never_deleted_and_an_admin_resumes(
+        harness, configured_partitions, clock, watched, admin_client_ea):
+    configuration = activated(harness, configured_partitions)
+    old_host = configuration.dkim_host
+    rotate(configuration, harness)
+    check(configuration, harness)
+    assert configuration.dkim_rotation == "removing"
+    domain = harness.simulator._domains[configuration.postmark_domain_id]
+    domain.update(DKIMRevokedHost="20200101000000pm._domainkey." + DOMAIN, RevokedAt=None,
+                  SafeToRemoveRevokedKeyFromDNS=True)  # Postmark's flag is about another key
+    clock.now += timedelta(hours=2)
+    check(configuration, harness)
+    assert configuration.dkim_rotation == "stopped" and old_host in dkim_in_zone(harness)
+    assert configuration.dkim_rotation_error.startswith(f"Postmark no longer reports {old_host.split('.')[0]} as the")
+    # Needs attention lists it, with the button that resumes it; the fast schedule has stopped.
+    html = admin_client_ea.get(reverse("dashboard:attention")).content.decode()
+    assert "DKIM rotation stopped: Postmark no longer reports" in html and "Resume DKIM rotation" in html
+    assert configuration.due_at - timezone.now() > timedelta(hours=12)
+
+    domain.update(DKIMRevokedHost=old_host, RevokedAt=clock.now.isoformat(), SafeToRemoveRevokedKeyFromDNS=False)
+    result = configuration_rotate_dkim(configuration_id=configuration.pk, actor=ERIN, queue=False)
+    assert result.message.startswith("Resuming the DKIM rotation")
+    check(configuration, harness, token=result.hold.token, work=Work.ROTATE_DKIM)
+    assert configuration.dkim_rotation == "removing" and configuration.dkim_revoked_host == old_host
+    clock.now += timedelta(hours=2)
+    check(configuration, harness)
+    assert configuration.dkim_rotation == "" and dkim_in_zone(harness) == {configuration.dkim_host:
+                                                                           configuration.dkim_value}
+
+
+def test_a_domain_gone_at_postmark_stops_the_rotation_and_a_slow_one_stops_after_the_timeout(
+        harness, configured_partitions, settings):
+    configuration = activated(harness, configured_partitions)
+    rotate(configuration, harness)
+    delete_record(harness, configuration.dkim_pending_host, "TXT")  # so Postmark never finds it
+    check(configuration, harness, now=timezone.now() + timedelta(hours=settings.VERIFICATION_TIMEOUT_HOURS + 1))
+    assert configuration.dkim_rotation == "stopped"
+    assert configuration.dkim_rotation_error.startswith("Postmark has not found the new key")
+    assert configuration.dkim_host in dkim_in_zone(harness)  # nothing removed
+
+    EmailConfiguration.objects.filter(pk=configuration.pk).update(dkim_rotation="published")
+    harness.simulator.inject_fault(method="PUT", path_pattern="/verifyDkim$", status=422, error_code=510,
+                                   message="Domain not found.")
+    check(configuration, harness)
+    assert configuration.dkim_rotation == "stopped" and "Domain not found." in configuration.dkim_rotation_error
+
+
+def test_offboarding_mid_rotation_removes_both_keys_and_ends_the_rotation(harness, configured_partitions):
+    from provisioning.offboarding import configuration_offboard
+
+    configuration = activated(harness, configured_partitions)
+    rotate(configuration, harness)
+    assert len(dkim_in_zone(harness)) == 2
+    configuration_offboard(configuration_id=configuration.pk, actor=ERIN, providers=harness.providers)
+    configuration.refresh_from_db()
+    assert dkim_in_zone(harness) == {}
+    assert (configuration.status, configuration.dkim_rotation, configuration.dkim_pending_host) == ("offboarded", "", "")
