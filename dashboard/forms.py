@@ -4,6 +4,8 @@ use the same forms, so both say exactly the same thing about bad input.
 Messages name the field and the value; none is Django's generic wording.
 """
 
+from datetime import date
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
@@ -160,15 +162,18 @@ class AuditFilterForm(forms.Form):
                                           f"{', '.join(AuditAction.values)}."})
     partition = Text(max_length=63, required=False, label="Partition")
     configuration = forms.IntegerField(
-        required=False, min_value=1, label="Configuration",
+        required=False, min_value=1, max_value=2**63 - 1, label="Configuration",
         error_messages={"invalid": "The configuration is a number (its id).",
-                        "min_value": "The configuration is a positive number (its id)."})
+                        "min_value": "The configuration is a positive number (its id).",
+                        "max_value": "There is no configuration with so large an id."})
     since = forms.DateField(required=False, label="From", input_formats=["%Y-%m-%d"],
                             error_messages={"invalid": "Give the first day as YYYY-MM-DD."})
     until = forms.DateField(required=False, label="To", input_formats=["%Y-%m-%d"],
                             error_messages={"invalid": "Give the last day as YYYY-MM-DD."})
-    after = forms.RegexField(regex=r"^[0-9]{1,19}$", required=False, label="Page",
-                             error_messages={"invalid": "The page marker is not valid; start from the first page."})
+    after = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, label="Page",
+                               error_messages={"invalid": "The page marker is not valid; start from the first page.",
+                                               "min_value": "The page marker is not valid; start from the first page.",
+                                               "max_value": "The page marker is not valid; start from the first page."})
 
     def clean_partition(self):
         name = self.cleaned_data["partition"]
@@ -179,6 +184,9 @@ class AuditFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        for name in ("since", "until"):
+            if data.get(name) and not date(2000, 1, 1) <= data[name] <= date(9999, 12, 30):
+                self.add_error(name, f"Give a day between 2000-01-01 and 9999-12-30, not {data[name]:%Y-%m-%d}.")
         if data.get("since") and data.get("until") and data["since"] > data["until"]:
             raise ValidationError("The first day comes after the last day.")
         return data

@@ -250,7 +250,7 @@ def configuration_context(configuration: EmailConfiguration, *, user, event_filt
                           or not (t.direction == "forward" and t.state in NEEDS_EMAIL_ADMIN)],
         "dmarc_changes": dmarc_history(configuration),
         "dkim": dkim_context(configuration),
-        "history": list(configuration.audit_entries.order_by("-id")[:HISTORY_ROWS]),
+        "history": list(configuration.audit_entries.order_by("-at", "-id")[:HISTORY_ROWS]),
         "checks": list(configuration.verification_checks.all()[:5]),
     }
 
@@ -286,7 +286,7 @@ def dkim_context(configuration: EmailConfiguration) -> dict:
 
 def dmarc_history(configuration: EmailConfiguration, limit: int = 10) -> list:
     """The DMARC ramp's history: the audit log's DMARC changes, with the states' labels."""
-    entries = list(configuration.audit_entries.filter(action=AuditAction.RAMP_DMARC).order_by("-id")[:limit])
+    entries = list(configuration.audit_entries.filter(action=AuditAction.RAMP_DMARC).order_by("-at", "-id")[:limit])
     for entry in entries:
         entry.before_label = DmarcState(entry.before).label if entry.before in DmarcState.values else entry.before
         entry.after_label = DmarcState(entry.after).label if entry.after in DmarcState.values else entry.after

@@ -181,11 +181,11 @@ def _day_start(day):
 
 
 def audit_entries(*, actor: str = "", action: str = "", partition: str = "", configuration: int | None = None,
-                  since=None, until=None, after: str = "", limit: int = 50) -> tuple[list[AuditEntry], str]:
+                  since=None, until=None, after: int | None = None, limit: int = 50) -> tuple[list[AuditEntry], str]:
     """One page of the audit log, newest first, and the marker of the next page ("" on the last).
 
-    Keyset pagination on the id (entries are appended in time order), so a page deep into a long
-    log costs what the first one does: one query, on an index for each filter."""
+    Keyset pagination on (time, id), so a page deep into a long log costs what the first one does:
+    a query on an index for each filter, ordered as the index is."""
     rows = AuditEntry.objects.all()
     if actor:
         rows = rows.filter(actor=actor)
@@ -199,9 +199,10 @@ def audit_entries(*, actor: str = "", action: str = "", partition: str = "", con
         rows = rows.filter(at__gte=_day_start(since))
     if until:
         rows = rows.filter(at__lt=_day_start(until) + timedelta(days=1))
-    if after:
-        rows = rows.filter(id__lt=int(after))
-    page = list(rows.select_related("configuration").order_by("-id")[:limit + 1])
+    if after:  # the page after this entry (keyset: its time and id)
+        last = AuditEntry.objects.filter(pk=after).values_list("at", flat=True).first()
+        rows = rows.filter(Q(at__lt=last) | Q(at=last, id__lt=after)) if last else rows.none()
+    page = list(rows.order_by("-at", "-id")[:limit + 1])
     more = len(page) > limit
     page = page[:limit]
     return page, (str(page[-1].id) if more else "")

@@ -76,12 +76,12 @@ def import_file(name: str, data: bytes, *, source: str, actor_name: str, trust: 
 
 
 def _log_import(label: str, source: str, actor_name: str, outcomes: list[ImportOutcome]) -> None:
-    """A person's import (upload, command) is an audit entry; reports mailed in are not actions."""
-    if source not in (ReportSource.UPLOAD, ReportSource.COMMAND):
-        return
+    """A person's import (upload, command) of a file that held a report is an audit entry; a file
+    refused whole changed nothing (like any bad input), and reports mailed in are not actions."""
     counts = {status: sum(o.status == status for o in outcomes) for status in ("stored", "duplicate", "refused")}
-    outcome = AuditOutcome.FAILED if not counts["stored"] and counts["refused"] else \
-        AuditOutcome.WARNING if counts["refused"] else AuditOutcome.DONE
+    if source not in (ReportSource.UPLOAD, ReportSource.COMMAND) or not (counts["stored"] or counts["duplicate"]):
+        return
+    outcome = AuditOutcome.WARNING if counts["refused"] else AuditOutcome.DONE
     domains = sorted({o.report.policy_domain for o in outcomes if o.report is not None})
     audit.record(AuditAction.IMPORT_DMARC_REPORT, actor=actor_name, subject=label[:253], outcome=outcome,
                  message=" ".join(o.message for o in outcomes)[:2000],

@@ -248,8 +248,13 @@ def configuration_ramp_dmarc(
         refused = _recorded_not_published(configuration, step)
         audit.finish(entry, AuditOutcome.WARNING, refused.message)
         raise refused from None
-    hold.release()  # a hold lost by now changes nothing: the state and its entry are written
-    audit.finish(entry, AuditOutcome.DONE, f"Published {record.value}")
+    except Exception as exc:  # a bug or an unexpected answer: the decision stands, for Repair to publish
+        audit.finish(entry, AuditOutcome.WARNING, f"Recorded, but publishing stopped on an unexpected error "
+                                                  f"({type(exc).__name__}); Repair DNS publishes it.")
+        raise
+    with transaction.atomic():  # a page that sees the work over also sees its outcome
+        hold.release()  # a hold lost by now changes nothing: the state and its entry are written
+        audit.finish(entry, AuditOutcome.DONE, f"Published {record.value}")
     return ActionResult(f"DMARC is now {record.value}", details=[
         f"{configuration.sending_domain}: DMARC {step.from_state} -> {step.to_state}; published \"{record.value}\""])
 

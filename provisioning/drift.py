@@ -189,20 +189,23 @@ def configuration_repair(*, configuration_id: int, actor, providers: Providers) 
     configuration = EmailConfiguration.objects.load(configuration_id)
     require("repair", configuration, actor)
     # Re-publishes what it loaded: only if nothing those records come from changed meanwhile.
-    hold = take_for("repair", configuration, actor, same=records_source(configuration))
-    try:
+    status = configuration.status
+    with transaction.atomic():  # the hold and its audit entry together; the entry is completed below
+        hold = take_for("repair", configuration, actor, same=records_source(configuration))
+        entry = audit.record(AuditAction.REPAIR, actor=actor, configuration=configuration, before=status,
+                             after=status, outcome=AuditOutcome.PENDING)
+    with audit.finishing(entry):
         publish_held(hold, configuration, desired_for(configuration), providers, failed="Repair did not complete")
         try:
             checks = check_records(configuration, hold, providers, trigger="repair")
         except ProviderError as exc:
             hold.release()
             raise ActionRefused(f"Repair did not complete: {exc.message}") from exc
-    except ActionRefused as exc:
-        _log_repair(configuration, actor, AuditOutcome.FAILED, exc.message)
-        raise
     result = _repair_result(checks)
-    _log_repair(configuration, actor, AuditOutcome.DONE if result.level == "success" else AuditOutcome.WARNING,
-                result.message, details=result.details)
+    bad = any(c.status != RecordStatus.OK for c in checks)
+    after = status if status not in WATCHED or not checks else DRIFT if bad else ACTIVE  # what the check decided
+    audit.finish(entry, AuditOutcome.DONE if result.level == "success" else AuditOutcome.WARNING, result.message,
+                 after=after, details={"records": result.details} if result.details else None)
     return result
 
 
@@ -212,13 +215,6 @@ def records_source(configuration: EmailConfiguration) -> dict:
     return {name: getattr(configuration, name) for name in (
         "dmarc_state", "dkim_host", "dkim_value", "return_path_target", "dkim_pending_host", "dkim_pending_value",
         "dkim_revoked_host", "dkim_revoked_value")}
-
-
-def _log_repair(configuration: EmailConfiguration, actor, outcome: str, message: str, details=()) -> None:
-    after = EmailConfiguration.objects.filter(pk=configuration.pk).values_list("status", flat=True).first()
-    audit.record(AuditAction.REPAIR, actor=actor, configuration=configuration, before=configuration.status,
-                 after=after or "", outcome=outcome, message=message,
-                 details={"records": list(details)} if details else {})
 
 
 def publish_held(hold: Hold, configuration: EmailConfiguration, records: list[DnsRecord], providers: Providers, *,

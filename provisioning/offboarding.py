@@ -12,6 +12,7 @@ then kept, which is harmless once its domain and DNS are gone, and the note says
 import uuid
 from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from integrations.errors import ProviderError
@@ -28,6 +29,7 @@ from tenants.lifecycle import (
 )
 from tenants.models import (
     AuditAction,
+    AuditEntry,
     AuditOutcome,
     ConfigurationStatus,
     EmailConfiguration,
@@ -50,22 +52,14 @@ def configuration_offboard(*, configuration_id: int, actor: Actor, providers: Pr
     configuration = EmailConfiguration.objects.load(configuration_id)
     require("offboard", configuration, actor)
     status = configuration.status
-    hold = take_for("offboard", configuration, actor, to=None if status == OFFBOARDING else OFFBOARDING,
-                    due_at=timezone.now(), last_error="", offboarded_by=actor.name)
+    with transaction.atomic():  # the decision and its audit entry together; the entry is completed below
+        hold = take_for("offboard", configuration, actor, to=None if status == OFFBOARDING else OFFBOARDING,
+                        due_at=timezone.now(), last_error="", offboarded_by=actor.name)
+        entry = audit.record(AuditAction.OFFBOARD, actor=actor, configuration=configuration, before=status,
+                             after=OFFBOARDING, outcome=AuditOutcome.PENDING)
     configuration.refresh_from_db()
-    try:
-        result = _offboard(hold, configuration, providers)
-    except ActionRefused as exc:
-        _log_offboard(configuration, actor, status, AuditOutcome.FAILED, exc.message)
-        raise
-    _log_offboard(configuration, actor, status, AuditOutcome.DONE, result.message)
-    return result
-
-
-def _log_offboard(configuration: EmailConfiguration, actor: Actor, before: str, outcome: str, message: str) -> None:
-    after = EmailConfiguration.objects.filter(pk=configuration.pk).values_list("status", flat=True).first()
-    audit.record(AuditAction.OFFBOARD, actor=actor, configuration=configuration, before=before, after=after or "",
-                 outcome=outcome, message=message)
+    with audit.finishing(entry):
+        return _offboard(hold, configuration, providers, entry=entry)
 
 
 def offboard_run(*, configuration_id: int, providers: Providers, token: uuid.UUID, trigger: str = "") -> WorkOutcome:
@@ -85,12 +79,17 @@ def offboard_run(*, configuration_id: int, providers: Providers, token: uuid.UUI
     return WorkOutcome(Outcome.FINISHED)
 
 
-def _offboard(hold: Hold, configuration: EmailConfiguration, providers: Providers) -> ActionResult:
+def _offboard(hold: Hold, configuration: EmailConfiguration, providers: Providers, *,
+              entry: AuditEntry | None = None) -> ActionResult:
+    """Remove everything; a person's `entry` is completed in the same write that ends the offboarding."""
     try:
         note = _remove_everything(configuration, hold, providers)
-        if not hold.move(expect={OFFBOARDING}, to=ConfigurationStatus.OFFBOARDED, release=True, due_at=None,
-                         last_error="", **NO_ROTATION):
-            raise Lost(configuration.sending_domain)
+        with transaction.atomic():
+            if not hold.move(expect={OFFBOARDING}, to=ConfigurationStatus.OFFBOARDED, release=True, due_at=None,
+                             last_error="", **NO_ROTATION):
+                raise Lost(configuration.sending_domain)
+            if entry is not None:
+                audit.finish(entry, AuditOutcome.DONE, note, after=ConfigurationStatus.OFFBOARDED)
     except Lost:
         raise ActionRefused(f"{configuration.sending_domain} is being offboarded by another worker.") from None
     except (ProviderError, *CREDENTIAL_ERRORS) as exc:

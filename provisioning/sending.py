@@ -26,15 +26,18 @@ def configuration_send_test_email(*, configuration_id: int, actor: Actor, to: st
     except ValidationError as exc:
         raise ActionRefused(exc.messages[0]) from None
     asked_at = timezone.now()
+    # Said first: a send cut short between Postmark's answer and the entry is still in the log.
+    entry = audit.record(AuditAction.SEND_TEST_EMAIL, actor=actor, configuration=configuration, at=asked_at,
+                         outcome=AuditOutcome.PENDING, details={"to": to})
     try:
-        message_id = providers.server(configuration).send(
-            from_address=configuration.from_address, to=to, subject=f"Test email from {configuration.sending_domain}",
-            text_body=(f"This is a test email sent by {actor.name} from ardamail-admin for tenant "
-                       f"{configuration.tenant.display_name} ({configuration.partition.name}).\n"),
-        )
+        with audit.finishing(entry):
+            message_id = providers.server(configuration).send(
+                from_address=configuration.from_address, to=to,
+                subject=f"Test email from {configuration.sending_domain}",
+                text_body=(f"This is a test email sent by {actor.name} from ardamail-admin for tenant "
+                           f"{configuration.tenant.display_name} ({configuration.partition.name}).\n"),
+            )
     except ProviderError as exc:
-        audit.record(AuditAction.SEND_TEST_EMAIL, actor=actor, configuration=configuration, outcome=AuditOutcome.FAILED,
-                     message=str(exc), details={"to": to})
         raise ActionRefused(str(exc)) from exc
     # Not the configuration's state: what its page follows until the provider reports the outcome.
     # Two sends at once: the page follows the later one, whichever answer comes back last.
@@ -47,6 +50,5 @@ def configuration_send_test_email(*, configuration_id: int, actor: Actor, to: st
     else:
         result = ActionResult(f"Postmark accepted the test email to {to}; MessageID {message_id or '?'}. "
                               "Its delivery or bounce shows under Delivery events when Postmark reports it.")
-    audit.record(AuditAction.SEND_TEST_EMAIL, actor=actor, configuration=configuration, at=asked_at,
-                 message=result.message, details={"to": to, "message_id": message_id[:100]})
+    audit.finish(entry, AuditOutcome.DONE, result.message, details={"message_id": message_id[:100]})
     return result

@@ -68,6 +68,20 @@ def partition_rotate_webhook_secret(*, partition: Partition, actor: Actor, provi
     mark = secrets.fingerprint(current)
     todo = list(pending(partition, current))
     report = RotationReport(partition.name, total=len(todo))
+    entry = audit.record(AuditAction.ROTATE_WEBHOOK_SECRET, actor=actor, partition=partition.name,
+                         subject=partition.name, outcome=AuditOutcome.PENDING, details={"webhooks": len(todo)})
+    with audit.finishing(entry):
+        _rotate_all(todo, current, mark, providers, report, progress)
+    audit.finish(entry, AuditOutcome.WARNING if report.left else AuditOutcome.DONE,
+                 f"{len(report.updated)} of {report.total} webhooks now carry the new secret; "
+                 f"{report.left} left for the next run.",
+                 details={"updated": len(report.updated), "busy": report.busy,
+                          "failed": [domain for domain, _ in report.failed]})
+    return report
+
+
+def _rotate_all(todo, current: str, mark: str, providers: Providers, report: RotationReport,
+                progress: Callable[[str], None]) -> None:
     for position, configuration in enumerate(todo, start=1):
         outcome = _rotate_one(configuration, current, mark, providers)
         if outcome == "updated":
@@ -78,13 +92,6 @@ def partition_rotate_webhook_secret(*, partition: Partition, actor: Actor, provi
             report.failed.append((configuration.sending_domain, outcome))
         said = {"updated": "now carries the new secret", "busy": "busy with other work; left for the next run"}
         progress(f"{position}/{len(todo)} {configuration.sending_domain}: {said.get(outcome, 'failed: ' + outcome)}")
-    audit.record(AuditAction.ROTATE_WEBHOOK_SECRET, actor=actor, partition=partition.name, subject=partition.name,
-                 outcome=AuditOutcome.WARNING if report.left else AuditOutcome.DONE,
-                 message=f"{len(report.updated)} of {report.total} webhooks now carry the new secret; "
-                         f"{report.left} left for the next run.",
-                 details={"fingerprint": mark, "updated": len(report.updated), "busy": report.busy,
-                          "failed": [domain for domain, _ in report.failed]})
-    return report
 
 
 def _rotate_one(configuration: EmailConfiguration, current: str, mark: str, providers: Providers) -> str:

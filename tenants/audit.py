@@ -11,6 +11,9 @@ between leaves it visibly pending rather than lost. `prune` removes entries past
 setting (AUDIT_RETENTION_DAYS; unset keeps everything).
 """
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -29,11 +32,20 @@ def _actor_name(actor) -> str:
     return actor if isinstance(actor, str) else actor.name
 
 
+# What a provider's error text might echo back of a request: scrubbed before it is stored.
+CREDENTIAL_TEXT = re.compile(r"(?i)(bearer\s+|basic\s+|x-postmark-(?:account|server)-token\W{0,3})[^\s'\",;]+")
+REDACTED = "[redacted]"
+
+
+def scrub(text: str) -> str:
+    return CREDENTIAL_TEXT.sub(lambda m: m.group(1) + REDACTED, text)
+
+
 def _check_details(details: dict) -> dict:
     for key in details:
         if any(word in key.lower() for word in FORBIDDEN_KEYS):
             raise ValueError(f"audit details may not carry {key!r}: never a secret in the log")
-    return details
+    return {key: scrub(value) if isinstance(value, str) else value for key, value in details.items()}
 
 
 def record(action: str, *, actor, configuration: EmailConfiguration | None = None, partition: str = "",
@@ -47,15 +59,35 @@ def record(action: str, *, actor, configuration: EmailConfiguration | None = Non
     return AuditEntry.objects.create(
         at=at or timezone.now(), actor=_actor_name(actor), task=task, action=AuditAction(action),
         configuration=configuration, partition=partition, subject=subject[:253], before=str(before)[:64],
-        after=str(after)[:64], reason=reason.strip(), outcome=AuditOutcome(outcome), message=message,
+        after=str(after)[:64], reason=scrub(reason.strip()), outcome=AuditOutcome(outcome), message=scrub(message),
         details=_check_details(details or {}))
 
 
-def finish(entry: AuditEntry, outcome: str, message: str = "", **fields) -> bool:
-    """Complete a pending entry, once; False if it was no longer pending."""
-    done = models.QuerySet.update(AuditEntry.objects.filter(pk=entry.pk, outcome=AuditOutcome.PENDING),
-                                  outcome=AuditOutcome(outcome), message=message, **fields)
+def finish(entry: AuditEntry, outcome: str, message: str = "", *, after: str | None = None,
+           details: dict | None = None) -> bool:
+    """Complete a pending entry, once: its outcome, the sentence, and (when the work decides them)
+    the state it left and more details. Nothing else of an entry ever changes. False if it was no
+    longer pending."""
+    fields = {"outcome": AuditOutcome(outcome), "message": scrub(message)}
+    if after is not None:
+        fields["after"] = str(after)[:64]
+    if details:
+        fields["details"] = {**entry.details, **_check_details(details)}
+    done = models.QuerySet.update(AuditEntry.objects.filter(pk=entry.pk, outcome=AuditOutcome.PENDING), **fields)
     return bool(done)
+
+
+@contextmanager
+def finishing(entry: AuditEntry) -> Iterator[AuditEntry]:
+    """Work under a pending entry: if it raises, the entry says it failed and why (a refusal's
+    sentence), and the exception goes on. A process that dies leaves it pending, which the page
+    shows as "outcome unknown" once the work's lease has run out. The caller finishes it on success."""
+    try:
+        yield entry
+    except Exception as exc:
+        finish(entry, AuditOutcome.FAILED, getattr(exc, "message", "") or
+               f"Stopped by an unexpected error ({type(exc).__name__}); the log has details.")
+        raise
 
 
 def state_change(configuration_id: int, *, before: str, after: str, task: str, reason: str = "",
@@ -68,9 +100,15 @@ def state_change(configuration_id: int, *, before: str, after: str, task: str, r
 
 
 def retention_cutoff(now: datetime | None = None) -> datetime | None:
-    """Entries older than this may be pruned; None keeps everything (the default)."""
+    """Entries older than this may be pruned; None keeps everything (the default, and any value
+    that is not a positive number of days: a bad setting never prunes)."""
     days = settings.AUDIT_RETENTION_DAYS
-    return None if not days else (now or timezone.now()) - timedelta(days=days)
+    if not isinstance(days, int) or days <= 0:
+        return None
+    try:
+        return (now or timezone.now()) - timedelta(days=days)
+    except OverflowError:  # further back than the calendar goes: nothing is that old
+        return None
 
 
 def prune(*, actor, now: datetime | None = None, dry_run: bool = False) -> tuple[int, datetime | None]:
@@ -81,14 +119,17 @@ def prune(*, actor, now: datetime | None = None, dry_run: bool = False) -> tuple
     old = AuditEntry.objects.filter(at__lt=cutoff)
     if dry_run:
         return old.count(), cutoff
+    # Said first, so that a pruning cut short is in the log too.
+    entry = record(AuditAction.PRUNE_AUDIT_LOG, actor=actor, subject="audit log", outcome=AuditOutcome.PENDING,
+                   details={"before": cutoff.isoformat(), "retention_days": settings.AUDIT_RETENTION_DAYS})
     removed = 0
-    while True:
-        ids = list(old.order_by("at", "id").values_list("id", flat=True)[:PRUNE_BATCH])
-        if not ids:
-            break
-        with transaction.atomic():
-            removed += models.QuerySet.delete(AuditEntry.objects.filter(id__in=ids))[0]
-    record(AuditAction.PRUNE_AUDIT_LOG, actor=actor, subject="audit log", outcome=AuditOutcome.DONE,
-           message=f"Removed {removed} entries from before {cutoff:%Y-%m-%d %H:%M} UTC.",
-           details={"removed": removed, "retention_days": settings.AUDIT_RETENTION_DAYS})
+    with finishing(entry):
+        while True:
+            ids = list(old.exclude(pk=entry.pk).order_by("at", "id").values_list("id", flat=True)[:PRUNE_BATCH])
+            if not ids:
+                break
+            with transaction.atomic():
+                removed += models.QuerySet.delete(AuditEntry.objects.filter(id__in=ids))[0]
+    finish(entry, AuditOutcome.DONE, f"Removed {removed} entries from before {cutoff:%Y-%m-%d %H:%M} UTC.",
+           details={"removed": removed})
     return removed, cutoff

@@ -341,12 +341,13 @@ class AuditEntry(models.Model):
             models.CheckConstraint(condition=Q(outcome__in=AuditOutcome.values), name="audit_outcome_valid"),
         ]
         indexes = [
-            # Pages list newest first by id (appended in time order); each filter has its index.
-            models.Index(fields=["configuration", "-id"], name="audit_configuration"),
-            models.Index(fields=["at"], name="audit_at"),  # date filters and pruning
-            models.Index(fields=["partition", "-id"], name="audit_partition"),
-            models.Index(fields=["action", "-id"], name="audit_action"),
-            models.Index(fields=["actor", "-id"], name="audit_actor"),
+            # Pages list newest first by (time, id); each filter has its index in that order.
+            models.Index(fields=["configuration", "-at", "-id"], name="audit_configuration_at"),
+            models.Index(fields=["configuration", "action", "-at", "-id"], name="audit_configuration_action"),
+            models.Index(fields=["-at", "-id"], name="audit_at_id"),  # every entry, date filters, pruning
+            models.Index(fields=["partition", "-at", "-id"], name="audit_partition_at"),
+            models.Index(fields=["action", "-at", "-id"], name="audit_action_at"),
+            models.Index(fields=["actor", "-at", "-id"], name="audit_actor_at"),
         ]
 
     def __str__(self):

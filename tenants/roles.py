@@ -54,7 +54,9 @@ class Actor:
     @classmethod
     def of(cls, user) -> "Actor":
         roles = {role for role, has in ((SUPPORT, is_support(user)), (EMAIL_ADMIN, is_email_admin(user))) if has}
-        return cls(user.get_username(), frozenset(roles))
+        name = user.get_username()
+        # "system" names background work in the audit log: a person of that name is told apart.
+        return cls(f"user:{name}" if name == "system" else name, frozenset(roles))
 
     @classmethod
     def command_line(cls) -> "Actor":

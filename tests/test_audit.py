@@ -153,10 +153,12 @@ def test_a_report_import_by_a_person_is_one_entry_and_mailed_reports_none(config
     entry = one("import_dmarc_report")
     assert (entry.actor, entry.subject, entry.outcome, entry.details["stored"]) == ("erin", "google.xml", "done", 1)
     import_file("google.xml", fixture("google"), source="inbound", actor_name="inbound:x@google.com")
+    import_file("google.xml", fixture("google"), source="command", actor_name="cli:ops")
+    again = entries("import_dmarc_report")[-1]
+    assert (again.actor, again.outcome, again.details["duplicate"]) == ("cli:ops", "done", 1)
+    # A file refused whole is bad input: it changed nothing, and writes nothing.
     import_file("bad.xml", b"<feedback>", source="command", actor_name="cli:ops")
-    bad = entries("import_dmarc_report")[-1]
-    assert (len(entries("import_dmarc_report")), bad.actor, bad.outcome) == (2, "cli:ops", "failed")
-    assert "refused, nothing stored" in bad.message
+    assert len(entries("import_dmarc_report")) == 2
 
 
 def test_bulk_onboarding_is_one_entry_and_each_configuration_names_its_batch(configured_partitions):
@@ -196,6 +198,12 @@ def test_a_pending_entry_is_completed_once_and_a_secret_key_is_refused(configure
     assert AuditEntry.objects.get(pk=entry.pk).outcome == "done"
     with pytest.raises(ValueError, match="never a secret"):
         audit.record("sync_partitions", actor="alice", details={"server_token": "x"})
+    # A provider's error text that echoes a credential is scrubbed before it is stored.
+    echoed = audit.record("sync_partitions", actor="alice", reason="Invalid HttpHeaders: 'Authorization: Bearer s3cr3t'",
+                          message="X-Postmark-Server-Token: abc-123 refused", details={"note": "basic dXNlcjpwYXNz"})
+    assert (echoed.reason, echoed.message, echoed.details["note"]) == (
+        "Invalid HttpHeaders: 'Authorization: Bearer [redacted]'", "X-Postmark-Server-Token: [redacted] refused",
+        "basic [redacted]")
 
 
 def test_pruning_keeps_everything_by_default_and_removes_only_entries_past_the_retention(configured_partitions,
@@ -211,7 +219,12 @@ def test_pruning_keeps_everything_by_default_and_removes_only_entries_past_the_r
     call_command("prune_audit_log", stdout=out)
     assert not AuditEntry.objects.filter(pk=old.pk).exists() and AuditEntry.objects.filter(pk=recent.pk).exists()
     pruned = one("prune_audit_log")
-    assert pruned.details == {"removed": 1, "retention_days": 365}
+    assert (pruned.outcome, pruned.details["removed"], pruned.details["retention_days"]) == ("done", 1, 365)
+    # A bad setting never prunes: not a negative number of days, nor one past the calendar.
+    for days in (-1, 10**7):
+        settings.AUDIT_RETENTION_DAYS = days
+        assert audit.prune(actor="alice") == (0, None)
+    assert AuditEntry.objects.filter(pk=recent.pk).exists()
 
 
 def test_the_page_lists_filters_and_pages_newest_first(support_client, configured_partitions,
@@ -273,3 +286,77 @@ def test_no_secret_reaches_the_log(harness, configured_partitions, secrets_dir):
     for entry in AuditEntry.objects.all():
         text = json.dumps([entry.reason, entry.message, entry.details, entry.subject, entry.before, entry.after])
         assert not any(value in text for value in secret_values), entry
+
+
+def test_hostile_filters_are_refused_with_a_sentence(support_client, configured_partitions):
+    url = reverse("dashboard:audit")
+    for params, sentence in (
+        ({"until": "9999-12-31"}, "Give a day between 2000-01-01 and 9999-12-30, not 9999-12-31."),
+        ({"configuration": str(2**70)}, "There is no configuration with so large an id."),
+        ({"after": str(2**70)}, "The page marker is not valid; start from the first page."),
+        ({"after": "-5"}, "The page marker is not valid; start from the first page."),
+        ({"actor": "a\x00b"}, "The actor contains a NUL character"),
+        ({"since": "2026-02-01", "until": "2026-01-01"}, "The first day comes after the last day."),
+    ):
+        response = support_client.get(url, params)
+        assert response.status_code == 200 and sentence in response.content.decode(), params
+    with pytest.raises(CommandError, match="Give a day between 2000-01-01 and 9999-12-30"):
+        call_command("audit", "--until", "9999-12-31")
+
+
+def test_an_action_cut_short_leaves_its_entry_pending_and_one_refused_by_a_provider_says_failed(
+        harness, configured_partitions):
+    from tests.harness import CrashPoint, SimulatedCrash
+
+    configuration = onboarded(harness, configured_partitions)
+    verification_check(configuration_id=configuration.pk, providers=harness.providers, trigger="schedule")
+    harness.transport.crash = CrashPoint(f"DELETE /domains/{configuration.postmark_domain_id}", "before")
+    with pytest.raises(SimulatedCrash):
+        configuration_offboard(configuration_id=configuration.pk, actor=ERIN, providers=harness.providers)
+    entry = one("offboard")  # the decision is logged with the person, although the process died
+    assert (entry.actor, entry.before, entry.after, entry.outcome) == ("erin", "active", "offboarding", "pending")
+
+    other = EmailConfiguration.objects.load(onboarded_second(harness, configured_partitions).pk)
+    harness.simulator.inject_fault(method="DELETE", path_pattern="^/domains/", status=422, error_code=513,
+                                   message="This domain is not yours.")
+    with pytest.raises(Exception, match="Offboarding stopped"):
+        configuration_offboard(configuration_id=other.pk, actor=ERIN, providers=harness.providers)
+    failed = entries("offboard")[-1]
+    assert (failed.subject, failed.outcome) == (other.sending_domain, "failed")
+    assert failed.message.startswith("Offboarding stopped: ") and "not yours" in failed.message
+
+
+def onboarded_second(harness, partitions):
+    result = configuration_onboard(partition=partitions["prod"], tenant_slug="globex", tenant_display_name="Globex",
+                                   config_slug="orders", actor=ALICE, queue=False)
+    provision_run(configuration_id=result.configuration_id, providers=harness.providers, token=result.hold.token)
+    verification_check(configuration_id=result.configuration_id, providers=harness.providers, trigger="schedule")
+    return EmailConfiguration.objects.get(pk=result.configuration_id)
+
+
+def test_the_page_and_the_command_line_name_their_actor(harness, configured_partitions, support_client, monkeypatch):
+    from provisioning import providers as providers_module
+
+    monkeypatch.setattr(providers_module.Providers, "default", classmethod(lambda cls: harness.providers))
+    configuration = onboarded(harness, configured_partitions)
+    verification_check(configuration_id=configuration.pk, providers=harness.providers, trigger="schedule")
+    response = support_client.post(reverse("dashboard:repair", args=[configuration.pk]),
+                                   HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    assert one("repair").actor == "support1"
+    call_command("send_test_email", DOMAIN, "--to", "ops@example.com", stdout=StringIO())
+    assert one("send_test_email").actor.startswith("cli:")
+
+
+def test_a_person_named_system_is_told_apart_from_the_system(configured_partitions):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("system", password="x", is_staff=True)
+    assert Actor.of(user).name == "user:system"
+
+
+def test_the_command_prints_one_line_per_entry_whatever_a_reason_holds(configured_partitions):
+    audit.record("sync_partitions", actor="alice", reason="fine\n2026-01-01 00:00:00  mallory  offboard  x\x1b[2J")
+    out = StringIO()
+    call_command("audit", stdout=out)
+    assert out.getvalue().count("\n") == 1 and "\\n2026-01-01" in out.getvalue() and "\\x1b" in out.getvalue()

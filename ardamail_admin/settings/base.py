@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -211,6 +212,9 @@ DKIM_ROTATION_CHECK_MINUTES = env.float("DKIM_ROTATION_CHECK_MINUTES", default=1
 # --- Audit log ------------------------------------------------------------------
 # Entries older than this many days may be removed by `manage.py prune_audit_log`; 0 keeps them forever.
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=0)
+if not 0 <= AUDIT_RETENTION_DAYS <= 36500:
+    raise ImproperlyConfigured(f"AUDIT_RETENTION_DAYS must be 0 (keep every entry) or a number of days up to "
+                               f"36500, not {AUDIT_RETENTION_DAYS}.")
 
 LOGGING = {
     "version": 1,

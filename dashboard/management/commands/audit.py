@@ -46,5 +46,11 @@ class Command(BaseCommand):
         for e in entries:
             change = f" {e.before or '-'} -> {e.after or '-'}" if e.before or e.after else ""
             why = f" ({e.reason})" if e.reason else ""
-            self.stdout.write(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.who:<28} {e.action:<22} {e.subject}{change}{why}  "
-                              f"[{e.outcome}] {e.message[:200]}".rstrip())
+            line = f"{e.at:%Y-%m-%d %H:%M:%S}  {e.who:<28} {e.action:<22} {e.subject}{change}{why}  " \
+                   f"[{e.outcome}] {e.message[:200]}"
+            self.stdout.write(printable(line).rstrip())
+
+
+def printable(text: str) -> str:
+    """One entry, one line: a reason typed with newlines or terminal escapes cannot fake another."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
