@@ -327,6 +327,11 @@ def status_document(configuration: EmailConfiguration, providers: Providers) -> 
             "key_too_old": dkim_rotation.key_too_old(configuration),
             "rotation": configuration.dkim_rotation,
             "rotation_started_at": _iso(configuration.dkim_rotation_started_at),
+            "rotation_checked_at": _iso(configuration.dkim_rotation_checked_at),
+            "new_selector": dkim_rotation.selector(configuration.dkim_pending_host)
+            if configuration.dkim_pending_host else "",
+            "old_selector": dkim_rotation.selector(configuration.dkim_revoked_host)
+            if configuration.dkim_revoked_host else "",
             "rotation_error": configuration.dkim_rotation_error,
         },
         "postmark": {

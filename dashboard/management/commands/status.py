@@ -6,7 +6,7 @@ from dashboard.cli import configuration_for, yes_no
 from dashboard.presenters import status_document
 from dashboard.templatetags.rates import percent
 from provisioning.providers import Providers
-from provisioning.records import RecordStatus
+from provisioning.records import PURPOSE_LABELS, RecordStatus
 
 
 class Command(BaseCommand):
@@ -47,7 +47,8 @@ class Command(BaseCommand):
         w("  records (read from DNS now):" + (f" could not read them: {doc['records_error']}" if doc["records_error"] else ""))
         for r in doc["records"]:
             found = f"  found: {', '.join(r['found'])}" if r["published"] == "different" else ""
-            w(f"    {r['type']:<5} {r['name']}  in DNS: {RecordStatus(r['published']).label.lower()}{found}")
+            label = PURPOSE_LABELS.get(r["purpose"], r["purpose"])
+            w(f"    {label:<14} {r['type']:<5} {r['name']}  in DNS: {RecordStatus(r['published']).label.lower()}{found}")
             w(f"          {r['value']}")
         e = doc["events"]
         w(f"  events, last 7 days: {e['counts_7d']['Delivery']} delivered, {e['bounced_7d']} bounced "
