@@ -201,7 +201,8 @@ def audit_entries(*, actor: str = "", action: str = "", partition: str = "", con
         rows = rows.filter(at__lt=_day_start(until) + timedelta(days=1))
     if after:  # the page after this entry (keyset: its time and id)
         last = AuditEntry.objects.filter(pk=after).values_list("at", flat=True).first()
-        rows = rows.filter(Q(at__lt=last) | Q(at=last, id__lt=after)) if last else rows.none()
+        # at <= last, less the entries at that same moment up to it: one range of the index.
+        rows = rows.filter(at__lte=last).exclude(at=last, id__gte=after) if last else rows.none()
     page = list(rows.order_by("-at", "-id")[:limit + 1])
     more = len(page) > limit
     page = page[:limit]
