@@ -110,7 +110,8 @@ def _attention_row(request, pk: str):
 @role_required(SUPPORT)
 def health(request):
     """Every health check, run now: the platform's, then each partition's. Its provider calls are
-    reads bounded by the clients' timeouts; "Check again" reloads."""
+    reads with short timeouts, one attempt, and none again after a provider's first timeout, so a
+    hung provider costs the page seconds, not minutes (health.clients); "Check again" reloads."""
     checks = platform_check()
     return render(request, "dashboard/health.html", {
         "checks": checks, "problems": count(checks, Status.PROBLEM), "warnings": count(checks, Status.WARNING),

@@ -4,6 +4,11 @@ Secrets are read the way every workflow reads them (tenants.secrets); a sentence
 never its value, nor a decrypted token.
 """
 
+import os
+from pathlib import Path
+
+from django.conf import settings
+
 from integrations.errors import ProviderError
 from provisioning.providers import Providers
 from tenants import crypto, secrets
@@ -12,18 +17,41 @@ from tenants.models import EmailConfiguration, Partition
 from .results import Check, Status, finding, provider_trouble, said
 
 SAMPLE = "ardamail-health-check"  # round-tripped when no server token is stored yet
+NAMED = 3  # sending domains named in a sentence; the rest are counted
 
 
 def secrets_check(partition: Partition) -> Check:
-    missing = []
-    for name in secrets.ALL_SECRETS:
-        try:
-            partition.read_secret(name)
-        except secrets.MissingSecret as exc:  # UnreadableSecret too: its message says why
-            missing.append(str(exc))
-    if missing:
-        return finding("secrets", partition, Status.PROBLEM, " ".join(missing))
+    troubles = [trouble for name in secrets.ALL_SECRETS if (trouble := _secret_trouble(partition, name))]
+    if troubles:
+        return finding("secrets", partition, Status.PROBLEM, " ".join(troubles))
     return finding("secrets", partition, Status.OK, f"All {len(secrets.ALL_SECRETS)} secrets are present.")
+
+
+def _secret_trouble(partition: Partition, name: str) -> str:
+    """What is wrong with one secret, read as the workflows read it; "" when nothing is."""
+    try:
+        if name == secrets.WEBHOOK_SECRET:
+            partition.webhook_secrets()  # the receiver's own parser: commas alone hold no value
+        else:
+            partition.read_secret(name)
+    except secrets.UnreadableSecret as exc:
+        return str(exc)
+    except secrets.MissingSecret as exc:
+        return _empty(exc.full_name) or str(exc)
+    return ""
+
+
+def _empty(full_name: str) -> str:
+    """The sentence for a secret that is there but holds no value (tenants.secrets reads the
+    environment variable first, even an empty one, then the file); "" when it is not there at all."""
+    variable, path = secrets.env_var_name(full_name), Path(settings.SECRETS_DIR) / full_name
+    if variable in os.environ:
+        where = f"the environment variable {variable}, which wins over the file,"
+    elif path.is_file():
+        where = f"the file {path}"
+    else:
+        return ""
+    return f"Secret {full_name} is empty: {where} holds no value; put the secret's value there."
 
 
 def _not_checked(name: str, partition: Partition, secret: str) -> Check:
@@ -32,30 +60,49 @@ def _not_checked(name: str, partition: Partition, secret: str) -> Check:
 
 
 def encryption_key_check(partition: Partition) -> Check:
-    """The key loads and decrypts the partition's oldest stored server token (the likeliest to be
-    under an old key), or round-trips a sample while none is stored."""
+    """The key loads and decrypts every server token stored for the partition (one encrypted under
+    a key that was replaced instead of rotated would stop its configuration's next action), or
+    round-trips a sample while none is stored."""
     label = partition.secret_label(secrets.ENCRYPTION_KEY)
     try:
         material = partition.read_secret(secrets.ENCRYPTION_KEY)
+        total, failed = _undecryptable(partition, material, label)
     except secrets.MissingSecret:
         return _not_checked("encryption key", partition, secrets.ENCRYPTION_KEY)
-    stored = (EmailConfiguration.objects.select_related("tenant", "partition").filter(partition=partition)
-              .exclude(server_token_encrypted="").order_by("pk").first())
-    try:
-        if stored is None:
-            crypto.decrypt(crypto.encrypt(SAMPLE, key_material=material, secret_label=label),
-                           key_material=material, secret_label=label)
-            return finding("encryption key", partition, Status.OK,
-                           f"{label} holds a valid key (no server token is stored yet).")
-        stored.server_token()
     except crypto.InvalidEncryptionKey as exc:
         return finding("encryption key", partition, Status.PROBLEM, str(exc))
-    except crypto.TokenDecryptionError:
-        return finding("encryption key", partition, Status.PROBLEM,
-                       f"No key in {label} decrypts the stored server token of {stored}: put the key it was "
-                       "encrypted with back into the secret, after the current one, and run "
-                       "`manage.py rotate_encryption_key`.")
-    return finding("encryption key", partition, Status.OK, f"{label} decrypts the stored server token of {stored}.")
+    if failed:
+        return finding("encryption key", partition, Status.PROBLEM, _undecryptable_sentence(label, total, failed))
+    if not total:
+        return finding("encryption key", partition, Status.OK,
+                       f"{label} holds a valid key (no server token is stored yet).")
+    stored = "the stored server token" if total == 1 else f"all {total} stored server tokens"
+    return finding("encryption key", partition, Status.OK, f"{label} decrypts {stored}.")
+
+
+def _undecryptable(partition: Partition, material: str, label: str) -> tuple[int, list[str]]:
+    """How many server tokens are stored, and the sending domains of those no key decrypts. Streamed:
+    a partition may hold thousands, and the plaintexts are dropped at once."""
+    crypto.decrypt(crypto.encrypt(SAMPLE, key_material=material, secret_label=label),
+                   key_material=material, secret_label=label)  # InvalidEncryptionKey before any row
+    stored = (EmailConfiguration.objects.filter(partition=partition).exclude(server_token_encrypted="")
+              .order_by("pk").values_list("sending_domain", "server_token_encrypted"))
+    total, failed = 0, []
+    for domain, ciphertext in stored.iterator(chunk_size=500):
+        total += 1
+        try:
+            crypto.decrypt(ciphertext, key_material=material, secret_label=label)
+        except crypto.TokenDecryptionError:
+            failed.append(domain)
+    return total, failed
+
+
+def _undecryptable_sentence(label: str, total: int, failed: list[str]) -> str:
+    named = ", ".join(failed[:NAMED]) + (f" and {len(failed) - NAMED} more" if len(failed) > NAMED else "")
+    what = "the stored server token" if total == 1 else f"{len(failed)} of the {total} stored server tokens"
+    were = "it was" if len(failed) == 1 else "they were"
+    return (f"No key in {label} decrypts {what} ({named}): put the key {were} encrypted with back into the secret, "
+            "after the current one, and run `manage.py rotate_encryption_key`.")
 
 
 def account_check(partition: Partition, providers: Providers) -> Check:

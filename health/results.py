@@ -8,6 +8,11 @@ from django.utils import timezone
 
 from integrations.errors import ProviderError
 
+from .clients import timed_out, timeouts
+
+NAMES = {"postmark": "Postmark", "route53": "Route53"}
+STATUS_PAGES = {"postmark": "https://status.postmarkapp.com", "route53": "https://health.aws.amazon.com/health/status"}
+
 
 class Status(StrEnum):
     OK = "ok"
@@ -38,9 +43,24 @@ def count(checks: list[Check], status: Status) -> int:
 
 def provider_trouble(exc: ProviderError) -> str:
     """A provider call that failed for another reason than the one being checked."""
+    name = NAMES.get(exc.provider, exc.provider)
+    page = STATUS_PAGES.get(exc.provider, f"{name}'s status page")
+    if timed_out(exc):
+        return (f"{name} did not answer within {timeouts()[1]:g} s (the health checks wait no longer, and ask it "
+                f"only once per run). Check again in a minute; if it persists, see {page} and check that this "
+                f"machine can reach {name}.")
+    if (exc.status or 0) >= 500:  # the provider's own trouble: nothing on this side to fix
+        return f"{said(exc)} {name} itself is failing: see {page}, and check again once it recovers."
     if exc.transient:
         return f"{said(exc)} Check again in a minute; if it persists, check that this machine can reach it."
     return f"{said(exc)} Fix what it names, then check again."
+
+
+def crashed(name: str, partition, exc: Exception) -> Check:
+    """A check that failed itself (a setting it could not use, say) is a problem, not a broken page."""
+    return finding(name, partition, Status.PROBLEM,
+                   f"The {name} check failed with {type(exc).__name__}, so nothing is known about it: the server "
+                   "log (logger health) has the traceback; fix the setting or state it names, then check again.")
 
 
 def said(exc: ProviderError) -> str:

@@ -1,45 +1,88 @@
 """The one way in: `platform_check()` for the `doctor` command and the `/health/` page, and
 `heartbeat_record()` for beat's heartbeat task."""
 
+import logging
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
+from typing import TypeVar
 
+from django.conf import settings
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from provisioning.providers import Providers
 from tenants.models import Partition
 
+from .apex import apex_checks
+from .base_url import base_url_check
+from .clients import health_providers
 from .credentials import account_check, encryption_key_check, secrets_check
 from .models import Heartbeat
-from .platform import HEARTBEAT, base_url_check, queue_check, worker_check
-from .results import Check
-from .zones import (
-    RootZone,
-    apex_checks,
-    delegation_check,
-    find_root_zone,
-    hosted_zone_check,
-)
+from .platform import HEARTBEAT, queue_check, worker_check
+from .results import Check, crashed
+from .root import RootZone, find_root_zone
+from .zones import delegation_check, hosted_zone_check
+
+log = logging.getLogger("health")
+T = TypeVar("T")
 
 
 def platform_check(*, partition: Partition | None = None, providers: Providers | None = None) -> list[Check]:
     """Every check, the platform's first, then each partition's (or only `partition`'s). It writes
-    nothing; its provider calls are reads, each bounded by its client's timeouts."""
-    providers = providers or Providers.default()
+    nothing; its provider calls are reads through the health checks' own clients (health.clients),
+    which give up on a provider after one short timeout."""
     partitions = [partition] if partition is not None else list(Partition.objects.all())
+    if providers is not None:
+        return _checks(partitions, providers)
+    with health_providers() as providers:
+        return _checks(partitions, providers)
+
+
+def _checks(partitions: list[Partition], providers: Providers) -> list[Check]:
     now = timezone.now()
-    root = find_root_zone(partitions, providers)
-    checks = [base_url_check(), worker_check(now), queue_check(now), root.check, *apex_checks(root)]
+    root = guarded("root zone", None, lambda: find_root_zone(partitions, providers), _unknown_root)
+    checks = [guarded("public base URL", None, base_url_check), guarded("worker and beat", None, worker_check),
+              guarded("queue", None, lambda: queue_check(now)), root.check,
+              *guarded("root SPF and DMARC", None, lambda: apex_checks(root),
+                       lambda check: [replace(check, name="root SPF"), replace(check, name="root DMARC")])]
     for each in partitions:
         checks += _partition_checks(each, providers, root)
     return checks
 
 
 def _partition_checks(partition: Partition, providers: Providers, root: RootZone) -> list[Check]:
-    zone_check, zone = hosted_zone_check(partition, providers)
-    return [secrets_check(partition), encryption_key_check(partition), account_check(partition, providers),
-            zone_check, delegation_check(partition, zone, root)]
+    zone_check, zone = guarded("hosted zone", partition, lambda: hosted_zone_check(partition, providers),
+                               lambda check: (check, None))
+    return [guarded("secrets", partition, lambda: secrets_check(partition)),
+            guarded("encryption key", partition, lambda: encryption_key_check(partition)),
+            guarded("account token", partition, lambda: account_check(partition, providers)),
+            zone_check, guarded("delegation", partition, lambda: delegation_check(partition, zone, root))]
 
 
-def heartbeat_record(*, worker: str, now: datetime | None = None) -> None:
-    """A worker ran beat's heartbeat: both are alive now."""
-    Heartbeat.objects.update_or_create(key=HEARTBEAT, defaults={"seen_at": now or timezone.now(), "worker": worker})
+def _unknown_root(failed: Check) -> RootZone:
+    """Nowhere to read the root zone: its checks say so instead of asking anyone."""
+    return RootZone(str(settings.MAIL_ROOT_ZONE).lower(), None, failed, unusable="the root zone check failed")
+
+
+def guarded(name: str, partition: Partition | None, check: Callable[[], T],
+            otherwise: Callable[[Check], T] = lambda failed: failed) -> T:
+    """Run one check; if it fails itself (a setting it cannot use, a bug), the others still run and
+    this one is a problem naming it, its traceback in the log. `otherwise` shapes that problem like
+    the check's own result."""
+    try:
+        return check()
+    except Exception as exc:
+        log.exception("the health check %r%s failed", name, f" of {partition.name}" if partition else "")
+        return otherwise(crashed(name, partition, exc))
+
+
+def heartbeat_seen_at() -> datetime | None:
+    """When a worker last recorded beat's heartbeat (None: never)."""
+    return Heartbeat.objects.filter(key=HEARTBEAT).values_list("seen_at", flat=True).first()
+
+
+def heartbeat_record(*, worker: str) -> None:
+    """A worker ran beat's heartbeat: both are alive now, by the database's clock (the one the
+    worker check compares with)."""
+    Heartbeat.objects.update_or_create(key=HEARTBEAT, defaults={"seen_at": Now(), "worker": worker})

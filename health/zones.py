@@ -1,46 +1,21 @@
-"""A partition's hosted zone, and the root zone above every partition zone (the infrastructure
-design's DNS-Z1…Z5 and DNS-R1…R6, docs/design.md#dns-records).
+"""A partition's hosted zone, and its delegation from the root zone above every partition zone (the
+infrastructure design's DNS-Z1…Z5 and DNS-R3…R6, docs/design.md#dns-records).
 
-The partition zone is read through the partition's DNS provider. The root zone lives in another
-account (platformRoot) in production: where no partition's provider finds it, its records are read
-through public DNS, and the check says so instead of failing.
+The partition zone is read through the partition's DNS provider; the root zone where `root.py` finds
+it (the provider's API, else public DNS and the root zone's own name servers).
 """
 
-import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
-
-from django.conf import settings
-
-from integrations.dns import (
-    DnsRecord,
-    DnsZone,
-    HostedZone,
-    Values,
-    is_within_zone,
-    normalise_name,
-    resolver,
-)
+from integrations.dns import DnsRecord, HostedZone, is_within_zone, resolver
 from integrations.errors import ProviderError
 from provisioning.providers import Providers
-from provisioning.records import values_of
 from tenants.models import Partition
 
+from .clients import timeouts
 from .results import Check, Status, finding, provider_trouble
+from .root import RootZone
 
-log = logging.getLogger(__name__)
-
-ROOT_SPF = "v=spf1 include:spf.mtasv.net ~all"  # DNS-R1, at the root zone's apex
-ROOT_DMARC = "v=DMARC1; p=reject; sp=reject"  # DNS-R2, at _dmarc.<root>
 NS_TTL = 172800  # what Route53 gives a new zone's own NS records
-# How each apex record is named in a sentence, the tag that marks its kind, and its seed reference.
-APEX = {"spf": ("SPF", "v=spf1", "DNS-R1"), "dmarc": ("DMARC", "v=DMARC1", "DNS-R2")}
-
-
-def apex_records(root: str) -> list[DnsRecord]:
-    """The email authentication records the platform keeps in the root zone."""
-    return [DnsRecord(name=root, type="TXT", value=ROOT_SPF, purpose="spf"),
-            DnsRecord(name=f"_dmarc.{root}", type="TXT", value=ROOT_DMARC, purpose="dmarc")]
+SYNC = "in PARTITIONS_FILE and run `manage.py sync_partitions`"
 
 
 def delegation_records(zone: HostedZone) -> list[DnsRecord]:
@@ -53,77 +28,55 @@ def delegation_records(zone: HostedZone) -> list[DnsRecord]:
 
 
 def hosted_zone_check(partition: Partition, providers: Providers) -> tuple[Check, HostedZone | None]:
-    """The zone exists and is the mail zone; the zone is returned for the delegation check."""
+    """The zone exists, is the one public zone of the mail zone's name, and has name servers; the
+    zone is returned for the delegation check."""
+    dns = providers.dns_for(partition)
     try:
-        zone = providers.dns_for(partition).hosted_zone(partition.mail_zone, zone_id=partition.hosted_zone_id)
+        ids = [partition.hosted_zone_id] if partition.hosted_zone_id else dns.find_zones(partition.mail_zone)
+        zone = dns.hosted_zone(partition.mail_zone, zone_id=ids[0]) if len(ids) == 1 else None
     except ProviderError as exc:
         return finding("hosted zone", partition, Status.PROBLEM, provider_trouble(exc)), None
-    if zone is None:
-        return finding("hosted zone", partition, Status.PROBLEM, _no_zone(partition)), None
-    if zone.name != partition.mail_zone:
-        return finding("hosted zone", partition, Status.PROBLEM,
-                       f"The hosted zone {zone.id} is {zone.name}, not the partition's mail zone "
-                       f"{partition.mail_zone}: set hosted_zone_id to the id of {partition.mail_zone} in "
-                       "PARTITIONS_FILE and run `manage.py sync_partitions`."), None
+    trouble = _zone_trouble(partition, ids, zone)
+    if trouble:
+        return finding("hosted zone", partition, Status.PROBLEM, trouble), None
     return finding("hosted zone", partition, Status.OK,
                    f"The hosted zone {zone.id} is {zone.name}, served by {', '.join(zone.name_servers)}."), zone
+
+
+def _zone_trouble(partition: Partition, ids: list[str], zone: HostedZone | None) -> str:
+    """What makes the zone unfit to hold the partition's records; "" when nothing does."""
+    mail_zone = partition.mail_zone
+    if len(ids) > 1:  # the workflows would take the first; the world sees only the delegated one
+        return (f"{len(ids)} public zones are named {mail_zone} (ids {', '.join(ids)}): set hosted_zone_id to the "
+                f"one the root zone delegates to {SYNC}.")
+    if zone is None:
+        return _no_zone(partition)
+    if zone.name != mail_zone:
+        return (f"The hosted zone {zone.id} is {zone.name}, not the partition's mail zone {mail_zone}: set "
+                f"hosted_zone_id to the id of {mail_zone} {SYNC}.")
+    if zone.private:  # visible only inside its VPCs: no receiver would find a record in it
+        return (f"The hosted zone {zone.id} is a private zone, which the internet cannot see: set hosted_zone_id "
+                f"to the id of the public zone {mail_zone} {SYNC}.")
+    if not zone.name_servers:
+        return (f"The hosted zone {zone.id} has no name servers, so nothing can be delegated to it: set "
+                f"hosted_zone_id to the id of the public zone {mail_zone} {SYNC}.")
+    return ""
 
 
 def _no_zone(partition: Partition) -> str:
     if partition.hosted_zone_id:
         return (f"There is no hosted zone {partition.hosted_zone_id} in this DNS account: set hosted_zone_id "
-                f"to the id of {partition.mail_zone} (or leave it blank) in PARTITIONS_FILE and run "
-                "`manage.py sync_partitions`.")
+                f"to the id of {partition.mail_zone} (or leave it blank) {SYNC}.")
     return (f"There is no public hosted zone named {partition.mail_zone} in this DNS account: create it, or "
             "correct mail_zone in PARTITIONS_FILE (the partition's …-API-PartitionMailZoneName export).")
 
 
-# --- the root zone -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RootZone:
-    """Where the root zone's records are read: the DNS provider's zone when an account we use holds
-    it, else public DNS. `check` says which, and why."""
-
-    name: str
-    zone: DnsZone | None
-    check: Check
-
-    def values(self, keys: list[tuple[str, str]]) -> tuple[Values | None, str]:
-        """The values at these (name, type) keys and where they were read; None if they could not be."""
-        if self.zone is not None:
-            try:
-                names, types = {name for name, _ in keys}, {rtype for _, rtype in keys}
-                return values_of(self.zone.read(names, types=types)), self.zone.provider
-            except ProviderError as exc:  # e.g. a role that may list zones but not read this one
-                log.warning("could not read the root zone %s through %s: %s", self.name, self.zone.provider, exc)
-        return resolver.public_values(keys, resolvers=settings.PUBLIC_DNS_RESOLVERS), "public DNS"
-
-
-def find_root_zone(partitions: Iterable[Partition], providers: Providers) -> RootZone:
-    """The root zone, through the first partition's DNS provider that holds it; else public DNS."""
-    root, trouble = normalise_name(settings.MAIL_ROOT_ZONE), ""
-    for partition in partitions:
-        dns = providers.dns_for(partition)
-        try:
-            zone_id = dns.find_zone(root)
-        except ProviderError as exc:
-            trouble = str(exc).rstrip(".")
-            continue
-        if zone_id:
-            note = f"The root zone {root} is in this DNS account: its records are read there."
-            return RootZone(root, dns.zone(root, zone_id=zone_id), finding("root zone", None, Status.OK, note))
-    if trouble:
-        note = (f"The root zone {root} could not be looked up ({trouble}): its records are read through public "
-                "DNS instead.")
-        return RootZone(root, None, finding("root zone", None, Status.WARNING, note))
-    note = f"The root zone {root} belongs to another account: its records are read through public DNS instead."
-    return RootZone(root, None, finding("root zone", None, Status.OK, note))
+# --- its delegation ------------------------------------------------------------------------------
 
 
 def delegation_check(partition: Partition, zone: HostedZone | None, root: RootZone) -> Check:
-    """The root zone's NS records for the partition zone list exactly the zone's name servers."""
+    """The root zone's NS records for the partition zone list exactly the zone's name servers; read
+    through public DNS, the zone must also resolve there."""
     if zone is None:
         return finding("delegation", partition, Status.WARNING,
                        "Not checked: the partition's hosted zone was not found (see hosted zone).")
@@ -131,45 +84,47 @@ def delegation_check(partition: Partition, zone: HostedZone | None, root: RootZo
         return finding("delegation", partition, Status.PROBLEM,
                        f"The mail zone {zone.name} is not below the root zone {root.name}: set MAIL_ROOT_ZONE "
                        "to the zone above the partition zones.")
-    found, source = root.values([(zone.name, "NS")])
-    if found is None:
+    found, source = root.delegation(zone.name)
+    wanted = ", ".join(zone.name_servers)
+    if found.servers is None:
         return finding("delegation", partition, Status.WARNING,
-                       f"The NS delegation of {zone.name} could not be read through {source}; check it with "
-                       f"`dig NS {zone.name}`.")
-    servers, wanted = sorted(found.get((zone.name, "NS"), [])), ", ".join(zone.name_servers)
-    if not servers:
+                       f"The NS delegation of {zone.name} could not be read ({found.trouble}); check it with "
+                       f"`dig +norec NS {zone.name} @<a name server of {root.name}>`.")
+    if not found.servers:
         return finding("delegation", partition, Status.PROBLEM,
                        f"The root zone {root.name} does not delegate {zone.name}: add NS records for "
                        f"{zone.name} there, to {wanted}.")
-    if tuple(servers) != zone.name_servers:
+    if found.servers != zone.name_servers:
         return finding("delegation", partition, Status.PROBLEM,
-                       f"The root zone {root.name} delegates {zone.name} to {', '.join(servers)}, not to its "
+                       f"The root zone {root.name} delegates {zone.name} to {', '.join(found.servers)}, not to its "
                        f"hosted zone's name servers: change the NS records for {zone.name} there to {wanted}.")
+    if root.public:
+        return _resolution_check(partition, zone, root, source)
     return finding("delegation", partition, Status.OK,
-                   f"The root zone {root.name} delegates {zone.name} to its name servers (read through {source}).")
+                   f"The root zone {root.name} delegates {zone.name} to its name servers ({source}).")
 
 
-def apex_checks(root: RootZone) -> list[Check]:
-    """The root zone's SPF and DMARC records hold what the seed gives, one of each."""
-    wanted = apex_records(root.name)
-    found, source = root.values([record.key for record in wanted])
-    return [_apex_check(record, found, source) for record in wanted]
+def _resolution_check(partition: Partition, zone: HostedZone, root: RootZone, source: str) -> Check:
+    """The delegation is right; public DNS must also get an answer from the delegated servers. A
+    SERVFAIL or no answer here means they do not serve the zone (a lame delegation), or DNSSEC fails."""
+    try:
+        trouble = root.public_dns.resolution_trouble(zone.name)
+    except resolver.DnsUnavailable as exc:
+        if exc.timed_out:  # no answer, while the referral exists: as good as SERVFAIL to a receiver
+            return _unresolved(partition, zone, root, f"no answer within {timeouts()[1]:g} s")
+        return finding("delegation", partition, Status.WARNING,
+                       f"The root zone {root.name} delegates {zone.name} to its name servers ({source}), but "
+                       f"whether public DNS resolves it could not be checked ({exc}); check it with "
+                       f"`dig SOA {zone.name}`.")
+    if trouble:
+        return _unresolved(partition, zone, root, trouble)
+    return finding("delegation", partition, Status.OK,
+                   f"The root zone {root.name} delegates {zone.name} to its name servers ({source}), and public "
+                   "DNS resolves it.")
 
 
-def _apex_check(record: DnsRecord, found: Values | None, source: str) -> Check:
-    label, tag, ref = APEX[record.purpose]
-    name = f"root {label}"
-    if found is None:
-        return finding(name, None, Status.WARNING, f"The {label} record at {record.name} could not be read "
-                                                   f"through {source}; check it with `dig TXT {record.name}`.")
-    values = [value for value in found.get(record.key, []) if value.lower().startswith(tag.lower())]
-    if not values:
-        return finding(name, None, Status.PROBLEM, f"{record.name} has no {label} record: add the TXT record "
-                                                   f"\"{record.value}\" there ({ref}).")
-    if len(values) > 1:
-        return finding(name, None, Status.PROBLEM, f"{record.name} has {len(values)} {label} records, which "
-                                                   f"receivers treat as an error: keep only \"{record.value}\".")
-    if values[0] != record.value:
-        return finding(name, None, Status.PROBLEM, f"The {label} record at {record.name} is \"{values[0]}\", not "
-                                                   f"\"{record.value}\": change it ({ref}).")
-    return finding(name, None, Status.OK, f"{record.name} holds \"{record.value}\" (read through {source}).")
+def _unresolved(partition: Partition, zone: HostedZone, root: RootZone, trouble: str) -> Check:
+    return finding("delegation", partition, Status.PROBLEM,
+                   f"The root zone {root.name} delegates {zone.name} to its name servers, but public DNS cannot "
+                   f"resolve {zone.name} ({trouble}): check that {', '.join(zone.name_servers)} serve the zone, "
+                   f"with `dig +trace SOA {zone.name}`.")

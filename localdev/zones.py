@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from health.zones import apex_records, delegation_records
+from health.apex import apex_records
+from health.zones import delegation_records
 from integrations.dns import DnsProvider, is_within_zone, normalise_name
 from provisioning.providers import Providers
 from provisioning.records import desired_for

@@ -1,32 +1,47 @@
 """Platform health: `manage.py doctor` and the `/health/` page, in local mode (moto for Route53, the
 Postmark simulator over HTTP), each problem injected by changing state, never the code.
 
-`doctor` exits through CommandError (status 1) when any check is a problem; its message is the
-summary. Warnings (something that could not be checked) never fail it.
+`doctor` exits through CommandError (status 1) when any check is a problem, 2 for a usage error; its
+message is the summary. Warnings (something that could not be checked) never fail it. Providers that
+hang are sockets that never answer, and public DNS and the root zone's name servers are small UDP
+servers on 127.0.0.1 (`FakeDns`): no test reaches the network.
 """
 
 import json
+import logging
 import re
 import socket
+import threading
 from datetime import UTC, timedelta
 from io import StringIO
 
 import boto3
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
 import pytest
+from celery import current_app
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.db.models.functions import Now
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from health.base_url import base_url_check
 from health.models import Heartbeat
-from health.platform import base_url_check
+from health.platform import worker_check
 from health.services import heartbeat_record
-from health.tasks import heartbeat
+from health.tasks import HEARTBEAT_TASK, heartbeat
+from integrations.dns import resolver
+from localdev.management.commands.run_local import wait_for_heartbeat
 from tenants.crypto import generate_key
 from tenants.models import EmailConfiguration, Partition, Tenant
 from tests.conftest import KNOWN_TOKEN
-from tests.test_drift import FakeNameServer
 
 ROOT = "ardamails.com"
 SPF = "v=spf1 include:spf.mtasv.net ~all"
@@ -91,9 +106,9 @@ def delete_zone(name):
     r53().delete_hosted_zone(Id=zone_id(name))
 
 
-def configuration_with_token(partition):
-    tenant = Tenant.objects.create(slug="acme", display_name="Acme")
-    configuration = EmailConfiguration(tenant=tenant, partition=partition, config_slug="orders")
+def configuration_with_token(partition, config="orders"):
+    tenant, _ = Tenant.objects.get_or_create(slug="acme", defaults={"display_name": "Acme"})
+    configuration = EmailConfiguration(tenant=tenant, partition=partition, config_slug=config)
     configuration.server_token_encrypted = configuration.encrypt_server_token(KNOWN_TOKEN)
     configuration.save()
     return configuration
@@ -132,15 +147,16 @@ def test_a_public_https_base_url_outside_local_mode_is_healthy(healthy, settings
         "ok", "PUBLIC_BASE_URL is https://ardamail-admin.example.com: public and https.")
 
 
-def test_the_key_is_proved_on_a_stored_server_token_which_is_never_printed(healthy):
+def test_the_key_is_proved_on_every_stored_server_token_none_of_which_is_printed(healthy):
     prod = Partition.objects.get(name="prod")
     configuration_with_token(prod)
+    configuration_with_token(prod, "billing")
 
     rows, text, error = doctor("--partition", "prod")
 
     assert error is None
     assert rows[("prod", "encryption key")] == (
-        "ok", "Alpha001-prod-I-EmailEncryptionKey decrypts the stored server token of orders.acme.prod.ardamails.com.")
+        "ok", "Alpha001-prod-I-EmailEncryptionKey decrypts all 2 stored server tokens.")
     for secret in (KNOWN_TOKEN, prod.read_secret("EmailEncryptionKey"), prod.read_secret("EmailPostmarkAccountToken")):
         assert secret not in text
 
@@ -184,6 +200,31 @@ def test_a_missing_secret_is_named_with_where_to_put_it(healthy, secrets_dir):
         "warning", "Not checked until Alpha001-prod-I-EmailEncryptionKey can be read (see secrets).")
 
 
+@pytest.mark.parametrize("content", ["", "  \n", ", ,\n"])
+def test_a_secret_file_with_no_value_is_empty_not_missing(healthy, secrets_dir, content):
+    path = secrets_dir / "Alpha001-prod-I-EmailWebhookSecret"
+    path.write_text(content)
+
+    rows, _, error = doctor("--partition", "prod")
+
+    assert error == "11 checks: 1 problem, 0 warnings."
+    assert rows[("prod", "secrets")] == ("problem", (
+        f"Secret Alpha001-prod-I-EmailWebhookSecret is empty: the file {path} holds no value; put the secret's value "
+        "there."))
+
+
+def test_an_empty_environment_variable_is_said_to_win_over_the_file(healthy, monkeypatch):
+    monkeypatch.setenv("Alpha001_prod_I_EmailPostmarkAccountToken", " ")
+
+    rows, _, error = doctor("--partition", "prod")
+
+    assert error == "11 checks: 1 problem, 1 warning."
+    assert rows[("prod", "secrets")] == ("problem", (
+        "Secret Alpha001-prod-I-EmailPostmarkAccountToken is empty: the environment variable "
+        "Alpha001_prod_I_EmailPostmarkAccountToken, which wins over the file, holds no value; put the secret's "
+        "value there."))
+
+
 def test_a_key_that_is_not_a_fernet_key_says_how_to_make_one(healthy, secrets_dir):
     (secrets_dir / "Alpha001-prod-I-EmailEncryptionKey").write_text("not-a-key\n")
 
@@ -203,9 +244,28 @@ def test_a_key_that_does_not_decrypt_the_stored_token_says_how_to_recover(health
 
     assert error == "26 checks: 1 problem, 0 warnings."
     assert rows[("prod", "encryption key")] == ("problem", (
-        "No key in Alpha001-prod-I-EmailEncryptionKey decrypts the stored server token of "
-        "orders.acme.prod.ardamails.com: put the key it was encrypted with back into the secret, after the "
+        "No key in Alpha001-prod-I-EmailEncryptionKey decrypts the stored server token "
+        "(orders.acme.prod.ardamails.com): put the key it was encrypted with back into the secret, after the "
         "current one, and run `manage.py rotate_encryption_key`."))
+
+
+def test_every_stored_token_is_tried_and_those_no_key_decrypts_are_counted_and_named(healthy, secrets_dir):
+    prod, key_file = Partition.objects.get(name="prod"), secrets_dir / "Alpha001-prod-I-EmailEncryptionKey"
+    current, dropped = key_file.read_text().strip(), generate_key()
+    configuration_with_token(prod, "orders")  # the oldest, under the current key
+    key_file.write_text(dropped)
+    for config in ("billing", "alerts", "news", "promo", "support"):
+        configuration_with_token(prod, config)  # under a key that was later dropped instead of rotated
+    key_file.write_text(current)
+
+    rows, _, error = doctor("--partition", "prod")
+
+    assert error == "11 checks: 1 problem, 0 warnings."
+    assert rows[("prod", "encryption key")] == ("problem", (
+        "No key in Alpha001-prod-I-EmailEncryptionKey decrypts 5 of the 6 stored server tokens "
+        "(billing.acme.prod.ardamails.com, alerts.acme.prod.ardamails.com, news.acme.prod.ardamails.com and 2 more): "
+        "put the key they were encrypted with back into the secret, after the current one, and run "
+        "`manage.py rotate_encryption_key`."))
 
 
 def test_an_account_token_postmark_refuses_says_which_token_belongs_there(healthy, secrets_dir):
@@ -258,6 +318,48 @@ def test_a_missing_hosted_zone_says_to_create_it(healthy):
         "mail_zone in PARTITIONS_FILE (the partition's …-API-PartitionMailZoneName export)."))
 
 
+def test_a_private_zone_named_by_its_id_is_a_problem(healthy):
+    vpc = {"VPCRegion": "us-east-1", "VPCId": "vpc-12345678"}
+    private = r53().create_hosted_zone(Name="prod.ardamails.com", CallerReference="split-view", VPC=vpc,
+                                       HostedZoneConfig={"PrivateZone": True})["HostedZone"]["Id"].rsplit("/", 1)[-1]
+    Partition.objects.filter(name="prod").update(hosted_zone_id=private)
+
+    rows, _, error = doctor("--partition", "prod")
+
+    assert error == "11 checks: 1 problem, 1 warning."
+    assert rows[("prod", "hosted zone")] == ("problem", (
+        f"The hosted zone {private} is a private zone, which the internet cannot see: set hosted_zone_id to the id of "
+        "the public zone prod.ardamails.com in PARTITIONS_FILE and run `manage.py sync_partitions`."))
+
+
+def test_several_public_zones_of_the_mail_zones_name_are_listed_not_resolved_to_the_first(healthy):
+    first = zone_id("prod.ardamails.com")
+    second = r53().create_hosted_zone(Name="prod.ardamails.com", CallerReference="again")["HostedZone"]["Id"]
+    ids = sorted([first, second.rsplit("/", 1)[-1]])
+
+    rows, _, error = doctor("--partition", "prod")
+
+    assert error == "11 checks: 1 problem, 1 warning."
+    status, sentence = rows[("prod", "hosted zone")]
+    assert status == "problem"
+    assert re.fullmatch(r"2 public zones are named prod\.ardamails\.com \(ids (\S+), (\S+)\): set hosted_zone_id to "
+                        r"the one the root zone delegates to in PARTITIONS_FILE and run `manage\.py sync_partitions`\.",
+                        sentence).groups() in (tuple(ids), tuple(reversed(ids)))
+
+
+def test_several_public_root_zones_are_a_problem_and_public_dns_is_asked_instead(healthy, public_dns):
+    first = zone_id(ROOT)
+    second = r53().create_hosted_zone(Name=ROOT, CallerReference="again")["HostedZone"]["Id"].rsplit("/", 1)[-1]
+    public_dns(refuse=True)
+
+    rows, _, error = doctor("--partition", "prod")
+
+    assert error == "11 checks: 1 problem, 3 warnings."
+    status, sentence = rows[("platform", "root zone")]
+    assert status == "problem" and first in sentence and second in sentence
+    assert sentence.startswith("This DNS account holds 2 public zones named ardamails.com (ids ")
+
+
 def test_a_missing_delegation_lists_the_name_servers_to_add(healthy):
     delete_records(ROOT, "prod.ardamails.com", "NS")
 
@@ -303,6 +405,42 @@ def test_a_root_dmarc_record_with_another_policy_gives_the_value_to_set(healthy)
         f'The DMARC record at _dmarc.ardamails.com is "v=DMARC1; p=none", not "{DMARC}": change it (DNS-R2).'))
 
 
+@pytest.mark.parametrize("rtype_name, values", [
+    (ROOT, ["V=SPF1  include:SPF.mtasv.net   ~ALL", "google-site-verification=abc", "v=spf10 -all"]),
+    (f"_dmarc.{ROOT}", ["v=DMARC1;p=REJECT; sp = reject ; rua=mailto:dmarc@ardamails.com;"]),
+    (f"_dmarc.{ROOT}", ["v=DMARC1; p=reject"]),  # sp is p when absent
+])
+def test_apex_records_are_compared_by_meaning_not_spelling(healthy, rtype_name, values):
+    change(ROOT, "UPSERT", {"Name": rtype_name + ".", "Type": "TXT", "TTL": 300,
+                            "ResourceRecords": [{"Value": txt(value)} for value in values]})
+
+    rows, text, error = doctor("--partition", "prod")
+
+    assert error is None, text
+    label = "root SPF" if rtype_name == ROOT else "root DMARC"
+    assert rows[("platform", label)] == ("ok", f'{rtype_name} holds "{values[0]}" (read through route53).')
+
+
+@pytest.mark.parametrize("rtype_name, values, sentence", [
+    (ROOT, ["v=spf1 include:spf.mtasv.net -all"], 'The SPF record at ardamails.com is "v=spf1 include:spf.mtasv.net '
+     f'-all", not "{SPF}": change it (DNS-R1).'),
+    (ROOT, [SPF, "v=spf1 -all"],
+     f'ardamails.com has 2 SPF records, which receivers treat as an error: keep only "{SPF}".'),
+    (f"_dmarc.{ROOT}", ["v=DMARC1; p=reject; sp=none"], 'The DMARC record at _dmarc.ardamails.com is "v=DMARC1; '
+     f'p=reject; sp=none", not "{DMARC}": change it (DNS-R2).'),
+    (f"_dmarc.{ROOT}", ["p=reject; v=DMARC1"], f'_dmarc.ardamails.com has no DMARC record: add the TXT record '
+     f'"{DMARC}" there (DNS-R2).'),
+])
+def test_apex_records_that_mean_something_else_are_problems(healthy, rtype_name, values, sentence):
+    change(ROOT, "UPSERT", {"Name": rtype_name + ".", "Type": "TXT", "TTL": 300,
+                            "ResourceRecords": [{"Value": txt(value)} for value in values]})
+
+    rows, _, error = doctor("--partition", "prod")
+
+    assert error == "11 checks: 1 problem, 0 warnings."
+    assert rows[("platform", "root SPF" if rtype_name == ROOT else "root DMARC")] == ("problem", sentence)
+
+
 def test_a_missing_root_dmarc_record_gives_the_record_to_add(healthy):
     delete_records(ROOT, f"_dmarc.{ROOT}", "TXT")
 
@@ -335,9 +473,70 @@ def test_an_https_base_url_on_an_internal_address_is_a_problem_outside_local_mod
         "set it to the dashboard's public https:// address."))
 
 
+@pytest.mark.parametrize("url, shown", [
+    ("https://127.1", "127.1 (127.0.0.1)"), ("https://0x7f.1", "0x7f.1 (127.0.0.1)"),
+    ("https://2130706433", "2130706433 (127.0.0.1)"), ("https://0177.0.0.1", "0177.0.0.1 (127.0.0.1)"),
+    ("https://10.1:8443/", "10.1 (10.0.0.1)"), ("https://LOCALHOST./", "localhost"),
+    ("https://[::ffff:10.0.0.7]", "::ffff:10.0.0.7 (10.0.0.7)"), ("https://192.168.1.20.", "192.168.1.20"),
+])
+def test_every_way_of_writing_an_internal_address_is_seen_through(settings, url, shown):
+    settings.PUBLIC_BASE_URL = url
+
+    check = base_url_check()
+
+    assert (check.status, check.sentence) == ("problem", (
+        f"PUBLIC_BASE_URL points at {shown}, an internal address that Postmark refuses for webhooks: set it to the "
+        "dashboard's public https:// address."))
+
+
+@pytest.mark.parametrize("url, sentence", [
+    ("https://[::1", "PUBLIC_BASE_URL https://[::1 is not a valid URL (Invalid IPv6 URL): set it to the dashboard's "
+                     "public https:// address."),
+    ("https://admin:s3cret@dash.ardamail.com", "PUBLIC_BASE_URL https://***@dash.ardamail.com holds a user name or "
+     "password, which Postmark would be sent with every webhook: remove it (webhooks authenticate with the webhook "
+     "secret)."),
+    ("https://dash.ardamail.com/?next=/", "PUBLIC_BASE_URL https://dash.ardamail.com/?next=/ has a query or fragment, "
+     "but webhook paths are appended to it: end it at the path."),
+    ("https://dash.ardamail.com#top", "PUBLIC_BASE_URL https://dash.ardamail.com#top has a query or fragment, but "
+     "webhook paths are appended to it: end it at the path."),
+    ("https://dash.ardamail.com:99999", "PUBLIC_BASE_URL https://dash.ardamail.com:99999 is not a valid URL (Port out "
+     "of range 0-65535): set it to the dashboard's public https:// address."),
+    ("https://dash.ardamail.com:https", "PUBLIC_BASE_URL https://dash.ardamail.com:https is not a valid URL (Port "
+     "could not be cast to integer value as 'https'): set it to the dashboard's public https:// address."),
+    ("https://dash.ardamail.com:0", "PUBLIC_BASE_URL https://dash.ardamail.com:0 names port 0: write a port from 1 to "
+     "65535, or none."),
+    ("https://dash.ardamail.com\n", "PUBLIC_BASE_URL 'https://dash.ardamail.com\\n' holds whitespace or a control "
+     "character: write it without."),
+    ("https:// dash.ardamail.com", "PUBLIC_BASE_URL 'https:// dash.ardamail.com' holds whitespace or a control "
+     "character: write it without."),
+    ("https:///webhooks", "PUBLIC_BASE_URL https:///webhooks names no host: set it to the dashboard's public https:// "
+     "address."),
+])
+def test_a_base_url_that_cannot_take_the_webhook_paths_says_why(settings, url, sentence):
+    settings.PUBLIC_BASE_URL = url
+
+    check = base_url_check()
+
+    assert (check.status, check.sentence) == ("problem", sentence)
+    assert "s3cret" not in check.sentence
+
+
+@pytest.mark.parametrize("host, suffix", [("dash.local", "local"), ("dash.internal", "internal"),
+                                          ("dash.test", "test"), ("dash.invalid", "invalid"),
+                                          ("dash.example", "example"), ("nas.home.arpa", "home.arpa")])
+def test_a_special_use_name_that_public_dns_never_resolves_is_a_warning(settings, host, suffix):
+    settings.PUBLIC_BASE_URL = f"https://{host.upper()}./"
+
+    check = base_url_check()
+
+    assert (check.status, check.sentence) == ("warning", (
+        f"PUBLIC_BASE_URL points at {host}, under .{suffix}, a special-use name that public DNS does not resolve, so "
+        "Postmark cannot reach it: set it to the dashboard's public https:// address."))
+
+
 def test_a_dead_worker_or_beat_names_when_it_was_last_seen(healthy):
     seen = timezone.now() - timedelta(hours=1)
-    heartbeat_record(worker="celery@local", now=seen)
+    Heartbeat.objects.filter(key="beat").update(seen_at=seen)
 
     rows, _, error = doctor()
 
@@ -380,17 +579,176 @@ def test_work_due_just_now_is_fine(healthy):
         "ok", "The oldest waiting work, the provisioning of orders.acme.prod.ardamails.com, is 0 minutes old.")
 
 
+# --- time limits and checks that fail themselves ------------------------------------------------
+
+
+@pytest.fixture
+def hanging():
+    """Start a TCP server that accepts connections and never answers (a provider that hangs); its URL
+    and the list of connections it accepted."""
+    sockets = []
+
+    def start():
+        listener = socket.create_server(("127.0.0.1", 0))
+        accepted = []
+        sockets.append((listener, accepted))
+
+        def accept():
+            while True:
+                try:
+                    accepted.append(listener.accept()[0])
+                except OSError:
+                    return
+
+        threading.Thread(target=accept, daemon=True).start()
+        return f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
+
+    yield start
+    for listener, accepted in sockets:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+
+
+def test_providers_that_hang_cost_one_short_timeout_each_not_one_per_partition(healthy, settings, hanging, public_dns):
+    settings.POSTMARK_API_URL, postmark = hanging()
+    settings.AWS_ENDPOINT_URL, route53 = hanging()
+    settings.HEALTH_TIMEOUT_SECONDS = 0.3
+    public_dns(refuse=True)  # the root zone cannot be looked up either: public DNS, which refuses here
+
+    rows, _, error = doctor()
+
+    assert error == "26 checks: 8 problems, 7 warnings."
+    assert rows[("stage", "account token")] == ("problem", (
+        "Postmark did not answer within 0.3 s (the health checks wait no longer, and ask it only once per run). "
+        "Check again in a minute; if it persists, see https://status.postmarkapp.com and check that this machine "
+        "can reach Postmark."))
+    assert rows[("demo", "hosted zone")] == ("problem", (
+        "Route53 did not answer within 0.3 s (the health checks wait no longer, and ask it only once per run). "
+        "Check again in a minute; if it persists, see https://health.aws.amazon.com/health/status and check that "
+        "this machine can reach Route53."))
+    assert rows[("platform", "root zone")][0] == "warning"
+    assert (len(postmark), len(route53)) == (1, 1)  # one attempt each, for every partition together
+
+
+def test_postmark_failing_itself_says_so_and_where_to_watch_it(healthy):
+    healthy.inject_fault(method="GET", path_pattern=r"^/servers", status=503, message="Service unavailable")
+
+    rows, _, error = doctor("--partition", "prod")
+
+    assert error == "11 checks: 1 problem, 0 warnings."
+    assert rows[("prod", "account token")] == ("problem", (
+        "Postmark could not list servers: Service unavailable (HTTP 503, ErrorCode 0). Postmark itself is failing: "
+        "see https://status.postmarkapp.com, and check again once it recovers."))
+
+
+def test_a_check_that_fails_itself_is_a_problem_and_the_others_still_run(healthy, settings, caplog, support_client):
+    settings.HEALTH_HEARTBEAT_STALE_SECONDS = "three minutes"  # not a number of seconds
+
+    with caplog.at_level(logging.ERROR, logger="health"):
+        rows, _, error = doctor()
+    [record] = [r for r in caplog.records if r.name == "health"]
+    response = support_client.get(reverse("dashboard:health"))
+
+    assert error == "26 checks: 1 problem, 0 warnings."
+    assert rows[("platform", "worker and beat")] == ("problem", (
+        "The worker and beat check failed with TypeError, so nothing is known about it: the server log (logger "
+        "health) has the traceback; fix the setting or state it names, then check again."))
+    assert record.exc_info[0] is TypeError
+    assert response.status_code == 200
+    assert "The worker and beat check failed with TypeError" in response.content.decode()
+
+
+def test_a_base_url_that_does_not_parse_is_a_sentence_on_the_page(healthy, settings, support_client):
+    settings.PUBLIC_BASE_URL = "https://[::1"
+
+    response = support_client.get(reverse("dashboard:health"))
+
+    assert response.status_code == 200
+    assert ("PUBLIC_BASE_URL https://[::1 is not a valid URL (Invalid IPv6 URL): set it to the dashboard&#x27;s "
+            "public https:// address.") in response.content.decode()
+
+
+def test_doctor_exits_1_for_a_problem_and_2_for_a_usage_error(healthy):
+    Heartbeat.objects.all().delete()
+    with pytest.raises(CommandError) as problem:
+        call_command("doctor", stdout=StringIO())
+    with pytest.raises(CommandError) as usage:
+        call_command("doctor", "--partition", "nope", stdout=StringIO())
+
+    assert (problem.value.returncode, str(problem.value)) == (1, "26 checks: 1 problem, 0 warnings.")
+    assert usage.value.returncode == 2
+
+
 # --- the root zone in another account ----------------------------------------------------------
+
+SOA = "ns-1.awsdns-1.com. awsdns-hostmaster.amazon.com. 1 7200 900 1209600 86400"
+
+
+def txt(value):
+    return f'"{value}"'
+
+
+class FakeDns:
+    """A UDP name server on 127.0.0.1: authoritative answers from {(name, type): [rdata text]}; for a
+    name in `referrals`, a referral (its NS set in the AUTHORITY section, not authoritative), as a
+    parent zone's server gives for a delegated child; an rcode ("SERVFAIL") for a question in
+    `rcodes`, REFUSED for all with `refuse`; no answer at all for a question in `silent`. Every
+    question is kept, with whether it asked for recursion."""
+
+    def __init__(self, records=None, *, referrals=None, rcodes=None, silent=(), refuse=False):
+        self.records, self.referrals, self.rcodes = records or {}, referrals or {}, rcodes or {}
+        self.silent, self.refuse, self.questions = set(silent), refuse, []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            response = self._answer(dns.message.from_wire(wire))
+            if response is not None:
+                self.sock.sendto(response.to_wire(), peer)
+
+    def _answer(self, query):
+        question = query.question[0]
+        name, rtype = question.name.to_text().rstrip(".").lower(), dns.rdatatype.to_text(question.rdtype)
+        self.questions.append((name, rtype, bool(query.flags & dns.flags.RD)))
+        if (name, rtype) in self.silent:
+            return None
+        response = dns.message.make_response(query)
+        if self.refuse or (name, rtype) in self.rcodes:
+            response.set_rcode(dns.rcode.from_text(self.rcodes.get((name, rtype), "REFUSED")))
+        elif name in self.referrals:
+            servers = [server + "." for server in self.referrals[name]]
+            if servers:
+                response.authority.append(dns.rrset.from_text(name + ".", 172800, "IN", "NS", *servers))
+        else:
+            response.flags |= dns.flags.AA
+            if (name, rtype) in self.records:
+                values = self.records[(name, rtype)]
+                response.answer.append(dns.rrset.from_text(question.name, 300, "IN", rtype, *values))
+            else:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+        return response
+
+    def close(self):
+        self.sock.close()
 
 
 @pytest.fixture
 def public_dns(settings):
+    """Start a FakeDns as public DNS (PUBLIC_DNS_RESOLVERS), or as whatever DNS setting is named."""
     servers = []
 
-    def start(answers, **kwargs):
-        server = FakeNameServer(answers, **kwargs)
+    def start(records=None, *, setting="PUBLIC_DNS_RESOLVERS", **kwargs):
+        server = FakeDns(records, **kwargs)
         servers.append(server)
-        settings.PUBLIC_DNS_RESOLVERS = [server.address]
+        setattr(settings, setting, [server.address])
         return server
 
     yield start
@@ -398,12 +756,25 @@ def public_dns(settings):
         server.close()
 
 
-def test_a_root_zone_in_another_account_is_read_through_public_dns_and_said_so(healthy, public_dns):
-    answers = {(ROOT, "TXT"): [SPF, "google-site-verification=abc"], (f"_dmarc.{ROOT}", "TXT"): [DMARC]}
-    for partition in Partition.objects.all():
-        answers[(partition.mail_zone, "NS")] = name_servers(partition.mail_zone)
+@pytest.fixture
+def root_elsewhere(healthy, public_dns):
+    """The root zone in another account, all as it should be: public DNS serves its apex records and
+    each partition zone (and, recursing, a partition zone's own NS set); the root zone's name server
+    refers each partition zone to its hosted zone's name servers. Change `root.referrals` or
+    `world.records` / `world.rcodes` / `world.silent` to break something."""
+    zones = {p.mail_zone: name_servers(p.mail_zone) for p in Partition.objects.all()}
+    records = {(ROOT, "TXT"): [txt(SPF), txt("google-site-verification=abc")], (f"_dmarc.{ROOT}", "TXT"): [txt(DMARC)]}
+    for zone, servers in zones.items():
+        records[(zone, "SOA")] = [SOA]
+        records[(zone, "NS")] = [server + "." for server in servers]
     delete_zone(ROOT)
-    server = public_dns(answers)
+    world = public_dns(records)
+    root = public_dns(setting="ROOT_ZONE_NAMESERVERS", referrals=dict(zones))
+    return world, root
+
+
+def test_a_root_zone_in_another_account_is_read_through_public_dns_and_its_name_servers(root_elsewhere):
+    world, root = root_elsewhere
 
     rows, text, error = doctor()
 
@@ -411,19 +782,104 @@ def test_a_root_zone_in_another_account_is_read_through_public_dns_and_said_so(h
     assert rows[("platform", "root zone")] == ("ok", (
         "The root zone ardamails.com belongs to another account: its records are read through public DNS instead."))
     assert rows[("prod", "delegation")] == ("ok", (
-        "The root zone ardamails.com delegates prod.ardamails.com to its name servers (read through public DNS)."))
+        "The root zone ardamails.com delegates prod.ardamails.com to its name servers (asked the root zone's name "
+        "servers), and public DNS resolves it."))
     assert rows[("platform", "root SPF")] == ("ok", f'ardamails.com holds "{SPF}" (read through public DNS).')
-    assert (ROOT, "TXT") in server.questions and ("prod.ardamails.com", "NS") in server.questions
+    assert (ROOT, "TXT", True) in world.questions and ("prod.ardamails.com", "SOA", True) in world.questions
+    assert ("prod.ardamails.com", "NS", False) in root.questions  # not recursive: the root zone's own data
 
 
-def test_a_missing_delegation_is_found_through_public_dns_too(healthy, public_dns):
-    delete_zone(ROOT)
-    public_dns({(ROOT, "TXT"): [SPF], (f"_dmarc.{ROOT}", "TXT"): [DMARC]})  # NXDOMAIN for every partition zone
+def test_a_delegation_is_read_from_the_root_zones_name_servers_not_from_a_recursive_resolver(root_elsewhere):
+    world, root = root_elsewhere
+    root.referrals["prod.ardamails.com"] = ["ns1.old-host.example", "ns2.old-host.example"]
+
+    rows, _, error = doctor()
+
+    assert error == "26 checks: 1 problem, 0 warnings."
+    assert rows[("prod", "delegation")] == ("problem", (
+        "The root zone ardamails.com delegates prod.ardamails.com to ns1.old-host.example, ns2.old-host.example, "
+        "not to its hosted zone's name servers: change the NS records for prod.ardamails.com there to "
+        f"{', '.join(name_servers('prod.ardamails.com'))}."))
+    assert ("prod.ardamails.com", "NS", True) not in world.questions  # a resolver would have said all is well
+
+
+def test_a_missing_delegation_is_found_through_public_dns_too(root_elsewhere):
+    _, root = root_elsewhere
+    root.referrals["prod.ardamails.com"] = []  # the root zone's server answers with nothing for it
 
     rows, _, error = doctor("--partition", "prod")
 
     assert error == "11 checks: 1 problem, 0 warnings."
-    assert rows[("prod", "delegation")][0] == "problem"
+    assert rows[("prod", "delegation")] == ("problem", (
+        "The root zone ardamails.com does not delegate prod.ardamails.com: add NS records for prod.ardamails.com "
+        f"there, to {', '.join(name_servers('prod.ardamails.com'))}."))
+
+
+def test_a_delegated_zone_public_dns_cannot_resolve_is_a_problem(root_elsewhere):
+    world, _ = root_elsewhere
+    world.rcodes[("prod.ardamails.com", "SOA")] = "SERVFAIL"  # the delegated servers do not serve it
+
+    rows, _, error = doctor("--partition", "prod")
+
+    assert error == "11 checks: 1 problem, 0 warnings."
+    assert rows[("prod", "delegation")] == ("problem", (
+        "The root zone ardamails.com delegates prod.ardamails.com to its name servers, but public DNS cannot "
+        f"resolve prod.ardamails.com (SERVFAIL): check that {', '.join(name_servers('prod.ardamails.com'))} serve "
+        "the zone, with `dig +trace SOA prod.ardamails.com`."))
+
+
+def test_a_delegated_zone_that_never_answers_is_a_problem_too(root_elsewhere, settings):
+    world, _ = root_elsewhere
+    world.silent.add(("prod.ardamails.com", "SOA"))
+    settings.HEALTH_TIMEOUT_SECONDS = 0.3
+
+    rows, _, error = doctor("--partition", "prod")
+
+    assert error == "11 checks: 1 problem, 0 warnings."
+    assert "public DNS cannot resolve prod.ardamails.com (no answer within 0.3 s)" in rows[("prod", "delegation")][1]
+
+
+def test_root_name_servers_that_never_answer_are_asked_once_and_warn(root_elsewhere, settings):
+    _, root = root_elsewhere
+    root.silent.update((p.mail_zone, "NS") for p in Partition.objects.all())
+    settings.HEALTH_TIMEOUT_SECONDS = 0.3
+
+    rows, text, error = doctor()
+
+    assert error is None, text
+    assert text.splitlines()[-1] == "26 checks: 0 problems, 4 warnings."
+    assert rows[("dev", "delegation")] == ("warning", (
+        "The NS delegation of dev.ardamails.com could not be read (no answer within 0.3 s); check it with "
+        "`dig +norec NS dev.ardamails.com @<a name server of ardamails.com>`."))
+    assert rows[("prod", "delegation")] == ("warning", (
+        f"The NS delegation of prod.ardamails.com could not be read (the name servers of ardamails.com "
+        f"({root.address}) gave no answer within 0.3 s); check it with `dig +norec NS prod.ardamails.com "
+        "@<a name server of ardamails.com>`."))
+    assert len(root.questions) == 1  # one timeout for the run, not one per partition
+
+
+def test_public_dns_that_never_answers_costs_one_timeout_and_is_not_asked_again(root_elsewhere, settings):
+    world, root = root_elsewhere
+    world.silent.update({(ROOT, "TXT"), (f"_dmarc.{ROOT}", "TXT")})
+    settings.ROOT_ZONE_NAMESERVERS = []  # to be found through public DNS, which is not asked again
+    settings.HEALTH_TIMEOUT_SECONDS = 0.3
+
+    rows, text, error = doctor()
+
+    assert error is None, text
+    assert text.splitlines()[-1] == "26 checks: 0 problems, 6 warnings."
+    assert rows[("prod", "delegation")] == ("warning", (
+        "The NS delegation of prod.ardamails.com could not be read (the name servers of ardamails.com could not be "
+        "found: public DNS gave no answer within 0.3 s for TXT ardamails.com, earlier in this run); check it with "
+        "`dig +norec NS prod.ardamails.com @<a name server of ardamails.com>`."))
+    assert {rtype for _, rtype, _ in world.questions} == {"TXT"} and root.questions == []
+
+
+def test_the_root_zones_name_servers_are_found_through_public_dns(public_dns):
+    world = public_dns({(ROOT, "NS"): ["ns-1.awsdns-1.com.", "ns-2.awsdns-2.net."],
+                        ("ns-1.awsdns-1.com", "A"): ["192.0.2.1"], ("ns-2.awsdns-2.net", "A"): ["192.0.2.2"]})
+
+    assert resolver.zone_servers(ROOT, resolvers=[world.address]) == ["192.0.2.1", "192.0.2.2"]
 
 
 def test_public_dns_that_cannot_be_asked_warns_and_does_not_fail(healthy, public_dns):
@@ -435,29 +891,94 @@ def test_public_dns_that_cannot_be_asked_warns_and_does_not_fail(healthy, public
     assert error is None, text
     assert text.splitlines()[-1] == "11 checks: 0 problems, 3 warnings."
     assert rows[("prod", "delegation")] == ("warning", (
-        "The NS delegation of prod.ardamails.com could not be read through public DNS; check it with "
-        "`dig NS prod.ardamails.com`."))
+        "The NS delegation of prod.ardamails.com could not be read (the name servers of ardamails.com could not be "
+        "found: public DNS gave REFUSED for NS ardamails.com); check it with `dig +norec NS prod.ardamails.com "
+        "@<a name server of ardamails.com>`."))
     assert rows[("platform", "root DMARC")] == ("warning", (
         "The DMARC record at _dmarc.ardamails.com could not be read through public DNS; check it with "
         "`dig TXT _dmarc.ardamails.com`."))
 
 
+def test_a_resolver_setting_that_is_not_an_address_is_a_problem_not_a_broken_page(healthy, support_client, settings):
+    delete_zone(ROOT)
+    settings.PUBLIC_DNS_RESOLVERS = ["dns.google"]
+
+    rows, _, error = doctor("--partition", "prod")
+    response = support_client.get(reverse("dashboard:health"))
+
+    assert error == "11 checks: 1 problem, 3 warnings."
+    sentence = ("PUBLIC_DNS_RESOLVERS: 'dns.google' is not an IP address with an optional port (ip, ip:port or "
+                "[ipv6]:port); write each entry that way, so that the root zone's records can be read through public "
+                "DNS.")
+    assert rows[("platform", "root zone")] == ("problem", sentence)
+    assert rows[("prod", "delegation")][1].startswith("The NS delegation of prod.ardamails.com could not be read "
+                                                      "(see root zone)")
+    assert response.status_code == 200 and sentence.replace("'", "&#x27;") in response.content.decode()
+
+
 # --- the heartbeat ------------------------------------------------------------------------------
 
 
-def test_beat_sends_the_heartbeat_every_interval_and_drops_a_late_one():
+def test_the_heartbeat_has_its_own_queue_and_outlives_a_late_worker_up_to_the_stale_window():
     every = django_settings.HEALTH_HEARTBEAT_SECONDS
     assert django_settings.CELERY_BEAT_SCHEDULE["health-heartbeat"] == {
-        "task": "health.tasks.heartbeat", "schedule": every, "options": {"expires": every}}
+        "task": "health.tasks.heartbeat", "schedule": every,
+        "options": {"expires": django_settings.HEALTH_HEARTBEAT_STALE_SECONDS}}
     assert django_settings.HEALTH_HEARTBEAT_STALE_SECONDS == 3 * every
+    # A worker started without -Q consumes every declared queue: the default one and the heartbeat's.
+    assert sorted(current_app.amqp.queues) == ["celery", "health"]
 
 
-def test_the_heartbeat_task_records_when_a_worker_ran_it(db):
-    before = timezone.now()
-    heartbeat.apply(args=())  # this one task, run here; no global eager mode
+def test_a_heartbeat_goes_to_its_queue_not_behind_the_provisioning_work_in_the_default_one():
+    with current_app.connection_for_write() as broker:
+        channel = broker.default_channel
+        for queue in current_app.amqp.queues.values():
+            queue(channel).declare()
+
+        def sizes():
+            return {name: channel.queue_declare(name).message_count for name in ("celery", "health")}
+
+        before = sizes()
+        heartbeat.apply_async()  # as beat sends it
+        current_app.send_task(HEARTBEAT_TASK)  # as run_local sends it
+        after = sizes()
+        channel.queue_purge("health")
+
+    assert {name: after[name] - before[name] for name in after} == {"celery": 0, "health": 2}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_started_without_queues_runs_the_heartbeat_that_run_local_waits_for(celery_worker):
+    assert wait_for_heartbeat(None, timeout=0) is False  # no heartbeat yet: run_local would not say "running"
+
+    celery_worker.send_task(HEARTBEAT_TASK)
+
+    assert wait_for_heartbeat(None, timeout=60) is True
+    assert worker_check().status == "ok"
+
+
+def test_the_heartbeat_task_records_when_a_worker_ran_it_by_the_databases_clock(db):
+    with CaptureQueriesContext(connection) as queries:
+        heartbeat.apply(args=())  # this one task, run here; no global eager mode
 
     [row] = Heartbeat.objects.all()
-    assert row.seen_at >= before
+    assert row.seen_at >= timezone.now() - timedelta(minutes=1)
+    [write] = [q["sql"] for q in queries if q["sql"].startswith(("INSERT", "UPDATE"))]
+    assert "STATEMENT_TIMESTAMP()" in write  # Django's Now() on PostgreSQL, not this machine's clock
+
+
+def test_a_heartbeat_dated_after_the_databases_clock_is_a_warning(healthy):
+    Heartbeat.objects.filter(key="beat").update(seen_at=Now() + timedelta(hours=2, seconds=30))
+    seen = Heartbeat.objects.get().seen_at
+
+    rows, text, error = doctor()
+
+    assert error is None, text
+    assert rows[("platform", "worker and beat")] == ("warning", (
+        f"The last heartbeat is dated {seen.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, 2 hours after the database's "
+        "clock says it is now: a clock was set back, or a worker of an older version wrote its own machine's time; "
+        "check the clocks (NTP), then check again."))
 
 
 # --- the page -----------------------------------------------------------------------------------

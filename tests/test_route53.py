@@ -405,6 +405,42 @@ def test_it_answers_none_for_a_zone_that_is_not_in_the_account(client, zone_id):
     assert client.hosted_zone(ZONE, zone_id="ZNOSUCHZONE") is None
 
 
+def test_it_lists_every_public_zone_of_a_name_and_keeps_finding_the_first(client, zone_id):
+    vpc = {"VPCRegion": "us-east-1", "VPCId": "vpc-12345678"}
+    create_zone(ZONE, HostedZoneConfig={"PrivateZone": True}, VPC=vpc)
+    second = boto3.client("route53").create_hosted_zone(Name=ZONE, CallerReference="again")["HostedZone"]["Id"]
+
+    assert client.find_zones(ZONE) == [zone_id, second.removeprefix("/hostedzone/")]
+    assert client.find_zones("stage.ardamails.com") == []
+    assert client.find_zone(ZONE) == zone_id
+
+
+def test_it_says_when_a_hosted_zone_is_private(client, aws):
+    vpc = {"VPCRegion": "us-east-1", "VPCId": "vpc-12345678"}
+    private_id = create_zone(ZONE, HostedZoneConfig={"PrivateZone": True}, VPC=vpc)
+
+    zone = client.hosted_zone(ZONE, zone_id=private_id)
+
+    assert (zone.private, zone.name_servers) == (True, ())  # a private zone has no delegation set
+    assert client.hosted_zone(ZONE) is None  # not found by name: only public zones are
+
+
+def test_it_gives_a_zone_without_a_delegation_set_no_name_servers(server_url):
+    zone_id = create_zone(ZONE, endpoint_url=server_url)
+    client = Route53(endpoint_url=server_url, total_attempts=1)
+    body = ('<?xml version="1.0"?>\n<GetHostedZoneResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
+            f"<HostedZone><Id>/hostedzone/{zone_id}</Id><Name>{ZONE}.</Name><CallerReference>r</CallerReference>"
+            "<Config><PrivateZone>false</PrivateZone></Config><ResourceRecordSetCount>2</ResourceRecordSetCount>"
+            "</HostedZone></GetHostedZoneResponse>").encode()
+    client._client.meta.events.register(  # only HostedZone is required in the answer (#hosted-zone-details)
+        "before-send.route53.GetHostedZone",
+        lambda request, **kwargs: AWSResponse(request.url, 200, {"content-type": "text/xml"}, _Body(body)))
+
+    zone = client.hosted_zone(ZONE, zone_id=zone_id)
+
+    assert (zone.id, zone.private, zone.name_servers) == (zone_id, False, ())
+
+
 def test_it_reads_a_delegation_when_asked_for_ns_records(client, aws):
     root_id, child_id = create_zone("ardamails.com"), create_zone(ZONE)
     servers = client.hosted_zone(ZONE, zone_id=child_id).name_servers
@@ -535,6 +571,19 @@ def test_it_reports_an_unreachable_endpoint_as_transient(closed_port_url):
 
     assert str(caught.value) == "Could not reach Route53 to look up the hosted zone prod.ardamails.com"
     assert caught.value.transient is True
+
+
+def test_it_tells_a_route53_that_does_not_answer_in_time_from_one_that_cannot_be_reached():
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (the backlog does), never answers
+        client = Route53(endpoint_url=f"http://127.0.0.1:{silent.getsockname()[1]}", total_attempts=1,
+                         connect_timeout=1, read_timeout=0.3)
+
+        with pytest.raises(ProviderError) as caught:
+            client.zone_id_for(ZONE)
+
+    assert str(caught.value) == ("Route53 did not answer in time while trying to look up the hosted zone "
+                                 "prod.ardamails.com")
+    assert (caught.value.transient, caught.value.error_code) == (True, "timeout")
 
 
 def test_it_names_the_role_when_it_cannot_be_assumed(closed_port_url):

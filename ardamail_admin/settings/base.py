@@ -8,6 +8,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -178,13 +179,22 @@ MAIL_ROOT_ZONE = env("MAIL_ROOT_ZONE", default="ardamails.com")
 # Resolvers ("ip" or "ip:port") that read the root zone when the DNS provider cannot (another
 # account owns it); empty = this machine's own resolver.
 PUBLIC_DNS_RESOLVERS = env.list("PUBLIC_DNS_RESOLVERS", default=[])
+# The root zone's own name servers ("ip" or "ip:port"), asked without recursion for each partition
+# zone's delegation; empty = found through public DNS (the root zone's NS records).
+ROOT_ZONE_NAMESERVERS = env.list("ROOT_ZONE_NAMESERVERS", default=[])
+# How long a health check waits for one answer from Postmark, Route53 or a name server (one attempt).
+HEALTH_TIMEOUT_SECONDS = env.float("HEALTH_TIMEOUT_SECONDS", default=5.0)
 # Beat sends a heartbeat this often and a worker records it; older than the second setting, the
 # worker or beat counts as dead.
 HEALTH_HEARTBEAT_SECONDS = env.float("HEALTH_HEARTBEAT_SECONDS", default=60.0)
 HEALTH_HEARTBEAT_STALE_SECONDS = env.float("HEALTH_HEARTBEAT_STALE_SECONDS", default=3 * HEALTH_HEARTBEAT_SECONDS)
-# A heartbeat that waited a whole interval in the queue is dropped: the next one says more.
+# The heartbeat has a queue of its own, so a backlog of provisioning work cannot hold it back until
+# it expires and the worker is reported dead while busy. A worker started without -Q consumes every
+# queue declared here. A heartbeat older than the stale window says nothing new: it expires then.
+CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("health", routing_key="health"))
+CELERY_TASK_ROUTES = {"health.tasks.heartbeat": {"queue": "health"}}
 CELERY_BEAT_SCHEDULE["health-heartbeat"] = {"task": "health.tasks.heartbeat", "schedule": HEALTH_HEARTBEAT_SECONDS,
-                                            "options": {"expires": HEALTH_HEARTBEAT_SECONDS}}
+                                            "options": {"expires": HEALTH_HEARTBEAT_STALE_SECONDS}}
 
 # --- The lifecycle and its workflows -----------------------------------------
 # A hold is renewed before every provider call; a worker that dies is replaced once its lease runs

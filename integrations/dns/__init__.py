@@ -75,6 +75,7 @@ class HostedZone:
     id: str
     name: str  # normalised like a record name
     name_servers: tuple[str, ...]  # normalised, sorted
+    private: bool = False  # seen only inside its own networks (Route53: a private hosted zone)
 
 
 class DnsProvider(Protocol):
@@ -86,6 +87,9 @@ class DnsProvider(Protocol):
 
     def find_zone(self, name: str) -> str | None:
         """The id of the public zone of exactly this name, or None."""
+
+    def find_zones(self, name: str) -> list[str]:
+        """The ids of every public zone of exactly this name (more than one is a mistake to report)."""
 
     def hosted_zone(self, name: str, *, zone_id: str = "") -> HostedZone | None:
         """The zone with this id (when given, whatever its name) or else the public zone of exactly

@@ -15,8 +15,10 @@ from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
     ConnectionError,
+    ConnectTimeoutError,
     HTTPClientError,
     NoCredentialsError,
+    ReadTimeoutError,
 )
 
 from integrations import BeforeWrite
@@ -40,6 +42,9 @@ TRANSIENT_CODES = frozenset(
     {"Throttling", "ThrottlingException", "PriorRequestNotComplete", "RequestLimitExceeded",
      "ServiceUnavailable", "InternalError"}
 )
+# The error_code of a call that got no answer within the client's timeouts (no AWS code exists for
+# that): the health checks tell a provider that hangs from one that refuses by it.
+TIMED_OUT = "timeout"
 
 
 @contextmanager
@@ -49,6 +54,9 @@ def _translated_errors(operation: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         raise _client_error(exc, operation) from exc
+    except (ConnectTimeoutError, ReadTimeoutError) as exc:  # before their base classes just below
+        raise ProviderError(f"Route53 did not answer in time while trying to {operation}", provider=PROVIDER,
+                            transient=True, error_code=TIMED_OUT) from exc
     except (ConnectionError, HTTPClientError) as exc:  # refused, DNS, connect/read timeouts, resets
         raise ProviderError(f"Could not reach Route53 to {operation}", provider=PROVIDER, transient=True) from exc
     except NoCredentialsError as exc:
@@ -123,7 +131,8 @@ class Route53:
     """A Route53 account (optionally through an assumed role); one instance serves a whole process."""
 
     def __init__(self, *, endpoint_url: str | None = None, region: str = "us-east-1", role_arn: str | None = None,
-                 session: boto3.session.Session | None = None, total_attempts: int = TOTAL_ATTEMPTS):
+                 session: boto3.session.Session | None = None, total_attempts: int = TOTAL_ATTEMPTS,
+                 connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT):
         # endpoint_url None lets boto3 honour the standard AWS_ENDPOINT_URL variable itself.
         self._endpoint_url = endpoint_url
         self._region = region
@@ -131,7 +140,7 @@ class Route53:
         self._session = session or boto3.session.Session()
         self._config = Config(
             retries={"mode": "standard", "total_max_attempts": total_attempts},
-            connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
         )
         self._boto = None
         self._expires_at: datetime | None = None
@@ -208,21 +217,35 @@ class Route53:
         return _strip_prefix(answer["HostedZone"]["Id"])
 
     def find_zone(self, name: str) -> str | None:
-        """The id of the public zone of exactly this name; only found ids are cached, so a zone
-        created later is still found."""
+        """The id of the public zone of exactly this name (the first, should there be several: the
+        health checks report that); only found ids are cached, so a zone created later is still found."""
         zone = normalise_name(name)
         cached = self._zone_ids.get(zone)
         if cached is not None:
             return cached
+        ids = self.find_zones(zone)
+        if not ids:
+            return None
+        self._zone_ids[zone] = ids[0]
+        return ids[0]  # from the local: another thread may clear the cache meanwhile
+
+    def find_zones(self, name: str) -> list[str]:
+        """The ids of every public zone of exactly this name: Route53 lets an account create several."""
+        zone, found = normalise_name(name), []
         # DNSName is where the listing starts, not a filter, and moto returns only exact matches
-        # (#listing-zones): compare the name here, and skip private zones of the same name.
-        answer = self.call(f"look up the hosted zone {zone}", "list_hosted_zones_by_name", DNSName=zone, MaxItems="10")
-        for hosted in answer["HostedZones"]:
-            if hosted["Name"].lower() == zone + "." and not hosted.get("Config", {}).get("PrivateZone"):
-                zone_id = _strip_prefix(hosted["Id"])
-                self._zone_ids[zone] = zone_id
-                return zone_id  # from the local: another thread may clear the cache meanwhile
-        return None
+        # (#listing-zones): compare the name here, and skip private zones of the same name. Zones of
+        # one name sort together, so the first other name ends the search.
+        params = {"DNSName": zone, "MaxItems": "100"}
+        while True:
+            answer = self.call(f"look up the hosted zone {zone}", "list_hosted_zones_by_name", **params)
+            for hosted in answer["HostedZones"]:
+                if hosted["Name"].lower() != zone + ".":
+                    return found
+                if not hosted.get("Config", {}).get("PrivateZone"):
+                    found.append(_strip_prefix(hosted["Id"]))
+            if not answer.get("IsTruncated"):
+                return found
+            params = {"DNSName": answer["NextDNSName"], "HostedZoneId": answer["NextHostedZoneId"], "MaxItems": "100"}
 
     def hosted_zone(self, name: str, *, zone_id: str = "") -> HostedZone | None:
         """GetHostedZone answers with the zone's name and its delegation set: the four name servers
@@ -238,7 +261,8 @@ class Route53:
             raise
         zone, servers = answer["HostedZone"], answer.get("DelegationSet", {}).get("NameServers", [])
         return HostedZone(id=_strip_prefix(zone["Id"]), name=normalise_name(zone["Name"]),
-                          name_servers=tuple(sorted(normalise_name(server) for server in servers)))
+                          name_servers=tuple(sorted(normalise_name(server) for server in servers)),
+                          private=bool(zone.get("Config", {}).get("PrivateZone")))
 
 
 class Route53Zone:

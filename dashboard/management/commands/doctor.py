@@ -6,18 +6,24 @@ from dashboard.cli import partition_named
 from health.results import Check, Status, count
 from health.services import platform_check
 
+PROBLEM_FOUND, USAGE_ERROR = 1, 2  # exit statuses (argparse's own usage errors exit 2 as well)
+
 
 class Command(BaseCommand):
     help = ("Check the platform's health (the /health/ page): each partition's secrets, Postmark account, "
             "hosted zone and delegation; the root zone's SPF and DMARC; the public URL, worker, beat and "
-            "queue. One line per check; exits non-zero when any is a problem (warnings do not count).")
+            "queue. One line per check. Exit status: 0 when no check is a problem (warnings do not count), 1 when "
+            "one is, 2 for a usage error (an unknown partition, say).")
 
     def add_arguments(self, parser):
         parser.add_argument("--partition", help="only this partition (the platform checks always run)")
         parser.add_argument("--json", action="store_true", dest="as_json")
 
     def handle(self, *args, partition, as_json, **options):
-        chosen = partition_named(partition) if partition is not None else None
+        try:
+            chosen = partition_named(partition) if partition is not None else None
+        except CommandError as exc:  # a usage error, told apart from "a check found a problem"
+            raise CommandError(str(exc), returncode=USAGE_ERROR) from None
         checks = platform_check(partition=chosen)
         if as_json:
             self.stdout.write(json.dumps([document(check) for check in checks], indent=2))
@@ -28,7 +34,7 @@ class Command(BaseCommand):
         summary = (f"{len(checks)} checks: {problems} problem{'s' * (problems != 1)}, "
                    f"{warnings} warning{'s' * (warnings != 1)}.")
         if problems:
-            raise CommandError(summary)  # exit status 1
+            raise CommandError(summary, returncode=PROBLEM_FOUND)
         if not as_json:
             self.stdout.write(summary)
 

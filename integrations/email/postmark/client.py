@@ -15,6 +15,9 @@ from integrations.errors import ProviderError
 NOT_FOUND_CODES = frozenset({510, 601, 1352})
 ACCOUNT_TOKEN_HEADER = "X-Postmark-Account-Token"
 SERVER_TOKEN_HEADER = "X-Postmark-Server-Token"
+# The error_code of a request that got no answer within the client's timeout (Postmark's own codes
+# are numbers): the health checks tell a Postmark that hangs from one that refuses by it.
+TIMED_OUT = "timeout"
 # Largest `count` per page: 500 is documented for /domains; no maximum is documented for
 # /servers, where the official clients ask for 100 (#servers-list).
 DOMAINS_PAGE_SIZE, SERVERS_PAGE_SIZE = 500, 100
@@ -44,12 +47,13 @@ def call_budget_seconds(timeout: float) -> float:
 
 
 class PostmarkClient:
-    def __init__(self, *, base_url: str, timeout: float = 10.0, transport: httpx.BaseTransport | None = None):
+    def __init__(self, *, base_url: str, timeout: float = 10.0, transport: httpx.BaseTransport | None = None,
+                 connect_timeout: float | None = None):
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=DEFAULT_HEADERS,
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(timeout, connect=timeout if connect_timeout is None else connect_timeout),
             transport=transport,
         )
 
@@ -201,7 +205,7 @@ class PostmarkClient:
             response = self._http.request(method, path, headers={token_header: token}, json=json, params=params)
         except httpx.TimeoutException:
             message = f"Postmark did not answer in time while trying to {operation}"
-            raise ProviderError(message, provider="postmark", transient=True) from None
+            raise ProviderError(message, provider="postmark", transient=True, error_code=TIMED_OUT) from None
         except httpx.TransportError as exc:
             message = f"Could not reach Postmark at {self.base_url} to {operation}: {type(exc).__name__}"
             raise ProviderError(message, provider="postmark", transient=True) from None

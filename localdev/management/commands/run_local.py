@@ -9,6 +9,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from health.services import heartbeat_seen_at
 from health.tasks import HEARTBEAT_TASK
 from localdev.zones import ensure_local_zones, republish_local_dns
 
@@ -21,6 +22,22 @@ def wait_for_port(port: int, *, timeout: float = 30.0) -> None:
                 return
         time.sleep(0.2)
     raise CommandError(f"Nothing answered on 127.0.0.1:{port} after {timeout:.0f}s.")
+
+
+HEARTBEAT_WAIT_SECONDS = 60.0  # a cold worker start, with its imports and the broker, takes a few seconds
+
+
+def wait_for_heartbeat(previous, *, timeout: float = HEARTBEAT_WAIT_SECONDS) -> bool:
+    """True once a worker has recorded a heartbeat newer than `previous` (the one seen before this
+    worker started; None: none ever), False when none came within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = heartbeat_seen_at()
+        if seen is not None and (previous is None or seen > previous):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
 
 
 def _interrupt(signum, frame):
@@ -70,11 +87,17 @@ class Command(BaseCommand):
             [sys.executable, "-m", "celery", "-A", "ardamail_admin", "worker", "--beat", "--schedule",
              str(beat_schedule), "--loglevel", "INFO", "--concurrency", "2"], env=env,
         ))
-        # Beat sends its first heartbeat one interval after it starts: send one now, so the health
-        # checks see the worker from the start (beat's own follow within HEALTH_HEARTBEAT_SECONDS).
+        # Beat sends its first heartbeat one interval after it starts: send one now, and say "running"
+        # only once the worker has recorded it, so the Health page is healthy from the first look
+        # (beat's own heartbeats follow every HEALTH_HEARTBEAT_SECONDS).
+        previous = heartbeat_seen_at()
         current_app.send_task(HEARTBEAT_TASK)
         procs.append(subprocess.Popen([*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], env=env))
         wait_for_port(port)
+        if not wait_for_heartbeat(previous):
+            self.stdout.write(self.style.WARNING(
+                f"The worker has not recorded a heartbeat within {HEARTBEAT_WAIT_SECONDS:.0f}s: read its log above; "
+                "the Health page says the same until it does."))
         self.stdout.write(self.style.SUCCESS(
             f"\nardamail-admin is running: http://127.0.0.1:{port}/  (Ctrl-C stops it)\n"
             f"Try: {sys.executable} manage.py onboard --partition prod --tenant acme --config orders --wait\n"

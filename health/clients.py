@@ -1,0 +1,124 @@
+"""The providers as the health checks reach them: clients of their own, built for one run.
+
+The workflows' clients are patient (Route53: three attempts of up to 13 s; Postmark: up to 30 s a
+call), which is right for work in the background and wrong for a page someone is looking at. Here
+each answer is awaited at most HEALTH_TIMEOUT_SECONDS (connecting: at most 2 s), in one attempt. And
+a provider that did not answer in time is not asked again in the same run: its other checks give the
+same error at once, so a hung provider costs the page one timeout, not one per partition
+(docs/health.md#time-limits). The checks run one after another, not in threads: another thread's
+database connection would not see a test's transaction.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from django.conf import settings
+
+from integrations.dns import READ_TYPES, DnsProvider, DnsRecord, DnsZone, HostedZone
+from integrations.dns import route53 as route53_client
+from integrations.dns.route53 import Route53
+from integrations.email import EmailAccount, EmailProvider
+from integrations.email.postmark import Postmark, PostmarkClient
+from integrations.email.postmark import client as postmark_client
+from integrations.errors import ProviderError
+from provisioning.providers import Providers
+from tenants.models import Partition
+
+T = TypeVar("T")
+CONNECT_SECONDS = 2.0
+TIMED_OUT = frozenset({route53_client.TIMED_OUT, postmark_client.TIMED_OUT})
+
+
+def timed_out(exc: ProviderError) -> bool:
+    """The provider did not answer within HEALTH_TIMEOUT_SECONDS (rather than answering an error)."""
+    return exc.error_code in TIMED_OUT
+
+
+def timeouts() -> tuple[float, float]:
+    """(connect, answer) seconds."""
+    answer = float(settings.HEALTH_TIMEOUT_SECONDS)
+    return min(CONNECT_SECONDS, answer), answer
+
+
+class Patience:
+    """One run's memory of the providers that did not answer in time."""
+
+    def __init__(self):
+        self._gave_up: dict[str, ProviderError] = {}
+
+    def ask(self, kind: str, call: Callable[[], T]) -> T:
+        if kind in self._gave_up:
+            raise self._gave_up[kind]
+        try:
+            return call()
+        except ProviderError as exc:
+            if timed_out(exc):
+                self._gave_up[kind] = exc
+            raise
+
+
+@contextmanager
+def health_providers() -> Iterator[Providers]:
+    """Postmark and each partition's Route53 account, as `Providers.default()` gives them to the
+    workflows, with the health checks' timeouts; the HTTP client is closed after the run."""
+    connect, answer = timeouts()
+    postmark = PostmarkClient(base_url=settings.POSTMARK_API_URL, timeout=answer, connect_timeout=connect)
+    patience, accounts = Patience(), {}
+
+    def dns_for(partition: Partition) -> DnsProvider:
+        role = partition.dns_role_arn or None
+        if role not in accounts:
+            accounts[role] = Route53(endpoint_url=settings.AWS_ENDPOINT_URL or None, region=settings.AWS_REGION,
+                                     role_arn=role, total_attempts=1, connect_timeout=connect, read_timeout=answer)
+        return _PatientDns(accounts[role], patience)
+
+    email = _PatientEmail(Postmark(postmark), patience)
+    try:
+        yield Providers(email_for=lambda partition: email, dns_for=dns_for)
+    finally:
+        postmark.close()
+
+
+class _PatientDns:
+    """The DnsProvider calls the checks make, each given up at once after a timeout."""
+
+    def __init__(self, dns: DnsProvider, patience: Patience):
+        self._dns, self._patience = dns, patience
+
+    def find_zone(self, name: str) -> str | None:
+        return self._patience.ask("dns", lambda: self._dns.find_zone(name))
+
+    def find_zones(self, name: str) -> list[str]:
+        return self._patience.ask("dns", lambda: self._dns.find_zones(name))
+
+    def hosted_zone(self, name: str, *, zone_id: str = "") -> HostedZone | None:
+        return self._patience.ask("dns", lambda: self._dns.hosted_zone(name, zone_id=zone_id))
+
+    def zone(self, name: str, *, zone_id: str = "") -> DnsZone:
+        return _PatientZone(self._dns.zone(name, zone_id=zone_id), self._patience)
+
+
+class _PatientZone:
+    def __init__(self, zone: DnsZone, patience: Patience):
+        self.name, self.provider = zone.name, zone.provider
+        self._zone, self._patience = zone, patience
+
+    def read(self, names: Iterable[str], *, types: Iterable[str] = READ_TYPES) -> list[DnsRecord]:
+        return self._patience.ask("dns", lambda: self._zone.read(names, types=types))
+
+
+class _PatientEmail:
+    def __init__(self, email: EmailProvider, patience: Patience):
+        self._email, self._patience = email, patience
+
+    def account(self, credentials: str) -> EmailAccount:
+        return _PatientAccount(self._email.account(credentials), self._patience)
+
+
+class _PatientAccount:
+    def __init__(self, account: EmailAccount, patience: Patience):
+        self._account, self._patience = account, patience
+
+    def server_count(self) -> int:
+        return self._patience.ask("email", self._account.server_count)
