@@ -327,6 +327,14 @@ def _configuration(pk):
     return get_object_or_404(EmailConfiguration.objects.select_related("tenant", "partition"), pk=pk)
 
 
+def locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer once a username has failed too often: a page in the site's layout (429)."""
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    return render(request, "registration/locked_out.html", {
+        "failure_limit": settings.AXES_FAILURE_LIMIT, "username": username[:150],
+        "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)}, status=429)
+
+
 def not_found(request, exception):
     return render(request, "404.html", {"message": "There is no such page or configuration."}, status=404)
 

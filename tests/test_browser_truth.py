@@ -20,7 +20,9 @@ WIDE_DKIM = "k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "x" * 340 
 
 
 def new_page(browser, live_server, user, width=1280):  # noqa: F811
-    context = browser.new_context(viewport={"width": width, "height": 900})
+    # Playwright's string predicates (wait_for_function) are evaluated as code, which the site's
+    # Content-Security-Policy rightly forbids; the other browser tests run under the policy.
+    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
     page = context.new_page()
     page.set_default_timeout(30_000)
     log_in(page, live_server.url, user.username)
