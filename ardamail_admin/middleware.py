@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
 
 SIGNED_IN_AT = "ardamail_signed_in_at"
+LAST_ACTIVE = "ardamail_last_active"
 
 
 class StaffRequiredMiddleware:
@@ -34,12 +35,18 @@ class StaffRequiredMiddleware:
 @receiver(user_logged_in)
 def _note_sign_in(sender, request, user, **kwargs):
     if request is not None and hasattr(request, "session"):
-        request.session[SIGNED_IN_AT] = time.time()
+        request.session[SIGNED_IN_AT] = request.session[LAST_ACTIVE] = time.time()
+
+
+def is_poll(request) -> bool:
+    """The page's own background requests (app.js marks them): they are not a person's activity."""
+    return request.headers.get("X-Ardamail-Poll") == "1"
 
 
 class SessionLifetimeMiddleware:
-    """A session lasts at most SESSION_MAX_HOURS from signing in, however busy (the idle limit is
-    Django's own SESSION_COOKIE_AGE, renewed on every request); then the person signs in again."""
+    """A session ends after SESSION_IDLE_MINUTES without a person's request (the pages' background
+    polls do not count, so a tab left open does not keep it alive) and SESSION_MAX_HOURS after
+    signing in, however busy; then the person signs in again."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -47,10 +54,14 @@ class SessionLifetimeMiddleware:
     def __call__(self, request):
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            signed_in_at = request.session.get(SIGNED_IN_AT)
-            if signed_in_at is None:  # a session from before this rule: its clock starts now
-                request.session[SIGNED_IN_AT] = time.time()
-            elif time.time() - signed_in_at > settings.SESSION_MAX_HOURS * 3600:
+            now, session = time.time(), request.session
+            signed_in_at = session.setdefault(SIGNED_IN_AT, now)  # a session from before these rules: starts now
+            last_active = session.setdefault(LAST_ACTIVE, now)
+            if (now - signed_in_at > settings.SESSION_MAX_HOURS * 3600
+                    or now - last_active > settings.SESSION_IDLE_MINUTES * 60):
                 logout(request)
-                return redirect_to_login(request.get_full_path())
+                # Back to the page after signing in again, unless it was a form's POST (signing out, say).
+                return redirect_to_login(request.get_full_path() if request.method == "GET" else "/")
+            if not is_poll(request):
+                session[LAST_ACTIVE] = now
         return self.get_response(request)

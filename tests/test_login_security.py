@@ -8,7 +8,7 @@ import time
 from django.test import Client
 from django.urls import reverse
 
-from ardamail_admin.middleware import SIGNED_IN_AT
+from ardamail_admin.middleware import LAST_ACTIVE, SIGNED_IN_AT
 
 LOGIN = "/accounts/login/"
 
@@ -62,19 +62,59 @@ def test_every_page_carries_a_content_security_policy_without_inline_code(suppor
         assert "unsafe-inline" not in policy and directives["frame-ancestors"] == "'none'", url
 
 
-def test_a_session_ends_after_the_idle_limit_and_after_its_maximum_lifetime(support_user, settings):
+def test_a_session_ends_after_the_idle_limit_and_after_its_maximum_lifetime(support_user, settings,
+                                                                            configured_partitions):
+    from tenants.models import EmailConfiguration, Tenant
+
+    support_user.set_password("right-password")
+    support_user.save()
+    configuration = EmailConfiguration.objects.create(
+        tenant=Tenant.objects.create(slug="acme", display_name="Acme"), partition=configured_partitions["prod"],
+        config_slug="orders")
+    client = Client()
+    assert attempt(client, "support1", "right-password").status_code == 302
+    home, live = reverse("dashboard:home"), reverse("dashboard:configuration_live", args=[configuration.pk])
+    assert client.get(home).status_code == 200
+
+    def age(key: str, seconds: float) -> None:
+        session = client.session
+        session[key] = time.time() - seconds
+        session.save()
+
+    # A page's background polls are not activity: idle past SESSION_IDLE_MINUTES, even a poll
+    # finds the session over (and the page says so).
+    age(LAST_ACTIVE, settings.SESSION_IDLE_MINUTES * 60 - 30)
+    assert client.get(live, HTTP_X_ARDAMAIL_POLL="1").status_code == 200
+    assert time.time() - client.session[LAST_ACTIVE] > settings.SESSION_IDLE_MINUTES * 60 - 31  # not renewed
+    age(LAST_ACTIVE, settings.SESSION_IDLE_MINUTES * 60 + 1)
+    response = client.get(live, HTTP_X_ARDAMAIL_POLL="1")
+    assert response.status_code == 302 and response["Location"].startswith(LOGIN)
+    assert "_auth_user_id" not in client.session
+
+    # A person's request renews it; past SESSION_MAX_HOURS from signing in, busy or not, it ends.
+    assert attempt(client, "support1", "right-password").status_code == 302
+    age(LAST_ACTIVE, 600)
+    assert client.get(home).status_code == 200 and time.time() - client.session[LAST_ACTIVE] < 60
+    age(SIGNED_IN_AT, settings.SESSION_MAX_HOURS * 3600 + 1)
+    response = client.get(home)
+    assert response.status_code == 302 and response["Location"] == f"{LOGIN}?next={home}"
+    # Signing out after the session ended goes to the sign-in page, not back to a POST-only URL.
+    assert attempt(client, "support1", "right-password").status_code == 302
+    age(SIGNED_IN_AT, settings.SESSION_MAX_HOURS * 3600 + 1)
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302 and response["Location"] == f"{LOGIN}?next=/"
+
+
+def test_a_try_during_a_lock_out_does_not_make_it_last_longer(support_user, settings):
+    from axes.models import AccessAttempt
+    from django.utils import timezone
+
     support_user.set_password("right-password")
     support_user.save()
     client = Client()
-    assert attempt(client, "support1", "right-password").status_code == 302
-    home = reverse("dashboard:home")
-    assert client.get(home).status_code == 200
-    # Idle: the cookie lasts SESSION_IDLE_MINUTES and is renewed on every request.
-    assert settings.SESSION_SAVE_EVERY_REQUEST and client.cookies["sessionid"]["max-age"] == settings.SESSION_COOKIE_AGE
-    # Busy but signed in longer than SESSION_MAX_HOURS: signed out, and asked to sign in again.
-    session = client.session
-    session[SIGNED_IN_AT] = time.time() - settings.SESSION_MAX_HOURS * 3600 - 1
-    session.save()
-    response = client.get(home)
-    assert response.status_code == 302 and response["Location"].startswith(LOGIN)
-    assert "_auth_user_id" not in client.session
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        attempt(client, "support1", f"wrong-{i}")
+    started = timezone.now() - settings.AXES_COOLOFF_TIME + timezone.timedelta(minutes=1)
+    AccessAttempt.objects.update(attempt_time=started)  # 14 of the 15 minutes have passed
+    assert attempt(client, "support1", "wrong-again").status_code == 429
+    assert AccessAttempt.objects.get(username="support1").attempt_time == started  # the clock did not restart

@@ -103,7 +103,8 @@
     rowTimer = null;
     var ids = Object.keys(following);
     var asks = ids.map(function (id) {
-      return fetch(location.pathname + "?row=" + encodeURIComponent(id), { credentials: "same-origin" })
+      return fetch(location.pathname + "?row=" + encodeURIComponent(id),
+                   { credentials: "same-origin", headers: { "X-Ardamail-Poll": "1" } })
         .then(function (response) {
           if (signedOut(response)) { following = {}; say(unexpected(response).message, "error"); return; }
           if (!response.ok) return;
@@ -163,7 +164,8 @@
     var base = live.getAttribute("data-poll-url");
     var url = base + (base.indexOf("?") < 0 ? "?" : "&") + "have=" + encodeURIComponent(have.join(","));
     var next = parseInt(live.getAttribute("data-poll-ms") || "0", 10);
-    fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+    // A poll is not a person's activity: it does not keep an idle session alive.
+    fetch(url, { headers: { "Accept": "application/json", "X-Ardamail-Poll": "1" }, credentials: "same-origin" })
       .then(function (response) {
         if (signedOut(response)) {  // stop asking: every answer would be the login page
           next = 0;
