@@ -5,14 +5,18 @@ An email admin asks (`configuration_rotate_dkim`); the configuration stays activ
 `dkim_rotation` says where the rotation is:
 
 1. requested: ask Postmark for a new key (POST /domains/{id}/rotatedkim) and publish its TXT record
-   beside the current one, in one change. Postmark keeps signing with the current key meanwhile.
-2. published: ask Postmark to look for the new key (PUT verifyDkim). Once it has found it, it signs
-   with the new key and revokes the old one; both records stay published.
-3. removing: once Postmark says SafeToRemoveRevokedKeyFromDNS, delete the old key's record.
+   beside the current one. Postmark keeps signing with the current key meanwhile.
+2. published: on a later pass, ask Postmark to look for the new key (PUT verifyDkim). Once it has
+   found it, it signs with the new key and revokes the old one; both records stay published.
+3. removing: once Postmark names the old key revoked and SafeToRemoveRevokedKeyFromDNS, delete its record.
 
-`advance()` takes a rotation as far as it can go now. It runs under the configuration's hold: at
-once for the person's request (Work.ROTATE_DKIM), then on the configuration's scheduled checks
-(provisioning.drift), which come every DKIM_ROTATION_CHECK_MINUTES while a rotation is under way.
+What waiting cannot fix stops the rotation (stopped: every key it published stays, nothing is
+deleted) until an email admin resumes it (resuming: start again from the keys Postmark reports).
+
+`advance()` takes a rotation one step further. It runs under the configuration's hold, as a
+rotation (never a check a person's action may take over): at once for the person's request
+(Work.ROTATE_DKIM), then on the configuration's scheduled checks (provisioning.drift), which come
+every DKIM_ROTATION_CHECK_MINUTES while a rotation is under way.
 Every step records what Postmark said before the next one starts, and every provider call finds
 before it creates, so a worker that dies anywhere leaves a rotation the next check resumes without
 asking for a second key.
