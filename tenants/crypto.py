@@ -9,6 +9,7 @@ Errors never carry the token, the ciphertext or a key.
 import re
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.views.decorators.debug import sensitive_variables
 
 
 class TokenDecryptionError(Exception):
@@ -19,6 +20,7 @@ class InvalidEncryptionKey(Exception):
     pass
 
 
+@sensitive_variables()
 def _fernet(key_material: str, *, secret_label: str) -> MultiFernet:
     keys = [k for k in re.split(r"[\s,]+", key_material) if k]
     fernets = []
@@ -35,10 +37,12 @@ def _fernet(key_material: str, *, secret_label: str) -> MultiFernet:
     return MultiFernet(fernets)
 
 
+@sensitive_variables()
 def encrypt(plaintext: str, *, key_material: str, secret_label: str) -> str:
     return _fernet(key_material, secret_label=secret_label).encrypt(plaintext.encode()).decode("ascii")
 
 
+@sensitive_variables()
 def decrypt(ciphertext: str, *, key_material: str, secret_label: str) -> str:
     try:
         return _fernet(key_material, secret_label=secret_label).decrypt(ciphertext.encode("ascii")).decode()
@@ -49,6 +53,7 @@ def decrypt(ciphertext: str, *, key_material: str, secret_label: str) -> str:
         ) from None
 
 
+@sensitive_variables()
 def reencrypt(ciphertext: str, *, key_material: str, secret_label: str) -> str:
     """Re-encrypt with the first (primary) key; raises TokenDecryptionError if no key fits."""
     try:

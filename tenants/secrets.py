@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 POSTMARK_ACCOUNT_TOKEN = "EmailPostmarkAccountToken"
 ENCRYPTION_KEY = "EmailEncryptionKey"
@@ -50,6 +51,7 @@ def env_var_name(full_name: str) -> str:
     return full_name.replace("-", "_")
 
 
+@sensitive_variables()
 def _lookup(full_name: str) -> str | None:
     """The secret's value; None when it is not there; UnreadableSecret when it is there but unusable."""
     value = os.environ.get(env_var_name(full_name))
@@ -65,6 +67,7 @@ def _lookup(full_name: str) -> str | None:
     return value or None
 
 
+@sensitive_variables()
 def read_secret(*, infrastructure: str, partition: str, name: str) -> str:
     full_name = secret_name(infrastructure=infrastructure, partition=partition, name=name)
     value = _lookup(full_name)
@@ -86,6 +89,7 @@ def _readable(full_name: str) -> bool:
         return False
 
 
+@sensitive_variables()
 def split_values(raw: str) -> list[str]:
     """A secret that may hold several values (comma or whitespace separated) during a rotation:
     the first is the one to use for anything new, every one is still accepted."""

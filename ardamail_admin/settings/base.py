@@ -69,6 +69,8 @@ AXES_LOCKOUT_CALLABLE = "dashboard.views.locked_out"
 AXES_VERBOSE = False
 # django-axes warns when addresses are not counted; they are left out on purpose (see above).
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+# Error reports (DEBUG pages, error mails) never show a token, key or secret (ardamail_admin.errors).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "ardamail_admin.errors.SecretsHidingFilter"
 # A session ends after SESSION_IDLE_MINUTES without a person's request (a page's background polls do
 # not count), and SESSION_MAX_HOURS after signing in whatever happens
 # (ardamail_admin.middleware.SessionLifetimeMiddleware); the cookie lasts no longer than that.
