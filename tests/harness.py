@@ -5,12 +5,19 @@ patching the code under test.
 """
 
 import json
+import socket
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import boto3
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
 import httpx
 from celery.signals import before_task_publish
 
@@ -323,3 +330,57 @@ def only_step(**kwargs) -> DmarcStep:
     steps = dmarc_steps(**kwargs)
     assert len(steps) == 1, steps
     return steps[0]
+
+
+# --- a name server on 127.0.0.1 (drift checks, the health check's public DNS) ------------------
+
+
+class FakeNameServer:
+    """A UDP name server on 127.0.0.1: authoritative answers from {(name, type): [rdata text]}; for a
+    name in `referrals`, a referral (its NS set in the AUTHORITY section, not authoritative), as a
+    parent zone's server gives for a delegated child; an rcode ("SERVFAIL") for a question in
+    `rcodes`, REFUSED for all with `refuse`; no answer at all for a question in `silent`. Every
+    question is kept, with whether it asked for recursion."""
+
+    def __init__(self, records=None, *, referrals=None, rcodes=None, silent=(), refuse=False):
+        self.records, self.referrals, self.rcodes = records or {}, referrals or {}, rcodes or {}
+        self.silent, self.refuse, self.questions = set(silent), refuse, []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            response = self._answer(dns.message.from_wire(wire))
+            if response is not None:
+                self.sock.sendto(response.to_wire(), peer)
+
+    def _answer(self, query):
+        question = query.question[0]
+        name, rtype = question.name.to_text().rstrip(".").lower(), dns.rdatatype.to_text(question.rdtype)
+        self.questions.append((name, rtype, bool(query.flags & dns.flags.RD)))
+        if (name, rtype) in self.silent:
+            return None
+        response = dns.message.make_response(query)
+        if self.refuse or (name, rtype) in self.rcodes:
+            response.set_rcode(dns.rcode.from_text(self.rcodes.get((name, rtype), "REFUSED")))
+        elif name in self.referrals:
+            servers = [server + "." for server in self.referrals[name]]
+            if servers:
+                response.authority.append(dns.rrset.from_text(name + ".", 172800, "IN", "NS", *servers))
+        else:
+            response.flags |= dns.flags.AA
+            if (name, rtype) in self.records:
+                values = self.records[(name, rtype)]
+                response.answer.append(dns.rrset.from_text(question.name, 300, "IN", rtype, *values))
+            else:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+        return response
+
+    def close(self):
+        self.sock.close()

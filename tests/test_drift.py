@@ -1,15 +1,8 @@
 """Drift detection on active configurations, against our read-back of the moto zone and,
 when configured, name servers asked with dnspython (here a small UDP server on 127.0.0.1)."""
 
-import socket
-import threading
 from datetime import timedelta
 
-import dns.flags
-import dns.message
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -19,7 +12,16 @@ from provisioning.models import RecordCheck
 from tenants.lifecycle import ActionRefused
 from tenants.models import EmailConfiguration
 from tenants.roles import Actor
-from tests.harness import DOMAIN, RUA, activated, create, delete_record, put_txt, rrsets
+from tests.harness import (
+    DOMAIN,
+    RUA,
+    FakeNameServer,
+    activated,
+    create,
+    delete_record,
+    put_txt,
+    rrsets,
+)
 
 CLI = Actor.command_line()
 
@@ -158,45 +160,6 @@ def test_repair_refuses_a_draft(harness, configured_partitions):
 # --- name servers ----------------------------------------------------------------------------
 
 
-class FakeNameServer:
-    """A UDP DNS server answering from a dict {(name, type): [values]} (authoritative), or REFUSED."""
-
-    def __init__(self, answers, *, refuse=False):
-        self.answers, self.refuse = answers, refuse
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.questions = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                wire, peer = self.sock.recvfrom(4096)
-            except OSError:
-                return
-            query = dns.message.from_wire(wire)
-            self.sock.sendto(self._answer(query).to_wire(), peer)
-
-    def _answer(self, query):
-        response = dns.message.make_response(query)
-        response.flags |= dns.flags.AA
-        question = query.question[0]
-        name, rtype = question.name.to_text().rstrip("."), dns.rdatatype.to_text(question.rdtype)
-        self.questions.append((name, rtype))
-        if self.refuse:
-            response.set_rcode(dns.rcode.REFUSED)
-        elif (name, rtype) in self.answers:
-            values = [_wire_text(rtype, v) for v in self.answers[(name, rtype)]]
-            response.answer.append(dns.rrset.from_text(question.name, 300, "IN", rtype, *values))
-        else:
-            response.set_rcode(dns.rcode.NXDOMAIN)
-        return response
-
-    def close(self):
-        self.sock.close()
-
-
 def _wire_text(rtype, value):
     if rtype == "TXT":  # 255-byte character-strings, as Route53 serves a long DKIM key
         return " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
@@ -216,7 +179,8 @@ def nameserver(settings):
     servers = []
 
     def start(answers, **kwargs):
-        server = FakeNameServer(answers, **kwargs)
+        server = FakeNameServer({key: [_wire_text(key[1], v) for v in values] for key, values in answers.items()},
+                                **kwargs)
         servers.append(server)
         settings.DRIFT_DNS_NAMESERVERS = [server.address]
         return server
@@ -238,7 +202,8 @@ def test_a_record_must_also_be_served_by_the_name_servers(harness, configured_pa
         f"(expected '{configuration.dkim_value}')"
     )
     assert checks["dkim"].source == f"dns:{server.address}"
-    assert sorted(server.questions) == sorted(answers | {(configuration.dkim_host, "TXT"): []})
+    assert sorted((name, rtype) for name, rtype, _ in server.questions) == sorted(
+        answers | {(configuration.dkim_host, "TXT"): []})
 
 
 def test_matching_name_servers_and_route53_are_ok_from_both(harness, configured_partitions, nameserver):

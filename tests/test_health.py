@@ -4,7 +4,7 @@ Postmark simulator over HTTP), each problem injected by changing state, never th
 `doctor` exits through CommandError (status 1) when any check is a problem, 2 for a usage error; its
 message is the summary. Warnings (something that could not be checked) never fail it. Providers that
 hang are sockets that never answer, and public DNS and the root zone's name servers are small UDP
-servers on 127.0.0.1 (`FakeDns`): no test reaches the network.
+servers on 127.0.0.1 (`FakeNameServer`): no test reaches the network.
 """
 
 import json
@@ -16,11 +16,6 @@ from datetime import UTC, timedelta
 from io import StringIO
 
 import boto3
-import dns.flags
-import dns.message
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
 import pytest
 from celery import current_app
 from django.conf import settings as django_settings
@@ -42,6 +37,7 @@ from localdev.management.commands.run_local import wait_for_heartbeat
 from tenants.crypto import generate_key
 from tenants.models import EmailConfiguration, Partition, Tenant
 from tests.conftest import KNOWN_TOKEN
+from tests.harness import FakeNameServer
 
 ROOT = "ardamails.com"
 SPF = "v=spf1 include:spf.mtasv.net ~all"
@@ -689,64 +685,13 @@ def txt(value):
     return f'"{value}"'
 
 
-class FakeDns:
-    """A UDP name server on 127.0.0.1: authoritative answers from {(name, type): [rdata text]}; for a
-    name in `referrals`, a referral (its NS set in the AUTHORITY section, not authoritative), as a
-    parent zone's server gives for a delegated child; an rcode ("SERVFAIL") for a question in
-    `rcodes`, REFUSED for all with `refuse`; no answer at all for a question in `silent`. Every
-    question is kept, with whether it asked for recursion."""
-
-    def __init__(self, records=None, *, referrals=None, rcodes=None, silent=(), refuse=False):
-        self.records, self.referrals, self.rcodes = records or {}, referrals or {}, rcodes or {}
-        self.silent, self.refuse, self.questions = set(silent), refuse, []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                wire, peer = self.sock.recvfrom(4096)
-            except OSError:
-                return
-            response = self._answer(dns.message.from_wire(wire))
-            if response is not None:
-                self.sock.sendto(response.to_wire(), peer)
-
-    def _answer(self, query):
-        question = query.question[0]
-        name, rtype = question.name.to_text().rstrip(".").lower(), dns.rdatatype.to_text(question.rdtype)
-        self.questions.append((name, rtype, bool(query.flags & dns.flags.RD)))
-        if (name, rtype) in self.silent:
-            return None
-        response = dns.message.make_response(query)
-        if self.refuse or (name, rtype) in self.rcodes:
-            response.set_rcode(dns.rcode.from_text(self.rcodes.get((name, rtype), "REFUSED")))
-        elif name in self.referrals:
-            servers = [server + "." for server in self.referrals[name]]
-            if servers:
-                response.authority.append(dns.rrset.from_text(name + ".", 172800, "IN", "NS", *servers))
-        else:
-            response.flags |= dns.flags.AA
-            if (name, rtype) in self.records:
-                values = self.records[(name, rtype)]
-                response.answer.append(dns.rrset.from_text(question.name, 300, "IN", rtype, *values))
-            else:
-                response.set_rcode(dns.rcode.NXDOMAIN)
-        return response
-
-    def close(self):
-        self.sock.close()
-
-
 @pytest.fixture
 def public_dns(settings):
-    """Start a FakeDns as public DNS (PUBLIC_DNS_RESOLVERS), or as whatever DNS setting is named."""
+    """Start a FakeNameServer as public DNS (PUBLIC_DNS_RESOLVERS), or as whatever DNS setting is named."""
     servers = []
 
     def start(records=None, *, setting="PUBLIC_DNS_RESOLVERS", **kwargs):
-        server = FakeDns(records, **kwargs)
+        server = FakeNameServer(records, **kwargs)
         servers.append(server)
         setattr(settings, setting, [server.address])
         return server
