@@ -443,8 +443,7 @@ def configuration_check_now_view(request, pk):
 
 @require_POST
 def configuration_repair_view(request, pk):
-    return _act(request, pk, lambda c, actor: configuration_repair(
-        configuration_id=c.pk, actor=actor, providers=Providers.default()))
+    return _act(request, pk, lambda c, actor: configuration_repair(configuration_id=c.pk, actor=actor, queue=True))
 
 
 @require_POST
@@ -457,7 +456,7 @@ def configuration_ramp_view(request, pk):
             return _confirm_relax(request, configuration, form.cleaned_data)
     return _with_form(request, pk, RampForm, "ramp_dmarc", lambda c, actor, data: configuration_ramp_dmarc(
         configuration_id=c.pk, actor=actor, to_state=data["to"], reason=data["reason"],
-        override_dwell=data["override_dwell"], providers=Providers.default()))
+        override_dwell=data["override_dwell"], queue=True))
 
 
 def _confirm_relax(request, configuration, data):
@@ -481,8 +480,7 @@ def configuration_rotate_dkim_view(request, pk):
 
 @require_POST
 def configuration_offboard_view(request, pk):
-    return _act(request, pk, lambda c, actor: configuration_offboard(
-        configuration_id=c.pk, actor=actor, providers=Providers.default()))
+    return _act(request, pk, lambda c, actor: configuration_offboard(configuration_id=c.pk, actor=actor, queue=True))
 
 
 @require_POST

@@ -24,19 +24,29 @@ from django.utils import timezone
 from events.dmarc_reports import Readiness, readiness
 from integrations.errors import ProviderError
 from tenants import audit
-from tenants.lifecycle import ACTIONS, ActionRefused, Lost, refusal, require, take_for
+from tenants.lifecycle import (
+    ACTIONS,
+    ActionRefused,
+    Lost,
+    refusal,
+    require,
+    resume,
+    take_for,
+)
 from tenants.models import (
     AuditAction,
     AuditOutcome,
     ConfigurationStatus,
     DmarcState,
     EmailConfiguration,
+    Work,
 )
 from tenants.roles import Actor
 
+from . import dispatch
 from .providers import Providers
 from .records import dmarc_record
-from .results import ActionResult
+from .results import ActionResult, Outcome, WorkOutcome
 
 RAMP = [DmarcState.NONE, DmarcState.QUARANTINE_TEST, DmarcState.QUARANTINE, DmarcState.REJECT_TEST, DmarcState.REJECT]
 NEEDS_EMAIL_ADMIN = {DmarcState.REJECT_TEST, DmarcState.REJECT}  # rejecting mail is the email admins' call
@@ -210,42 +220,79 @@ def _overridable(configuration, state, actor: Actor, now, ready) -> bool:
 
 def configuration_ramp_dmarc(
     *, configuration_id: int, actor: Actor, to_state: str, reason: str = "", override_dwell: bool = False,
-    providers: Providers, now: datetime | None = None,
+    providers: Providers | None = None, queue: bool = False, now: datetime | None = None,
 ) -> ActionResult:
-    """Move along the ramp: record the decision (state and history), then publish the new _dmarc record.
+    """Move along the ramp: record the decision (state and history), then publish the new _dmarc record,
+    here with `providers` (the command line, which may wait), or by a worker with `queue` (a page: a
+    person's request never waits on the DNS provider; the page follows the work and its entry).
 
     The decision is written first so that it can never be lost: if the worker dies between the two,
     the database holds the new state and DNS the old one, which the next DNS check reports as drift
     and Repair publishes, completing the step (an emergency relax is never undone by a repair). If
     the provider refuses the record, the decision is taken back and nothing has changed."""
+    if not queue and providers is None:
+        raise ValueError("publish here (providers) or queue it for a worker")
     now = now or timezone.now()
     configuration = EmailConfiguration.objects.load(configuration_id)
     require("ramp_dmarc", configuration, actor)
     forward = to_state in RAMP and RAMP.index(to_state) > RAMP.index(configuration.dmarc_state)
     step = dmarc_plan(configuration=configuration, to_state=to_state, actor=actor, reason=reason,
                       override_dwell=override_dwell, now=now, ready=readiness(configuration) if forward else None)
-    hold = take_for("ramp_dmarc", configuration, actor, same={"dmarc_state": step.from_state})
     record = dmarc_record(configuration, step.to_state)
-    with transaction.atomic():  # the decision and its audit entry, together
-        if not hold.move(dmarc_state=step.to_state, dmarc_changed_at=now):
-            raise ActionRefused(f"{configuration.sending_domain} changed meanwhile; nothing was done.")
+    with transaction.atomic():  # the decision, its audit entry and (queued) the message, together
+        hold = take_for("ramp_dmarc", configuration, actor, same={"dmarc_state": step.from_state}, queued=queue,
+                        dmarc_state=step.to_state, dmarc_changed_at=now)
         entry = audit.record(
             AuditAction.RAMP_DMARC, actor=actor, configuration=configuration, before=step.from_state,
             after=step.to_state, reason=reason, outcome=AuditOutcome.PENDING, at=now, details={
                 "record_value": record.value, "dwell_overridden": step.dwell_overridden,
-                "readiness_overridden": step.readiness_overridden, "readiness_note": step.readiness_note})
+                "readiness_overridden": step.readiness_overridden, "readiness_note": step.readiness_note,
+                "changed_at_before": configuration.dmarc_changed_at.isoformat()})
+        if queue:
+            dispatch.enqueue(hold, trigger="manual")
+    if queue:
+        return ActionResult(f"Publishing DMARC {record.value} for {configuration.sending_domain}; "
+                            "this page shows when it is done.", "info")
+    changed_at_before = configuration.dmarc_changed_at
+    configuration.dmarc_state, configuration.dmarc_changed_at = step.to_state, now  # as recorded
+    return _publish(hold, configuration, step.from_state, changed_at_before, entry, providers)
+
+
+def ramp_run(*, configuration_id: int, providers: Providers, token, trigger: str = "") -> WorkOutcome:
+    """The worker's half of a queued DMARC step: publish the record the decision recorded."""
+    hold = resume(configuration_id, token, Work.RAMP, for_person=True)
+    if hold is None:
+        return WorkOutcome(Outcome.BUSY)
+    configuration = EmailConfiguration.objects.load(configuration_id)
+    entry = audit.pending(configuration, AuditAction.RAMP_DMARC)
+    if entry is None:  # nothing asked for (a message without its decision): give the row back
+        hold.release()
+        return WorkOutcome(Outcome.BUSY)
+    before = datetime.fromisoformat(entry.details["changed_at_before"])
+    try:
+        _publish(hold, configuration, entry.before, before, entry, providers)
+    except ActionRefused:
+        return WorkOutcome(Outcome.FAILED)  # the entry says why; the page shows it
+    return WorkOutcome(Outcome.FINISHED)
+
+
+def _publish(hold, configuration: EmailConfiguration, from_state: str, changed_at_before: datetime, entry,
+             providers: Providers) -> ActionResult:
+    """Publish the recorded state's record under the step's hold, and complete its entry."""
+    record = dmarc_record(configuration, configuration.dmarc_state)
+    to_state = configuration.dmarc_state
     try:
         providers.zone(configuration.partition).upsert([record], before_write=hold.renew)
     except ProviderError as exc:
-        if not _take_back(hold, configuration, step):
-            refused = _recorded_not_published(configuration, step)
+        if not _take_back(hold, from_state, changed_at_before):
+            refused = _recorded_not_published(configuration, to_state)
             audit.finish(entry, AuditOutcome.WARNING, refused.message)
             raise refused from exc
         message = f"Could not publish the DMARC record: {exc.message}"
         audit.finish(entry, AuditOutcome.FAILED, message + " Nothing changed.")
         raise ActionRefused(message) from exc
     except Lost:
-        refused = _recorded_not_published(configuration, step)
+        refused = _recorded_not_published(configuration, to_state)
         audit.finish(entry, AuditOutcome.WARNING, refused.message)
         raise refused from None
     except Exception as exc:  # a bug or an unexpected answer: the decision stands, for Repair to publish
@@ -256,19 +303,19 @@ def configuration_ramp_dmarc(
         hold.release()  # a hold lost by now changes nothing: the state and its entry are written
         audit.finish(entry, AuditOutcome.DONE, f"Published {record.value}")
     return ActionResult(f"DMARC is now {record.value}", details=[
-        f"{configuration.sending_domain}: DMARC {step.from_state} -> {step.to_state}; published \"{record.value}\""])
+        f"{configuration.sending_domain}: DMARC {from_state} -> {to_state}; published \"{record.value}\""])
 
 
-def _take_back(hold, configuration: EmailConfiguration, step: Step) -> bool:
+def _take_back(hold, from_state: str, changed_at_before: datetime) -> bool:
     """The provider refused the record, so DNS is as it was: so is the database (the audit entry
     says it failed). False if the hold was lost meanwhile: then the decision stands, for Repair to publish."""
-    return hold.release(dmarc_state=step.from_state, dmarc_changed_at=configuration.dmarc_changed_at)
+    return hold.release(dmarc_state=from_state, dmarc_changed_at=changed_at_before)
 
 
-def _recorded_not_published(configuration: EmailConfiguration, step: Step) -> ActionRefused:
+def _recorded_not_published(configuration: EmailConfiguration, to_state: str) -> ActionRefused:
     """Someone else holds the row now (the step outlasted its lease) and nothing reached DNS."""
     domain = configuration.sending_domain
     return ActionRefused(
-        f"DMARC {_label(step.to_state)} is recorded for {domain} but not yet published, because the configuration "
+        f"DMARC {_label(to_state)} is recorded for {domain} but not yet published, because the configuration "
         f"was busy; Repair DNS (`manage.py repair {domain}`) publishes it, and the next DNS check shows the difference."
     )

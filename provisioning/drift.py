@@ -38,7 +38,7 @@ from tenants.models import (
     Work,
 )
 
-from . import dkim_rotation
+from . import dispatch, dkim_rotation
 from .models import RecordCheck
 from .providers import Providers
 from .records import (
@@ -184,16 +184,48 @@ def check_run(*, configuration_id: int, providers: Providers, token, trigger: st
     return WorkOutcome(Outcome.FINISHED if checks else Outcome.BUSY)
 
 
-def configuration_repair(*, configuration_id: int, actor, providers: Providers) -> ActionResult:
-    """Re-publish every desired record in one change, then check them again (drift -> active if all ok)."""
+def configuration_repair(*, configuration_id: int, actor, providers: Providers | None = None,
+                         queue: bool = False) -> ActionResult:
+    """Re-publish every desired record in one change, then check them again (drift -> active if all
+    ok): here with `providers` (the command line), or by a worker with `queue` (a page, which follows
+    the work and shows its entry's outcome; a person's request never waits on the DNS provider)."""
+    if not queue and providers is None:
+        raise ValueError("repair here (providers) or queue it for a worker")
     configuration = EmailConfiguration.objects.load(configuration_id)
     require("repair", configuration, actor)
     # Re-publishes what it loaded: only if nothing those records come from changed meanwhile.
     status = configuration.status
-    with transaction.atomic():  # the hold and its audit entry together; the entry is completed below
-        hold = take_for("repair", configuration, actor, same=records_source(configuration))
+    with transaction.atomic():  # the hold, its audit entry and (queued) the message, together
+        hold = take_for("repair", configuration, actor, same=records_source(configuration), queued=queue)
         entry = audit.record(AuditAction.REPAIR, actor=actor, configuration=configuration, before=status,
                              after=status, outcome=AuditOutcome.PENDING)
+        if queue:
+            dispatch.enqueue(hold, trigger="manual")
+    if queue:
+        return ActionResult(f"Re-publishing the DNS records of {configuration.sending_domain} and checking them "
+                            "again; this page shows when it is done.", "info")
+    return _repair(hold, configuration, entry, providers)
+
+
+def repair_run(*, configuration_id: int, providers: Providers, token, trigger: str = "") -> WorkOutcome:
+    """The worker's half of a queued repair."""
+    hold = resume(configuration_id, token, Work.REPAIR, for_person=True)
+    if hold is None:
+        return WorkOutcome(Outcome.BUSY)
+    configuration = EmailConfiguration.objects.load(configuration_id)
+    entry = audit.pending(configuration, AuditAction.REPAIR)
+    if entry is None:  # nothing asked for (a message without its request): give the row back
+        hold.release()
+        return WorkOutcome(Outcome.BUSY)
+    try:
+        _repair(hold, configuration, entry, providers)
+    except ActionRefused:
+        return WorkOutcome(Outcome.FAILED)  # the entry says why; the page shows it
+    return WorkOutcome(Outcome.FINISHED)
+
+
+def _repair(hold: Hold, configuration: EmailConfiguration, entry, providers: Providers) -> ActionResult:
+    status = configuration.status
     with audit.finishing(entry):
         publish_held(hold, configuration, desired_for(configuration), providers, failed="Repair did not complete")
         try:

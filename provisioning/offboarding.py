@@ -37,6 +37,7 @@ from tenants.models import (
 )
 from tenants.roles import Actor
 
+from . import dispatch
 from .providers import Providers
 from .records import desired_for
 from .results import ActionResult, Outcome, WorkOutcome
@@ -48,32 +49,50 @@ NO_ROTATION = dict(dkim_rotation="", dkim_pending_host="", dkim_pending_value=""
                    dkim_revoked_value="", dkim_rotation_error="")
 
 
-def configuration_offboard(*, configuration_id: int, actor: Actor, providers: Providers) -> ActionResult:
+def configuration_offboard(*, configuration_id: int, actor: Actor, providers: Providers | None = None,
+                           queue: bool = False) -> ActionResult:
+    """Offboard here with `providers` (the command line), or by a worker with `queue` (a page, which
+    follows the work; its entry is completed by the worker)."""
+    if not queue and providers is None:
+        raise ValueError("offboard here (providers) or queue it for a worker")
     configuration = EmailConfiguration.objects.load(configuration_id)
     require("offboard", configuration, actor)
     status = configuration.status
-    with transaction.atomic():  # the decision and its audit entry together; the entry is completed below
+    with transaction.atomic():  # the decision, its audit entry and (queued) the message, together
         hold = take_for("offboard", configuration, actor, to=None if status == OFFBOARDING else OFFBOARDING,
-                        due_at=timezone.now(), last_error="", offboarded_by=actor.name)
+                        queued=queue, due_at=timezone.now(), last_error="", offboarded_by=actor.name)
         entry = audit.record(AuditAction.OFFBOARD, actor=actor, configuration=configuration, before=status,
                              after=OFFBOARDING, outcome=AuditOutcome.PENDING)
+        if queue:
+            dispatch.enqueue(hold, trigger="manual")
+    if queue:
+        return ActionResult(f"Offboarding {configuration.sending_domain}: removing its DNS records, webhook, "
+                            "sending domain and server; this page shows when it is done.", "info")
     configuration.refresh_from_db()
     with audit.finishing(entry):
         return _offboard(hold, configuration, providers, entry=entry)
 
 
 def offboard_run(*, configuration_id: int, providers: Providers, token: uuid.UUID, trigger: str = "") -> WorkOutcome:
-    """Resume an offboarding whose worker died (the dispatcher's hold)."""
-    hold = resume(configuration_id, token, Work.OFFBOARD)
+    """The worker's offboarding: a person's queued one (its entry completed here), or one whose worker
+    died or that a passing error stopped (the dispatcher's hold)."""
+    entry = audit.pending(EmailConfiguration(pk=configuration_id), AuditAction.OFFBOARD)
+    hold = resume(configuration_id, token, Work.OFFBOARD, for_person=entry is not None)
     if hold is None:
         return WorkOutcome(Outcome.BUSY)
     configuration = EmailConfiguration.objects.load(configuration_id)
     problem = credentials_problem(configuration, ACTIONS["offboard"].needs(configuration))
     if problem:
         hold.release(due_at=None, last_error=f"Offboarding stopped: {problem}")
+        if entry is not None:
+            audit.finish(entry, AuditOutcome.FAILED, f"Offboarding stopped: {problem}")
         return WorkOutcome(Outcome.STOPPED)
     try:
-        _offboard(hold, configuration, providers)
+        if entry is None:
+            _offboard(hold, configuration, providers)
+        else:
+            with audit.finishing(entry):
+                _offboard(hold, configuration, providers, entry=entry)
     except ActionRefused:
         return WorkOutcome(Outcome.STOPPED)
     return WorkOutcome(Outcome.FINISHED)

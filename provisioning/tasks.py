@@ -7,10 +7,12 @@ from functools import partial
 
 from celery import shared_task
 
+from ardamail_admin import metrics
 from tenants.models import Work
 
 from . import dispatch
-from .drift import check_run
+from .dmarc import ramp_run
+from .drift import check_run, repair_run
 from .offboarding import offboard_run
 from .providers import Providers
 from .runs import provision_run
@@ -22,6 +24,8 @@ HANDLERS = {
     Work.CHECK_DNS: check_run,
     Work.OFFBOARD: offboard_run,
     Work.ROTATE_DKIM: partial(check_run, work=Work.ROTATE_DKIM),  # its first step, then a DNS check
+    Work.RAMP: ramp_run,  # a person's DMARC step, decided and recorded by the page
+    Work.REPAIR: repair_run,  # a person's repair, asked for on the page
 }
 
 
@@ -29,6 +33,7 @@ HANDLERS = {
 def run_work(self, configuration_id: int, work: str, token: str, trigger: str = ""):
     outcome = HANDLERS[work](configuration_id=configuration_id, providers=Providers.default(),
                              token=uuid.UUID(token), trigger=trigger or "schedule")
+    metrics.WORK_RUNS.labels(work, str(outcome.state)).inc()
     if outcome.retry_in is not None:
         # The step's attempt count (on its row) bounds the retries, not Celery's max_retries. The
         # retry carries the hold's current token: the one this message came with is spent.

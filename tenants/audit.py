@@ -77,6 +77,13 @@ def finish(entry: AuditEntry, outcome: str, message: str = "", *, after: str | N
     return bool(done)
 
 
+def pending(configuration, action: str) -> AuditEntry | None:
+    """The pending entry of a person's queued `action` on `configuration` (its worker completes it):
+    the newest, since the action's hold lets only one be under way at a time."""
+    return AuditEntry.objects.filter(configuration=configuration, action=action,
+                                     outcome=AuditOutcome.PENDING).order_by("-at", "-id").first()
+
+
 @contextmanager
 def finishing(entry: AuditEntry) -> Iterator[AuditEntry]:
     """Work under a pending entry: if it raises, the entry says it failed and why (a refusal's

@@ -28,6 +28,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from ardamail_admin import metrics
+
 from . import audit, credentials, roles
 from .models import ConfigurationStatus as S
 from .models import DkimRotation, EmailConfiguration, Work
@@ -136,6 +138,7 @@ def transition(
             if rows.filter(status=before).update(**fields):
                 audit.state_change(configuration_id, before=before, after=to, task=audit_as,
                                    reason=fields.get("last_error", ""), at=now)
+                transaction.on_commit(metrics.STATE_CHANGES.labels(before, to).inc)  # drift found: to=drift
                 return True
     return False
 
@@ -192,14 +195,15 @@ def take(configuration_id: int, work: str, *, expect: Iterable[str], to: str | N
     return None
 
 
-def resume(configuration_id: int, token: uuid.UUID, work: str) -> Hold | None:
+def resume(configuration_id: int, token: uuid.UUID, work: str, *, for_person: bool = False) -> Hold | None:
     """Start the work a queued message carries, if its hold still holds the row; None if not.
+    `for_person`: the work of a person's action (its entry says what it did, not a system entry).
 
     The token is exchanged for a new one in the same write, so a second delivery of the same
     message (a publish retry, a redelivery after a lost ack) finds the row taken and does nothing."""
     fresh = uuid.uuid4()
     if transition(configuration_id, expect=ANY, holder=token, hold=(fresh, work, 0)):
-        return Hold(configuration_id, fresh, work)
+        return Hold(configuration_id, fresh, work, for_person)
     return None
 
 

@@ -184,6 +184,18 @@ def run_to_end(configuration, harness, token=None):
     return outcome
 
 
+def run_held(configuration, harness, *, trigger="manual"):
+    """Run the work a page queued, as a worker would: the message's token is the row's holder."""
+    from provisioning.tasks import HANDLERS
+
+    row = EmailConfiguration.objects.values("holder", "held_for").get(pk=configuration.pk)
+    assert row["holder"] is not None, "nothing was queued"
+    outcome = HANDLERS[row["held_for"]](configuration_id=configuration.pk, providers=harness.providers,
+                                        token=row["holder"], trigger=trigger)
+    configuration.refresh_from_db()
+    return outcome
+
+
 # --- scenario helpers shared by the workflow, verification, drift and DMARC tests ------------
 
 

@@ -24,6 +24,7 @@ from tests.harness import (
     only_step,
     reported,
     rrsets,
+    run_held,
 )
 
 DMARC_NAME = f"_dmarc.{DOMAIN}"
@@ -281,6 +282,61 @@ def test_a_route53_failure_is_a_refusal_that_changes_nothing(active, harness, em
     assert failed.message == exc.value.message + " Nothing changed."
 
 
+def test_a_queued_step_the_provider_refuses_is_taken_back_by_the_worker_with_its_sentence(
+        active, harness, email_admin_user):
+    from botocore.exceptions import ClientError
+
+    def refuse(**kwargs):
+        raise ClientError({"Error": {"Code": "InvalidChangeBatch", "Message": "nope"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400}}, "ChangeResourceRecordSets")
+
+    changed_at, calls = active.dmarc_changed_at, len(harness.route53_calls)
+    result = configuration_ramp_dmarc(configuration_id=active.pk, to_state="quarantine_test",
+                                      actor=Actor.of(email_admin_user), queue=True, now=changed_at + WEEK)
+    assert result.level == "info" and len(harness.route53_calls) == calls  # decided and queued, nothing sent
+    assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "quarantine_test"
+    harness.session._session.get_component("event_emitter").register(
+        "before-call.route53.ChangeResourceRecordSets", refuse)
+    assert run_held(active, harness).state == "failed"
+    # As it was: the state and the time it was reached (so the dwell is not restarted), the row free.
+    assert (active.dmarc_state, active.dmarc_changed_at, active.holder) == ("none", changed_at, None)
+    failed = only_step(outcome=None)
+    assert (failed.outcome, failed.message) == ("failed", "Could not publish the DMARC record: Route53 could not "
+                                                          "update records in the zone prod.ardamails.com: nope "
+                                                          "(InvalidChangeBatch) Nothing changed.")
+
+
+def test_a_queued_step_whose_row_was_taken_over_keeps_the_decision_for_repair(active, harness, email_admin_user):
+    import uuid
+
+    configuration_ramp_dmarc(configuration_id=active.pk, to_state="quarantine_test", actor=Actor.of(email_admin_user),
+                             queue=True, now=active.dmarc_changed_at + WEEK)
+
+    def steal(**kwargs):  # the step outlived its lease and someone else took the row
+        EmailConfiguration.objects.filter(pk=active.pk).update(holder=uuid.uuid4())
+
+    harness.session._session.get_component("event_emitter").register(
+        "before-call.route53.ListHostedZonesByName", steal)
+    assert run_held(active, harness).state == "failed"
+    step = only_step(outcome=None)
+    assert step.outcome == "warning" and step.message.startswith("DMARC p=quarantine, test mode is recorded for ")
+    assert active.dmarc_state == "quarantine_test"
+
+
+def test_a_queued_step_message_without_its_decision_gives_the_row_back(active, harness):
+    from tenants.lifecycle import take
+
+    take(active.pk, "ramp", expect={"active"}, queued=True)  # a hold, but no pending entry
+    calls = len(harness.route53_calls)
+    assert run_held(active, harness).state == "busy"
+    assert active.holder is None and len(harness.route53_calls) == calls and not dmarc_steps(outcome=None)
+
+
+def test_publishing_is_done_here_or_queued_never_neither(active):
+    with pytest.raises(ValueError):
+        configuration_ramp_dmarc(configuration_id=active.pk, to_state="quarantine_test", actor=ADMIN)
+
+
 # --- for the pages ---------------------------------------------------------------------------
 
 
@@ -472,12 +528,19 @@ def test_the_page_confirms_an_emergency_relax_before_it_happens(active, harness,
     assert (answer.status_code, answer.json()["message"]) == (400, "Confirm the emergency relax first (confirmed=yes).")
     assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "reject" and not dmarc_steps(outcome=None)
     answer = admin_client_ea.post(url, {**asked, "confirmed": "yes"}, HTTP_ACCEPT="application/json")
-    assert answer.json()["message"] == f"DMARC is now v=DMARC1; p=none{RUA}"
-    assert only_step().reason == "invoices bounce <at> a big receiver"
+    # The page queues the publishing (no request waits on Route53) and follows it.
+    assert answer.json() == {"level": "info", "message": f"Publishing DMARC v=DMARC1; p=none{RUA} for {DOMAIN}; "
+                                                         "this page shows when it is done."}
+    step = only_step(outcome=None)
+    assert (step.reason, step.outcome) == ("invoices bounce <at> a big receiver", "pending")
+    assert EmailConfiguration.objects.get(pk=active.pk).dmarc_state == "none"  # the decision, recorded at once
+    run_held(active, harness)
+    assert only_step().message == f"Published v=DMARC1; p=none{RUA}"
+    assert rrsets(harness, DMARC_NAME)[1][0]["ResourceRecords"] == [{"Value": f'"v=DMARC1; p=none{RUA}"'}]
     # One step back is no emergency: no confirmation asked.
     EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="quarantine", holder=None)
     answer = admin_client_ea.post(url, {"to": "quarantine_test"}, HTTP_ACCEPT="application/json")
-    assert answer.json()["message"] == f"DMARC is now v=DMARC1; p=quarantine; pct=0; t=y{RUA}"
+    assert answer.json()["message"].startswith(f"Publishing DMARC v=DMARC1; p=quarantine; pct=0; t=y{RUA} for ")
 
 
 def test_the_relax_form_stays_in_view_disabled_with_why_while_the_configuration_is_busy(active, admin_client_ea):

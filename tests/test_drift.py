@@ -21,6 +21,7 @@ from tests.harness import (
     delete_record,
     put_txt,
     rrsets,
+    run_held,
 )
 
 CLI = Actor.command_line()
@@ -63,6 +64,70 @@ def test_repair_republishes_the_records_and_returns_to_active(harness, configure
     assert harness.route53_calls[before:].count("ChangeResourceRecordSets") == 1
     _, [dkim] = rrsets(harness, configuration.dkim_host)
     assert dkim["ResourceRecords"] == [{"Value": f'"{configuration.dkim_value}"'}]
+
+
+def test_the_page_queues_a_repair_and_a_worker_does_it_under_the_same_entry(harness, configured_partitions,
+                                                                             support_client):
+    from django.urls import reverse
+
+    from tenants.models import AuditEntry
+
+    configuration = activated(harness, configured_partitions)
+    delete_record(harness, configuration.dkim_host, "TXT")
+    drift(configuration, harness)
+    before = len(harness.route53_calls)
+    answer = support_client.post(reverse("dashboard:repair", args=[configuration.pk]), HTTP_ACCEPT="application/json")
+    # The request only decided and queued: no Route53 call, the row held for the repair, its entry pending.
+    assert answer.json() == {"level": "info", "message": f"Re-publishing the DNS records of {DOMAIN} and checking "
+                                                         "them again; this page shows when it is done."}
+    assert harness.route53_calls[before:] == []
+    configuration.refresh_from_db()
+    assert configuration.held_for == "repair" and configuration.status == "drift"
+    entry = AuditEntry.objects.get(action="repair")
+    assert (entry.actor, entry.outcome) == ("support1", "pending")
+    assert run_held(configuration, harness).state == "finished"
+    assert configuration.status == "active" and configuration.holder is None
+    entry.refresh_from_db()
+    assert (entry.outcome, entry.message, entry.after) == ("done", "Records re-published and confirmed.", "active")
+    # One entry for the person's action; the worker's move back to active is that entry's, not the system's.
+    assert not AuditEntry.objects.filter(action="state_change", task="repair").exists()
+    _, [dkim] = rrsets(harness, configuration.dkim_host)
+    assert dkim["ResourceRecords"] == [{"Value": f'"{configuration.dkim_value}"'}]
+
+
+def test_a_queued_repair_the_provider_refuses_says_why_on_its_entry_and_frees_the_row(
+        harness, configured_partitions, support_client):
+    from botocore.exceptions import ClientError
+    from django.urls import reverse
+
+    from tenants.models import AuditEntry
+
+    configuration = activated(harness, configured_partitions)
+    delete_record(harness, configuration.dkim_host, "TXT")
+    drift(configuration, harness)
+    support_client.post(reverse("dashboard:repair", args=[configuration.pk]), HTTP_ACCEPT="application/json")
+
+    def refuse(**kwargs):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed to change this zone"},
+                           "ResponseMetadata": {"HTTPStatusCode": 403}}, "ChangeResourceRecordSets")
+
+    harness.session._session.get_component("event_emitter").register(
+        "before-call.route53.ChangeResourceRecordSets", refuse)
+    assert run_held(configuration, harness).state == "failed"
+    entry = AuditEntry.objects.get(action="repair")
+    assert entry.outcome == "failed" and entry.message.startswith("Repair did not complete: ")
+    assert "not allowed to change this zone" in entry.message
+    assert configuration.holder is None and configuration.status == "drift"  # Repair may be asked again
+
+
+def test_a_queued_repair_message_without_its_request_gives_the_row_back(harness, configured_partitions):
+    from tenants.lifecycle import take
+
+    configuration = activated(harness, configured_partitions)
+    take(configuration.pk, "repair", expect={"active"}, queued=True)  # a hold, but no pending entry
+    before = len(harness.route53_calls)
+    assert run_held(configuration, harness).state == "busy"
+    assert configuration.holder is None and harness.route53_calls[before:] == []
 
 
 def test_a_changed_dmarc_value_is_different_with_both_values_named(harness, configured_partitions):
@@ -251,3 +316,9 @@ def test_the_repair_command_brings_it_back(harness, configured_partitions, capsy
     drift(configuration, harness)
     call_command("repair", DOMAIN)
     assert capsys.readouterr().out.splitlines()[-1] == f"{DOMAIN}: active"
+
+
+def test_a_repair_is_done_here_or_queued_never_neither(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    with pytest.raises(ValueError):
+        configuration_repair(configuration_id=configuration.pk, actor=CLI)

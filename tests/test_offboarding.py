@@ -26,6 +26,7 @@ from tests.harness import (
     providers_on,
     queued,
     rrsets,
+    run_held,
 )
 
 CLI = Actor.command_line()
@@ -50,6 +51,58 @@ def test_it_removes_the_records_webhook_and_domain_and_keeps_an_undeletable_serv
     assert [(r.method, r.path) for r in harness.transport.sent[-3:]] == [
         ("DELETE", f"/webhooks/{ids[0]}"), ("DELETE", f"/domains/{ids[1]}"), ("DELETE", f"/servers/{ids[2]}")
     ]
+
+
+def test_the_page_queues_the_offboarding_and_a_worker_completes_its_entry(harness, configured_partitions,
+                                                                        admin_client_ea):
+    from django.urls import reverse
+
+    from tenants.models import AuditEntry
+
+    configuration = activated(harness, configured_partitions)
+    sent = len(harness.transport.sent)
+    answer = admin_client_ea.post(reverse("dashboard:offboard", args=[configuration.pk]),
+                                  HTTP_ACCEPT="application/json")
+    assert answer.json()["level"] == "info" and answer.json()["message"].startswith(f"Offboarding {DOMAIN}: ")
+    assert len(harness.transport.sent) == sent  # nothing asked of Postmark during the request
+    configuration.refresh_from_db()
+    assert (configuration.status, configuration.held_for) == ("offboarding", "offboard")
+    entry = AuditEntry.objects.get(action="offboard")
+    assert entry.outcome == "pending"
+    assert run_held(configuration, harness).state == "finished"
+    assert configuration.status == "offboarded" and harness.simulator.state()["domains"] == []
+    entry.refresh_from_db()
+    assert (entry.outcome, entry.after) == ("done", "offboarded") and entry.message.startswith("Offboarded: ")
+    # The person's entry says it all: no system entry for the worker's move to offboarded.
+    assert not AuditEntry.objects.filter(action="state_change", task="offboard").exists()
+
+
+def test_a_queued_offboarding_that_stops_says_why_on_its_entry(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    configuration_offboard(configuration_id=configuration.pk, actor=CLI, queue=True)
+    harness.simulator.inject_fault(method="DELETE", path_pattern="^/domains/", status=422, message="Nope")
+    assert run_held(configuration, harness).state == "stopped"
+    entry = configuration.audit_entries.get(action="offboard")
+    assert entry.outcome == "failed" and entry.message.startswith("Offboarding stopped: ")
+    assert (configuration.status, configuration.holder) == ("offboarding", None)
+
+
+def test_a_queued_offboarding_whose_secret_went_missing_stops_with_its_entry_saying_so(
+        harness, configured_partitions, secrets_dir):
+    configuration = activated(harness, configured_partitions)
+    configuration_offboard(configuration_id=configuration.pk, actor=CLI, queue=True)
+    for path in secrets_dir.rglob("*AccountToken*"):
+        path.unlink()
+    assert run_held(configuration, harness).state == "stopped"
+    entry = configuration.audit_entries.get(action="offboard")
+    assert entry.outcome == "failed" and entry.message.startswith("Offboarding stopped: ")
+    assert configuration.last_error == entry.message
+
+
+def test_offboarding_is_done_here_or_queued_never_neither(harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    with pytest.raises(ValueError):
+        configuration_offboard(configuration_id=configuration.pk, actor=CLI)
 
 
 def test_an_interrupted_offboarding_resumes_where_it_stopped(harness, configured_partitions):
