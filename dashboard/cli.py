@@ -30,15 +30,21 @@ def configuration_for(sending_domain: str) -> EmailConfiguration:
         )
     if configuration is None:
         raise CommandError(f"No configuration has the sending domain {sending_domain!r}.")
+    outside = Actor.command_line().partition_refusal(configuration.partition.name)
+    if outside:  # ARDAMAIL_CLI_USER names a person who works in other partitions
+        raise CommandError(outside)
     return configuration
 
 
 def partition_named(name: str) -> Partition:
     """The partition of a `--partition` option, or the CommandError every command gives."""
-    partition = find_partition(name)
+    partition, actor = find_partition(name), Actor.command_line()
     if partition is None:
-        raise CommandError(f"There is no partition named {name!r}; the partitions are "
-                           f"{', '.join(Partition.objects.values_list('name', flat=True)) or 'none yet'}.")
+        names = actor.visible(Partition.objects.all(), "name").values_list("name", flat=True)
+        raise CommandError(f"There is no partition named {name!r}; the partitions are {', '.join(names) or 'none yet'}.")
+    outside = actor.partition_refusal(partition.name)
+    if outside:
+        raise CommandError(outside)
     return partition
 
 

@@ -83,8 +83,19 @@ class OnboardForm(forms.Form):
         validate_from_local_part(value)
         return value
 
+    def __init__(self, *args, actor=None, **kwargs):
+        """`actor`: who submits it; a partition it may not work in is not offered, and refused with why."""
+        super().__init__(*args, **kwargs)
+        self.actor = actor
+        if actor is not None and actor.partitions is not None:
+            field = self.fields["partition"]
+            field.widget.choices = [(v, label) for v, label in field.choices if not v or str(v) in actor.partitions]
+
     def clean_partition(self):
         partition = self.cleaned_data["partition"]
+        outside = self.actor.partition_refusal(partition.name) if self.actor is not None else ""
+        if outside:
+            raise ValidationError(outside)
         # Refused before anything is created or any provider is called (tenants.credentials).
         problem = credentials_problem(EmailConfiguration(partition=partition), PROVISION_NEEDS)
         if problem:
@@ -221,9 +232,9 @@ def form_errors(form: forms.Form) -> str:
     return "\n".join(lines)
 
 
-def onboarding_row(values: dict) -> tuple[dict | None, str]:
+def onboarding_row(values: dict, actor=None) -> tuple[dict | None, str]:
     """One bulk-onboarding row judged exactly as the onboarding form judges it (provisioning.bulk)."""
-    form = OnboardForm(values)
+    form = OnboardForm(values, actor=actor)
     if form.is_valid():
         return form.cleaned_data, ""
     return None, form_errors(form).replace("\n", "; ")

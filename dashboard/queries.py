@@ -41,9 +41,9 @@ def _counts(rows, field, choices) -> list[tuple[str, str, int]]:
     return [(value, label, found.get(value, 0)) for value, label in choices]
 
 
-def partition_counts(partition: Partition | None) -> Counts:
-    """Counts per status and per DMARC state: two grouped queries."""
-    qs = EmailConfiguration.objects.all()
+def partition_counts(partition: Partition | None, *, actor=None) -> Counts:
+    """Counts per status and per DMARC state (of the partitions `actor` may see): two grouped queries."""
+    qs = EmailConfiguration.objects.all() if actor is None else actor.visible(EmailConfiguration.objects.all())
     if partition is not None:
         qs = qs.filter(partition=partition)
     by_status = _counts(qs.values("status").annotate(n=Count("id")).order_by(), "status", ConfigurationStatus.choices)
@@ -54,11 +54,13 @@ def partition_counts(partition: Partition | None) -> Counts:
     return Counts(by_status, by_dmarc, sum(n for _, _, n in by_status))
 
 
-def summary_by_partition() -> list[dict]:
-    """One row per partition with its status counts: one query for partitions, one grouped count."""
-    partitions = list(Partition.objects.all())
+def summary_by_partition(*, actor=None) -> list[dict]:
+    """One row per partition (that `actor` may see) with its status counts: one query for
+    partitions, one grouped count."""
+    partitions = list(Partition.objects.all() if actor is None else actor.visible(Partition.objects.all(), "name"))
     grouped = (
-        EmailConfiguration.objects.values("partition_id", "status").annotate(n=Count("id")).order_by()
+        EmailConfiguration.objects.filter(partition__in=[p.pk for p in partitions])
+        .values("partition_id", "status").annotate(n=Count("id")).order_by()
     )
     per: dict[int, dict[str, int]] = {}
     for row in grouped:
@@ -74,7 +76,7 @@ SORT_FIELDS = {"bounce_rate": "event_stats__bounce_rate_7d", "complaint_rate": "
 
 
 def configuration_search(
-    *, partition: Partition | None, q: str = "", status: str = "", dmarc: str = "", sort: str = ""
+    *, partition: Partition | None, q: str = "", status: str = "", dmarc: str = "", sort: str = "", actor=None,
 ) -> QuerySet[EmailConfiguration]:
     """Input comes cleaned by SearchForm (no NUL, known status, DMARC state and sort, lowercase text).
     Each row carries its 7-day event counts (events.EventStats, the roll-up) and whether a rate is
@@ -86,6 +88,8 @@ def configuration_search(
                                              then=Value(True)), default=Value(False), output_field=BooleanField())))
     if partition is not None:
         qs = qs.filter(partition=partition)
+    if actor is not None:
+        qs = actor.visible(qs)
     if q:
         qs = qs.filter(
             Q(sending_domain__contains=q) | Q(tenant__slug__contains=q) | Q(tenant__display_name__icontains=q)
@@ -181,12 +185,15 @@ def _day_start(day):
 
 
 def audit_entries(*, actor: str = "", action: str = "", partition: str = "", configuration: int | None = None,
-                  since=None, until=None, after: int | None = None, limit: int = 50) -> tuple[list[AuditEntry], str]:
+                  since=None, until=None, after: int | None = None, limit: int = 50,
+                  among: frozenset[str] | None = None) -> tuple[list[AuditEntry], str]:
     """One page of the audit log, newest first, and the marker of the next page ("" on the last).
 
     Keyset pagination on (time, id), so a page deep into a long log costs what the first one does:
     a query on an index for each filter, ordered as the index is."""
     rows = AuditEntry.objects.all()
+    if among is not None:  # the partitions the person may see (entries of no partition are the platform's)
+        rows = rows.filter(partition__in=among)
     if actor:
         rows = rows.filter(actor=actor)
     if action:

@@ -5,12 +5,13 @@ through an action a person asked for (opening the Health page asks for its check
 
 import hashlib
 import re
+from functools import partial
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -75,10 +76,20 @@ LEVELS = {"success": messages.SUCCESS, "info": messages.INFO, "warning": message
 
 
 def home(request):
+    actor = Actor.of(request.user)
     return render(request, "dashboard/home.html", {
-        "rows": queries.summary_by_partition(), "counts": queries.partition_counts(None),
-        "attention": queries.needs_attention().count(),
+        "rows": queries.summary_by_partition(actor=actor), "counts": queries.partition_counts(None, actor=actor),
+        "attention": actor.visible(queries.needs_attention()).count(),
     })
+
+
+def _partition(request, name: str) -> Partition:
+    """The partition named in the URL or a filter, if the person may see it; 404 otherwise (a
+    partition outside their work is not theirs to know of)."""
+    partition = find_partition(name)
+    if partition is None or not Actor.of(request.user).works_in(partition.name):
+        raise Http404("There is no such partition.")
+    return partition
 
 
 def attention(request):
@@ -86,22 +97,21 @@ def attention(request):
     `?row=<id>` only that configuration's row (the page follows the work a row's button started)."""
     if "row" in request.GET:
         return _attention_row(request, request.GET["row"])
-    partition = None
+    actor, partition = Actor.of(request.user), None
     if request.GET.get("partition"):
-        partition = find_partition(request.GET["partition"])
-        if partition is None:
-            raise Http404("There is no such partition.")
-    page = Paginator(queries.needs_attention(partition=partition), PAGE_SIZE).get_page(request.GET.get("page"))
+        partition = _partition(request, request.GET["partition"])
+    rows = actor.visible(queries.needs_attention(partition=partition))
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "dashboard/attention.html", {
-        "page": page, "rows": attention_rows(page.object_list, Actor.of(request.user)), "partition": partition,
-        "partitions": Partition.objects.all(),
+        "page": page, "rows": attention_rows(page.object_list, actor), "partition": partition,
+        "partitions": actor.visible(Partition.objects.all(), "name"),
     })
 
 
 def _attention_row(request, pk: str):
     if not re.fullmatch(r"[0-9]{1,18}", pk):
         raise Http404("There is no such configuration.")
-    configuration = get_object_or_404(EmailConfiguration.objects.select_related("tenant", "partition"), pk=int(pk))
+    configuration = _configuration(request, int(pk))
     rows = (attention_rows(queries.needs_attention().filter(pk=configuration.pk), Actor.of(request.user))
             or [settled_row(configuration)])
     return render(request, "dashboard/fragments/attention_rows.html", {"rows": rows})
@@ -112,7 +122,7 @@ def health(request):
     """Every health check, run now: the platform's, then each partition's. Its provider calls are
     reads with short timeouts, one attempt, and none again after a provider's first timeout, so a
     hung provider costs the page seconds, not minutes (health.clients); "Check again" reloads."""
-    checks = platform_check()
+    checks = platform_check(among=Actor.of(request.user).visible(Partition.objects.all(), "name"))
     return render(request, "dashboard/health.html", {
         "checks": checks, "problems": count(checks, Status.PROBLEM), "warnings": count(checks, Status.WARNING),
     })
@@ -121,12 +131,15 @@ def health(request):
 def reports(request):
     """The aggregate reports received, newest first; email admins upload report files here (each
     file's outcome is said on this page: stored, imported before, or refused and why)."""
-    results = []
+    results, actor = [], Actor.of(request.user)
     if request.method == "POST":
-        if not Actor.of(request.user).may(EMAIL_ADMIN):
+        if not actor.may(EMAIL_ADMIN):
             raise PermissionDenied(ROLE_REFUSALS[EMAIL_ADMIN])
+        if actor.partitions is not None:  # a report file may speak for any partition's domains
+            raise PermissionDenied("Uploading reports needs access to every partition: a file may cover any of "
+                                   "them. Ask an email admin who works in all partitions.")
         results = _upload(request)
-    page = Paginator(DmarcReport.objects.all(), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(_visible_reports(actor), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "dashboard/reports.html", {"page": page, "results": results,
                                                        "max_files": MAX_UPLOAD_FILES,
                                                        "max_bytes": settings.DMARC_REPORT_MAX_BYTES},
@@ -134,6 +147,18 @@ def reports(request):
 
 
 MAX_UPLOAD_FILES = 20
+
+
+def _visible_reports(actor):
+    """The reports about domains in the partitions `actor` may see (a policy domain is a sending
+    domain under a partition's mail zone, or the zone itself)."""
+    reports = DmarcReport.objects.all()
+    if actor.partitions is None:
+        return reports
+    inside = Q(pk__in=[])
+    for zone in Partition.objects.filter(name__in=actor.partitions).values_list("mail_zone", flat=True):
+        inside |= Q(policy_domain=zone) | Q(policy_domain__endswith="." + zone)
+    return reports.filter(inside)
 
 
 def _upload(request) -> list[ImportOutcome]:
@@ -155,10 +180,10 @@ def _upload(request) -> list[ImportOutcome]:
 
 def audit_log(request):
     """The audit log, newest first, filtered by actor, action, partition, configuration and days."""
-    form = AuditFilterForm(request.GET)
+    form, actor = AuditFilterForm(request.GET), Actor.of(request.user)
     entries, next_after, error = [], "", ""
     if form.is_valid():
-        entries, next_after = queries.audit_entries(**form.cleaned_data, limit=PAGE_SIZE)
+        entries, next_after = queries.audit_entries(**form.cleaned_data, limit=PAGE_SIZE, among=actor.partitions)
     else:
         error = form_errors(form)
     params = request.GET.copy()
@@ -168,11 +193,12 @@ def audit_log(request):
         "next_after": next_after, "first_page": not request.GET.get("after"),
         "filtered": any(request.GET.get(k) for k in AuditFilterForm.base_fields if k != "after"),
         "retention_days": settings.AUDIT_RETENTION_DAYS,
-        "partitions": Partition.objects.values_list("name", flat=True)})
+        "partitions": actor.visible(Partition.objects.all(), "name").values_list("name", flat=True)})
 
 
 def partition_list(request):
-    partitions = Partition.objects.annotate(configuration_count=Count("configurations"))
+    partitions = Actor.of(request.user).visible(Partition.objects.all(), "name").annotate(
+        configuration_count=Count("configurations"))
     return render(request, "dashboard/partition_list.html", {
         "rows": [(p, p.missing_secrets(), external_destination_record(p)) for p in partitions]})
 
@@ -180,7 +206,7 @@ def partition_list(request):
 def _overview(request, partition):
     form = SearchForm(request.GET)
     if form.is_valid():
-        results = queries.configuration_search(partition=partition, **form.cleaned_data)
+        results = queries.configuration_search(partition=partition, actor=Actor.of(request.user), **form.cleaned_data)
     else:
         results = EmailConfiguration.objects.none()
     page = Paginator(results, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -191,7 +217,8 @@ def _overview(request, partition):
     return {
         "partition": partition, "page": page, "form": form, **data,
         "filtered": any(request.GET.get(k) for k in ("q", "status", "dmarc")),
-        "counts": queries.partition_counts(partition), "query_string": params.urlencode(),
+        "counts": queries.partition_counts(partition, actor=Actor.of(request.user)),
+        "query_string": params.urlencode(),
         "sort_links": _sort_links(params, data["sort"]),
         "bounce_threshold": settings.EVENTS_BOUNCE_RATE_THRESHOLD,
         "complaint_threshold": settings.EVENTS_COMPLAINT_RATE_THRESHOLD,
@@ -222,7 +249,7 @@ def _sort_links(params, current: str) -> dict[str, dict]:
 
 
 def partition_detail(request, name):
-    partition = get_object_or_404(Partition, name=name)
+    partition = _partition(request, name)
     context = _overview(request, partition)
     context["missing"] = partition.missing_secrets()
     context["report_destination"] = external_destination_record(partition)
@@ -237,14 +264,15 @@ def configuration_list(request):
 @role_required(SUPPORT)
 def onboard(request):
     data = request.POST if request.method == "POST" else None  # an empty POST is still a submission
-    form = OnboardForm(data, initial={"partition": request.GET.get("partition")})
+    actor = Actor.of(request.user)
+    form = OnboardForm(data, initial={"partition": request.GET.get("partition")}, actor=actor)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             result = configuration_onboard(
                 partition=data["partition"], tenant_slug=data["tenant_slug"],
                 tenant_display_name=data["tenant_display_name"], config_slug=data["config_slug"],
-                from_local_part=data["from_local_part"], actor=Actor.of(request.user),
+                from_local_part=data["from_local_part"], actor=actor,
             )
         except ActionRefused as exc:
             if exc.forbidden:
@@ -260,8 +288,9 @@ def onboard(request):
 def bulk_onboard(request):
     """Upload a CSV: every row checked first; started only when all are valid, or on request the
     valid ones; then the batch's page follows them."""
+    actor = Actor.of(request.user)
     context = {"columns": ",".join(bulk.COLUMNS), "pace": settings.BULK_ONBOARD_PER_MINUTE,
-               "max_rows": settings.BULK_ONBOARD_MAX_ROWS, "batches": BulkOnboarding.objects.all()[:10]}
+               "max_rows": settings.BULK_ONBOARD_MAX_ROWS, "batches": _visible_batches(actor)[:10]}
     if request.method != "POST":
         return render(request, "dashboard/bulk_onboard.html", context)
     upload = request.FILES.get("file")
@@ -276,13 +305,13 @@ def bulk_onboard(request):
     except UnicodeDecodeError:
         context["errors"] = ["The file is not UTF-8 text; save it as CSV UTF-8."]
         return render(request, "dashboard/bulk_onboard.html", context, status=400)
-    plan = bulk.read_csv(text, validate=onboarding_row)
+    plan = bulk.read_csv(text, validate=partial(onboarding_row, actor=actor))
     valid_only = request.POST.get("valid_only") == "yes"
     context.update(plan=plan, filename=upload.name)
     if request.POST.get("dry_run") == "yes" or not plan.rows or (plan.errors and not valid_only):
         return render(request, "dashboard/bulk_onboard.html", context, status=400 if plan.errors else 200)
     try:
-        result = bulk.start(plan, actor=Actor.of(request.user), filename=upload.name)
+        result = bulk.start(plan, actor=actor, filename=upload.name)
     except ActionRefused as exc:
         if exc.forbidden:
             raise PermissionDenied(exc.message) from None
@@ -299,9 +328,21 @@ def bulk_onboard(request):
 BULK_MAX_BYTES = 2 * 1024 * 1024
 
 
+def _visible_batches(actor):
+    """The batches whose every configuration is in a partition `actor` may see."""
+    batches = BulkOnboarding.objects.all()
+    if actor.partitions is None:
+        return batches
+    return batches.exclude(members__configuration__partition__in=Partition.objects.exclude(name__in=actor.partitions))
+
+
+def _batch(request, pk):
+    return get_object_or_404(_visible_batches(Actor.of(request.user)), pk=pk)
+
+
 @require_GET
 def bulk_batch(request, pk):
-    batch = get_object_or_404(BulkOnboarding, pk=pk)
+    batch = _batch(request, pk)
     context = _bulk_context(batch, request)
     context["fragment"] = _fragment("bulk_progress", context, request)
     return render(request, "dashboard/bulk_batch.html", context)
@@ -309,7 +350,7 @@ def bulk_batch(request, pk):
 
 @require_GET
 def bulk_batch_live(request, pk):
-    batch = get_object_or_404(BulkOnboarding, pk=pk)
+    batch = _batch(request, pk)
     context = _bulk_context(batch, request)
     fragment = _fragment("bulk_progress", context, request)
     changed = {} if request.GET.get("have", "") == f"progress:{fragment['version']}" else {"progress": fragment}
@@ -323,8 +364,10 @@ def _bulk_context(batch, request) -> dict:
             "poll_ms": settings.DASHBOARD_POLL_WAITING_MS if counts["under_way"] else 0}
 
 
-def _configuration(pk):
-    return get_object_or_404(EmailConfiguration.objects.select_related("tenant", "partition"), pk=pk)
+def _configuration(request, pk):
+    """The configuration, if the person may see its partition (404 otherwise, as for one that does not exist)."""
+    rows = Actor.of(request.user).visible(EmailConfiguration.objects.select_related("tenant", "partition"))
+    return get_object_or_404(rows, pk=pk)
 
 
 def locked_out(request, original_response=None, credentials=None):
@@ -357,7 +400,7 @@ def _event_filter(request) -> dict:
 
 
 def configuration_detail(request, pk):
-    configuration = _configuration(pk)
+    configuration = _configuration(request, pk)
     context = configuration_context(configuration, user=request.user, event_filter=_event_filter(request))
     context["fragments"] = {name: _fragment(name, context, request) for name in FRAGMENTS}
     return render(request, "dashboard/configuration_detail.html", context)
@@ -376,7 +419,7 @@ def _fragment(name: str, context: dict, request) -> dict:
 @require_GET
 def configuration_live(request, pk):
     """The page's poll: only the fragments whose content changed since the versions the page holds."""
-    configuration = _configuration(pk)
+    configuration = _configuration(request, pk)
     context = configuration_context(configuration, user=request.user, event_filter=_event_filter(request))
     have = dict(pair.split(":", 1) for pair in request.GET.get("have", "").split(",") if ":" in pair)
     changed = {}
@@ -389,7 +432,7 @@ def configuration_live(request, pk):
 
 @require_GET
 def configuration_records(request, pk, fmt):
-    configuration = _configuration(pk)
+    configuration = _configuration(request, pk)
     rows = record_rows(configuration, list(configuration.steps.all()), list(configuration.record_checks.all()))
     if fmt == "csv":
         response = HttpResponse(records_csv(rows), content_type="text/csv; charset=utf-8")
@@ -410,7 +453,7 @@ def _answer(request, configuration, level: str, message: str):
 
 def _act(request, pk, action):
     """Run one service for the signed-in user; its sentence, or its refusal, is the answer."""
-    configuration = _configuration(pk)
+    configuration = _configuration(request, pk)
     try:
         result = action(configuration, Actor.of(request.user))
     except ActionRefused as exc:
@@ -427,7 +470,7 @@ def _with_form(request, pk, form_class, name, action):
         raise PermissionDenied(ROLE_REFUSALS[ACTIONS[name].role])
     form = form_class(request.POST)
     if not form.is_valid():
-        return _answer(request, _configuration(pk), "error", form_errors(form))
+        return _answer(request, _configuration(request, pk), "error", form_errors(form))
     return _act(request, pk, lambda c, actor: action(c, actor, form.cleaned_data))
 
 
@@ -450,7 +493,7 @@ def configuration_repair_view(request, pk):
 def configuration_ramp_view(request, pk):
     form = RampForm(request.POST)
     if form.is_valid() and not form.cleaned_data["confirmed"]:
-        configuration = _configuration(pk)
+        configuration = _configuration(request, pk)
         if (is_emergency_relax(configuration.dmarc_state, form.cleaned_data["to"])
                 and Actor.of(request.user).may(ACTIONS["relax_dmarc"].role)):
             return _confirm_relax(request, configuration, form.cleaned_data)

@@ -28,11 +28,13 @@ log = logging.getLogger("health")
 T = TypeVar("T")
 
 
-def platform_check(*, partition: Partition | None = None, providers: Providers | None = None) -> list[Check]:
-    """Every check, the platform's first, then each partition's (or only `partition`'s). It writes
-    nothing; its provider calls are reads through the health checks' own clients (health.clients),
-    which give up on a provider after one short timeout."""
-    partitions = [partition] if partition is not None else list(Partition.objects.all())
+def platform_check(*, partition: Partition | None = None, providers: Providers | None = None,
+                   among=None) -> list[Check]:
+    """Every check, the platform's first, then each partition's (or only `partition`'s; `among`: a
+    queryset of the partitions to check, e.g. those a person may see). It writes nothing; its
+    provider calls are reads through the health checks' own clients (health.clients), which give up
+    on a provider after one short timeout."""
+    partitions = [partition] if partition is not None else list(among if among is not None else Partition.objects.all())
     if providers is not None:
         return _checks(partitions, providers)
     with health_providers() as providers:

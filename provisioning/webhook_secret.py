@@ -61,6 +61,8 @@ def partition_rotate_webhook_secret(*, partition: Partition, actor: Actor, provi
                                     progress: Callable[[str], None] = lambda line: None) -> RotationReport:
     if not actor.may(EMAIL_ADMIN):
         raise ActionRefused(ROLE_REFUSALS[EMAIL_ADMIN], forbidden=True)
+    if actor.partition_refusal(partition.name):
+        raise ActionRefused(actor.partition_refusal(partition.name), forbidden=True)
     try:
         current = partition.webhook_secrets()[0]
     except secrets.MissingSecret as exc:

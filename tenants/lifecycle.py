@@ -344,6 +344,9 @@ def refusal(name: str, configuration: EmailConfiguration, actor: roles.Actor, *,
             now: datetime | None = None, check_credentials: bool = True) -> ActionRefused | None:
     """Why `actor` may not do action `name` now, or None. Role first, then state, hold, readiness, secrets."""
     action, c = ACTIONS[name], configuration
+    outside = actor.partition_refusal(c.partition.name)
+    if outside:
+        return ActionRefused(outside, forbidden=True)
     if not actor.may(action.role):
         return ActionRefused(roles.ROLE_REFUSALS[action.role], forbidden=True)
     if c.status not in action.states:
@@ -378,6 +381,9 @@ def require_onboarding(partition, actor: roles.Actor) -> None:
     and every secret provisioning will need, before anything is created."""
     if not actor.may(roles.SUPPORT):
         raise ActionRefused(roles.ROLE_REFUSALS[roles.SUPPORT], forbidden=True)
+    outside = actor.partition_refusal(partition.name)
+    if outside:
+        raise ActionRefused(outside, forbidden=True)
     problem = credentials.credentials_problem(EmailConfiguration(partition=partition), PROVISION_NEEDS)
     if problem:
         raise ActionRefused(f"Partition {partition.name} cannot be onboarded into yet: {problem}")

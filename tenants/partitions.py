@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from . import audit
 from .models import AuditAction, DeliveryType, Partition
+from .roles import ensure_partition_permissions
 from .validation import (
     validate_dns_label,
     validate_partition_name,
@@ -86,6 +87,7 @@ def sync_partitions(entries: list[dict], *, actor=None) -> SyncResult:
     """Create or update partitions; refuse to move the mail zone of one that has configurations.
     A person's sync (`actor`) is logged, with what changed."""
     result = SyncResult([], [], [])
+    ensure_partition_permissions(entry["name"] for entry in entries)
     existing = {p.name: p for p in Partition.objects.select_for_update()}
     for position, entry in enumerate(entries):
         partition = existing.get(entry["name"])

@@ -1,16 +1,26 @@
-"""Staff roles, and the actor every action names.
+"""Staff roles and partitions, and the actor every action names.
 
 Support may view, onboard, retry and check; email admins may also ramp DMARC to reject and
 offboard. Superusers count as email admins. What each role may do in which state is in
-tenants.lifecycle.ACTIONS; this module only says who has which role.
+tenants.lifecycle.ACTIONS; this module only says who has which role, and where.
+
+Partitions: a user (or a group) given one or more "Can work in partition …" permissions
+(`tenants.access_partition_<name>`, one per partition, granted in the admin like any other
+permission) sees and acts in those partitions only; a user with none of them, and every
+superuser, works in all of them. Every page, download, command and action asks the actor.
 """
 
 import getpass
+import os
 from dataclasses import dataclass
 from functools import wraps
 
-from django.contrib.auth.models import Group
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
+from django.core.management.base import CommandError
+from django.db.models import Q
 
 SUPPORT_GROUP = "support"
 EMAIL_ADMIN_GROUP = "email admin"
@@ -33,6 +43,32 @@ def _groups(user) -> set[str]:
     return user._ardamail_groups
 
 
+PARTITION_PERMISSION = "access_partition_"  # + the partition's name
+
+
+def ensure_partition_permissions(names) -> None:
+    """One "Can work in partition …" permission per partition (sync_partitions calls this)."""
+    from .models import Partition
+
+    content_type = ContentType.objects.get_for_model(Partition)
+    for name in names:
+        Permission.objects.get_or_create(codename=PARTITION_PERMISSION + name, content_type=content_type,
+                                         defaults={"name": f"Can work in partition {name}"})
+
+
+def partitions_of(user) -> frozenset[str] | None:
+    """The partitions `user` is limited to, or None for all of them. One query, cached on the user."""
+    if not hasattr(user, "_ardamail_partitions"):
+        limited = None
+        if user.is_active and not user.is_superuser:
+            codes = Permission.objects.filter(
+                Q(user=user) | Q(group__user=user), codename__startswith=PARTITION_PERMISSION,
+                content_type__app_label="tenants").values_list("codename", flat=True).distinct()
+            limited = frozenset(code.removeprefix(PARTITION_PERMISSION) for code in codes) or None
+        user._ardamail_partitions = limited
+    return user._ardamail_partitions
+
+
 def is_email_admin(user) -> bool:
     return user.is_active and user.is_staff and (user.is_superuser or EMAIL_ADMIN_GROUP in _groups(user))
 
@@ -44,27 +80,54 @@ def is_support(user) -> bool:
     )
 
 
+class CliUserUnknown(CommandError):
+    """ARDAMAIL_CLI_USER names no active user: the command stops before doing anything."""
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who asks for an action: a staff user, the command line, or the system (a scheduled task)."""
 
     name: str
     roles: frozenset[str]
+    partitions: frozenset[str] | None = None  # the partitions it may work in; None: all
 
     @classmethod
-    def of(cls, user) -> "Actor":
+    def of(cls, user, *, name: str = "") -> "Actor":
         roles = {role for role, has in ((SUPPORT, is_support(user)), (EMAIL_ADMIN, is_email_admin(user))) if has}
-        name = user.get_username()
+        username = user.get_username()
         # "system" names background work in the audit log: a person of that name is told apart.
-        return cls(f"user:{name}" if name == "system" else name, frozenset(roles))
+        return cls(name or (f"user:{username}" if username == "system" else username), frozenset(roles),
+                   partitions_of(user))
 
     @classmethod
     def command_line(cls) -> "Actor":
-        # Whoever can run manage.py in the deployment holds every role.
-        return cls(f"cli:{getpass.getuser()}", frozenset({SUPPORT, EMAIL_ADMIN}))
+        """Whoever can run manage.py in the deployment holds every role in every partition, unless
+        ARDAMAIL_CLI_USER names a staff user to act as: then that user's roles and partitions."""
+        who = f"cli:{getpass.getuser()}"
+        username = os.environ.get("ARDAMAIL_CLI_USER", "")
+        if not username:
+            return cls(who, frozenset({SUPPORT, EMAIL_ADMIN}))
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise CliUserUnknown(f"ARDAMAIL_CLI_USER names {username!r}, who is not an active user.")
+        return cls.of(user, name=f"{who} as {username}")
 
     def may(self, role: str) -> bool:
         return role in self.roles
+
+    def works_in(self, partition_name: str) -> bool:
+        return self.partitions is None or partition_name in self.partitions
+
+    def visible(self, rows, field: str = "partition__name"):
+        """`rows` (a queryset) narrowed to the partitions this actor may see."""
+        return rows if self.partitions is None else rows.filter(**{f"{field}__in": self.partitions})
+
+    def partition_refusal(self, partition_name: str) -> str:
+        """Why this actor may not work in the partition ("" when it may)."""
+        if self.works_in(partition_name):
+            return ""
+        return f"You may not work in partition {partition_name}; you work in {', '.join(sorted(self.partitions))}."
 
     @property
     def is_email_admin(self) -> bool:

@@ -17,7 +17,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, partition, as_json, **options):
         chosen = partition_named(partition) if partition is not None else None
-        rows = attention_rows(needs_attention(partition=chosen), Actor.command_line())
+        actor = Actor.command_line()
+        rows = attention_rows(actor.visible(needs_attention(partition=chosen)), actor)
         if as_json:
             self.stdout.write(json.dumps([attention_document(row) for row in rows], indent=2))
             return

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from dashboard.cli import configuration_for
 from dashboard.forms import AuditFilterForm, form_errors
 from dashboard.queries import audit_entries
+from tenants.roles import Actor
 
 
 def entry_document(e) -> dict:
@@ -36,7 +37,7 @@ class Command(BaseCommand):
         form = AuditFilterForm(data)
         if not form.is_valid():
             raise CommandError(form_errors(form))
-        entries, _ = audit_entries(**form.cleaned_data, limit=limit)
+        entries, _ = audit_entries(**form.cleaned_data, limit=limit, among=Actor.command_line().partitions)
         if as_json:
             self.stdout.write(json.dumps([entry_document(e) for e in entries], indent=2))
             return

@@ -6,6 +6,7 @@ from provisioning.drift import record_problem
 from provisioning.providers import Providers
 from tenants.lifecycle import DNS_WATCHED, ActionRefused
 from tenants.models import EmailConfiguration
+from tenants.roles import Actor
 
 
 class Command(BaseCommand):
@@ -15,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--partition", help="only this partition")
 
     def handle(self, *args, partition, **options):
-        configurations = EmailConfiguration.objects.filter(status__in=DNS_WATCHED)
+        configurations = Actor.command_line().visible(EmailConfiguration.objects.filter(status__in=DNS_WATCHED))
         if partition is not None:
             configurations = configurations.filter(partition=partition_named(partition))
         providers = Providers.default()

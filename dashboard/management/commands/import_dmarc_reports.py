@@ -17,6 +17,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, files, **options):
         actor = Actor.command_line()
+        if actor.partitions is not None:  # a report file may speak for any partition's domains
+            raise CommandError("Importing reports needs access to every partition: a file may cover any of them.")
         outcomes: list[ImportOutcome] = []
         for name in files:
             outcomes += self._one(Path(name), actor)

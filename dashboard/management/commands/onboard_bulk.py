@@ -1,4 +1,5 @@
 import time
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -31,7 +32,7 @@ class Command(BaseCommand):
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"{path} cannot be read as UTF-8 text ({getattr(exc, 'strerror', None) or exc}).") from None
-        plan = bulk.read_csv(text, validate=onboarding_row)
+        plan = bulk.read_csv(text, validate=partial(onboarding_row, actor=Actor.command_line()))
         for error in plan.errors:
             self.stdout.write(error)
         if plan.errors and not (valid_only and plan.rows):

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from tenants import audit
 from tenants.roles import Actor
@@ -13,7 +13,10 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="say how many would go, remove nothing")
 
     def handle(self, *args, dry_run, **options):
-        count, cutoff = audit.prune(actor=Actor.command_line(), dry_run=dry_run)
+        actor = Actor.command_line()
+        if actor.partitions is not None:  # the log holds every partition's entries
+            raise CommandError("Pruning the audit log needs access to every partition.")
+        count, cutoff = audit.prune(actor=actor, dry_run=dry_run)
         if cutoff is None:
             self.stdout.write("AUDIT_RETENTION_DAYS is not set: every entry is kept; nothing was removed.")
             return

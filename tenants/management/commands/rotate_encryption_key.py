@@ -17,7 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--partition", action="append", help="only these partitions (repeatable)")
 
     def handle(self, *args, partition=None, **options):
-        partitions = Partition.objects.all()
+        actor = Actor.command_line()
+        partitions = actor.visible(Partition.objects.all(), "name")
         if partition:
             partitions = partitions.filter(name__in=partition)
             unknown = set(partition) - set(partitions.values_list("name", flat=True))
@@ -25,7 +26,7 @@ class Command(BaseCommand):
                 raise CommandError(f"Unknown partition: {', '.join(sorted(unknown))}.")
         for p in partitions:
             try:
-                count = rotate_partition_tokens(p, actor=Actor.command_line())
+                count = rotate_partition_tokens(p, actor=actor)
             except (MissingSecret, InvalidEncryptionKey, TokenDecryptionError) as exc:
                 raise CommandError(f"{p.name}: {exc}") from None
             self.stdout.write(f"{p.name}: re-encrypted {count} token(s)")

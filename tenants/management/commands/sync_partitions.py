@@ -14,9 +14,11 @@ class Command(BaseCommand):
         parser.add_argument("--file", default=None, help="TOML file (default: PARTITIONS_FILE)")
 
     def handle(self, *args, file=None, **options):
-        path = file or settings.PARTITIONS_FILE
+        path, actor = file or settings.PARTITIONS_FILE, Actor.command_line()
+        if actor.partitions is not None:
+            raise CommandError("Syncing partitions needs access to every partition.")
         try:
-            result = sync_partitions(load_file(path), actor=Actor.command_line())
+            result = sync_partitions(load_file(path), actor=actor)
         except PartitionConfigError as exc:
             raise CommandError(str(exc)) from None
         for label, names in (("created", result.created), ("updated", result.updated), ("unchanged", result.unchanged)):
