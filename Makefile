@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint install install-dev browser clean bench
+.PHONY: run test lint install install-dev browser clean bench serve smoke deploy-check resilience
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,11 +34,37 @@ run: install
 lint: install-dev
 	$(VENV)/bin/ruff check --select F,E9,I --exclude .venv .
 
+# The suite, then the fault matrix (each test runs once; the matrix prints its table last).
 test: install-dev browser lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not resilience" $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory resilience
+
+# Issue 12's fault matrix: every provider call of every workflow under every fault, printed as a
+# table with the cells run and passed (tests/test_resilience_matrix.py, tests/resilience_report.py).
+resilience: install-dev
+	$(PY) -m pytest -m resilience -q
 
 bench: install-dev
 	$(PY) -m bench.run
+
+# The production process model on this machine (README "Deploy"): gunicorn, two Celery workers and
+# beat with the production settings, on PostgreSQL and Redis on 127.0.0.1, providers simulated.
+SERVE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ardamail_serve
+SERVE_BROKER_URL ?= redis://127.0.0.1:6379/12
+serve: install
+	psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(SERVE_DATABASE_URL))'" | grep -q 1 \
+	  || psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE "$(notdir $(SERVE_DATABASE_URL))"'
+	DATABASE_URL=$(SERVE_DATABASE_URL) CELERY_BROKER_URL=$(SERVE_BROKER_URL) $(PY) -m bench.production_smoke --serve
+
+# The same model onboarding 20 configurations through HTTP; prints seconds and tasks per worker.
+smoke: install
+	DATABASE_URL=$${DATABASE_URL:-$(SERVE_DATABASE_URL)} CELERY_BROKER_URL=$${SMOKE_BROKER_URL:-redis://127.0.0.1:6379/13} \
+	  $(PY) -m bench.production_smoke
+
+# The Dockerfile (hadolint) and the Kubernetes manifests (schemas, kustomize overlays), offline.
+deploy-check: install-dev
+	$(VENV)/bin/hadolint Dockerfile
+	$(PY) deploy/check_manifests.py
 
 clean:
 	rm -rf var test-artifacts

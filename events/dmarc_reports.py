@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
+from ardamail_admin import metrics
 from integrations.dmarc.aggregate import AggregateReport, ReportRefused, read_reports
 from tenants import audit
 from tenants.models import AuditAction, AuditOutcome, EmailConfiguration
@@ -68,10 +69,13 @@ def import_file(name: str, data: bytes, *, source: str, actor_name: str, trust: 
     except ReportRefused as exc:
         outcomes = [ImportOutcome(name, "refused", f"{label}: refused, nothing stored: {exc}")]
         _log_import(label, source, actor_name, outcomes)
+        metrics.REPORT_IMPORTS.labels(source, "refused").inc()
         return outcomes
     with transaction.atomic():
         outcomes = [store(report, name=name, source=source, actor_name=actor_name, trust=trust) for report in reports]
         _log_import(label, source, actor_name, outcomes)
+    for outcome in outcomes:
+        metrics.REPORT_IMPORTS.labels(source, outcome.status).inc()
     return outcomes
 
 

@@ -10,6 +10,7 @@ partition; 503 a partition whose webhook secret is not configured (the provider 
 import base64
 import binascii
 import logging
+import re
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -17,6 +18,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from ardamail_admin import metrics
 from integrations.email.postmark.events import parse_event as postmark_event
 from tenants import secrets
 from tenants.models import Partition
@@ -29,6 +31,7 @@ from .receiver import BadBody, authorized, parse_body, store
 log = logging.getLogger(__name__)
 PARSERS = {"postmark": postmark_event}  # the URL's provider -> its package's webhook parser
 MAX_ATTACHMENTS = 10  # report files taken from one inbound message
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _answer(status: int, message: str, **extra) -> JsonResponse:
@@ -71,11 +74,14 @@ def provider_webhook(request, provider: str, partition: str):
         return _answer(404, "There is no such webhook; nothing was stored.")
     body = _admit(request, provider, found, settings.WEBHOOK_MAX_BODY_BYTES)
     if isinstance(body, JsonResponse):
+        metrics.WEBHOOK_EVENTS.labels(provider, "unknown", str(body.status_code)).inc()  # refused: 401, 413, …
         return body
     try:
         stored = store(found, parse, body)
     except BadBody as exc:
+        metrics.WEBHOOK_EVENTS.labels(provider, "unknown", "bad_body").inc()
         return _answer(400, f"{exc} Nothing was stored.")
+    metrics.WEBHOOK_EVENTS.labels(provider, stored.record_type, "duplicate" if stored.duplicate else "stored").inc()
     if stored.duplicate:
         return _answer(200, f"This {stored.record_type} event was stored before; nothing changed.", stored=False)
     return _answer(200, f"Stored the {stored.record_type} event.", stored=True, matched=stored.matched)
@@ -107,8 +113,8 @@ def postmark_inbound(request, partition: str):
     if not isinstance(attachments, list):
         return _answer(400, "Attachments must be a list. Nothing was stored.")
     results = []
-    sender = str((message.get("FromFull") or {}).get("Email") if isinstance(message.get("FromFull"), dict)
-                 else message.get("From") or "")[:254].strip().lower()
+    sender = _storable(str((message.get("FromFull") or {}).get("Email") if isinstance(message.get("FromFull"), dict)
+                           else message.get("From") or ""))[:254].strip().lower()
     trust = mailed_trust(sender, message.get("Headers"))
     for position, attachment in enumerate(attachments, start=1):
         if position > MAX_ATTACHMENTS:
@@ -132,12 +138,18 @@ def postmark_inbound(request, partition: str):
     return _answer(200, f"{stored} of {len(results)} reports stored.", results=results)
 
 
+def _storable(text: str) -> str:
+    """Text from the message as a database stores it: JSON may carry NUL ("\\u0000", which PostgreSQL
+    text refuses) and lone surrogates ("\\ud800", which no UTF-8 column takes); both become U+FFFD."""
+    return UNSTORABLE.sub("\ufffd", text)
+
+
 def _attachment(attachment: object, position: int) -> tuple[str, bytes, str]:
     """(name, bytes, problem): Postmark sends each attachment's content in base64."""
     if not isinstance(attachment, dict):
         return f"attachment {position}", b"", "it is not an object."
     name = attachment.get("Name")
-    name = name[:200] if isinstance(name, str) and name.strip() else f"attachment {position}"
+    name = _storable(name)[:200] if isinstance(name, str) and name.strip() else f"attachment {position}"
     content = attachment.get("Content")
     if not isinstance(content, str) or not content:
         return name, b"", "it has no Content."

@@ -14,6 +14,7 @@ import uuid
 from django.conf import settings
 from django.utils import timezone
 
+from ardamail_admin import metrics
 from integrations.errors import ProviderError
 from tenants.credentials import CREDENTIAL_ERRORS, credentials_problem
 from tenants.lifecycle import PROVISION_NEEDS, Hold, Lost, resume, take
@@ -65,7 +66,8 @@ def _run_step(configuration, step, hold: Hold, providers: Providers) -> WorkOutc
     """Run one step; None means it is done and the run goes on."""
     _record(step, status=StepStatus.RUNNING, attempts=step.attempts + 1, started_at=timezone.now(), finished_at=None)
     try:
-        STEP_FUNCTIONS[step.name](configuration, hold, providers)
+        with metrics.timed_step(step.name):
+            STEP_FUNCTIONS[step.name](configuration, hold, providers)
     except ProviderError as exc:
         if not exc.transient:
             return _fail(hold, configuration, step, exc.message)

@@ -39,6 +39,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz, /metrics: answered before anything else (the kubelet and Prometheus call the
+    # pod's own address over plain HTTP, with no session; health/endpoints.py says why).
+    "health.endpoints.OpsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -114,6 +117,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         timeout=20, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that does not answer must not hold a request (or /readyz) for the OS's TCP timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -163,7 +171,9 @@ DISPATCH_SECONDS = env.float("DISPATCH_SECONDS", default=15.0)
 CELERY_BEAT_SCHEDULE = {
     f"dispatch-{work}": {"task": "provisioning.tasks.dispatch_due", "schedule": every, "args": (work,)}
     for work, every in (("provision", DISPATCH_SECONDS), ("offboard", DISPATCH_SECONDS),
-                        ("verify", 30.0), ("check_dns", 300.0))
+                        ("verify", 30.0), ("check_dns", 300.0),
+                        # a person's DMARC step or repair whose message or worker was lost
+                        ("ramp", DISPATCH_SECONDS), ("repair", DISPATCH_SECONDS))
 }
 
 # How often a configuration page asks for news while work runs, and while DNS verification waits.
@@ -263,12 +273,38 @@ if not 0 <= AUDIT_RETENTION_DAYS <= 36500:
     raise ImproperlyConfigured(f"AUDIT_RETENTION_DAYS must be 0 (keep every entry) or a number of days up to "
                                f"36500, not {AUDIT_RETENTION_DAYS}.")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    # httpx logs every request URL and botocore every credential lookup at INFO: noise, not news.
-    "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpcore", "botocore", "boto3", "axes")},
-}
+# --- Operations: logs, probes, metrics (README "Operations") ------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+
+
+def logging_config(log_format: str) -> dict:
+    """Plain lines locally; JSON lines in production (`json`), one event per line, each carrying the
+    task id, run id and configuration that background work binds (ardamail_admin.logs)."""
+    if log_format not in ("plain", "json"):
+        raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {log_format!r}.")
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": "ardamail_admin.logs.ContextFilter"}},
+        "formatters": {"plain": {"()": "ardamail_admin.logs.PlainWithContext",
+                                 "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+                       "json": {"()": "ardamail_admin.logs.JsonLines"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["context"]}},
+        "root": {"handlers": ["console"], "level": LOG_LEVEL},
+        # httpx logs every request URL and botocore every credential lookup at INFO: noise, not news.
+        "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpcore", "botocore", "boto3", "axes")},
+    }
+
+
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+LOGGING = logging_config(LOG_FORMAT)
+# Celery replaces the root logger's handlers with its own plain format unless told not to: with JSON
+# lines, the worker and beat log through LOGGING like every other process.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT == "plain"
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it answers 404 (health.endpoints).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# "host:port" where a worker or beat serves its own /healthz and /metrics (empty: not served).
+OPS_LISTEN = env("OPS_LISTEN", default="")
+# How long /readyz (and a scrape's queue depths) wait for the broker; the database's own
+# connect_timeout bounds its check (DATABASE_CONNECT_TIMEOUT).
+READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)

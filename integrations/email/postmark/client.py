@@ -9,6 +9,7 @@ The API facts relied on are in docs/providers/postmark.md (cited as #anchors).
 import httpx
 from django.conf import settings
 
+from ardamail_admin import metrics
 from integrations.errors import ProviderError
 
 # Domain, server, webhook (the last reported, not documented): #domain-errors, #server-errors, #webhook-not-found.
@@ -200,23 +201,25 @@ class PostmarkClient:
                 return
 
     def _request(self, method, path, *, token_header, token, json=None, params=None, operation: str):
-        # `from None`: the httpx exception holds the request, and with it the token header.
-        try:
-            response = self._http.request(method, path, headers={token_header: token}, json=json, params=params)
-        except httpx.TimeoutException:
-            message = f"Postmark did not answer in time while trying to {operation}"
-            raise ProviderError(message, provider="postmark", transient=True, error_code=TIMED_OUT) from None
-        except httpx.TransportError as exc:
-            message = f"Could not reach Postmark at {self.base_url} to {operation}: {type(exc).__name__}"
-            raise ProviderError(message, provider="postmark", transient=True) from None
-        if not response.is_success:
-            raise _error_from_response(response, operation)
-        try:
-            return response.json()
-        except ValueError:
-            status = response.status_code
-            message = f"Postmark answered with something other than JSON while trying to {operation} (HTTP {status})"
-            raise ProviderError(message, provider="postmark", transient=False, status=status) from None
+        with metrics.provider_call("postmark", operation):  # counted and timed (ardamail_admin.metrics)
+            # `from None`: the httpx exception holds the request, and with it the token header.
+            try:
+                response = self._http.request(method, path, headers={token_header: token}, json=json, params=params)
+            except httpx.TimeoutException:
+                message = f"Postmark did not answer in time while trying to {operation}"
+                raise ProviderError(message, provider="postmark", transient=True, error_code=TIMED_OUT) from None
+            except httpx.TransportError as exc:
+                message = f"Could not reach Postmark at {self.base_url} to {operation}: {type(exc).__name__}"
+                raise ProviderError(message, provider="postmark", transient=True) from None
+            if not response.is_success:
+                raise _error_from_response(response, operation)
+            try:
+                return response.json()
+            except ValueError:
+                status = response.status_code
+                message = (f"Postmark answered with something other than JSON while trying to {operation} "
+                           f"(HTTP {status})")
+                raise ProviderError(message, provider="postmark", transient=False, status=status) from None
 
 
 def _error_from_response(response: httpx.Response, operation: str) -> ProviderError:
