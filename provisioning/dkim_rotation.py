@@ -140,7 +140,7 @@ def advance(configuration: EmailConfiguration, hold: Hold, providers: Providers,
             return _request(configuration, hold, providers, account, now)
         hold.renew()
         if phase == R.RESUMING:
-            return _resume(configuration, hold, providers, account.dkim_keys(domain_id=domain_id), now)
+            return _resume(configuration, hold, providers, account, now)
         if phase == R.PUBLISHED:
             _look_for_new_key(configuration, hold, account.dkim_keys(domain_id=domain_id, check=True), now)
         elif phase == R.REMOVING:
@@ -231,10 +231,11 @@ def _remove_old_key(configuration, hold, providers, keys: DkimKeys, now) -> bool
     return True
 
 
-def _resume(configuration, hold, providers, keys: DkimKeys, now) -> bool:
+def _resume(configuration, hold, providers, account, now) -> bool:
     """Start again from what Postmark reports now: its active key is ours; a pending key is published
-    and awaited; our old key waits for Postmark's safe-to-remove, if Postmark still names it revoked.
-    Nothing is deleted here."""
+    and awaited; our old key waits for Postmark's safe-to-remove, if Postmark still names it revoked;
+    and a rotation that stopped before Postmark made its new key asks for it now. Nothing is deleted here."""
+    keys = account.dkim_keys(domain_id=configuration.postmark_domain_id)
     if not keys.active_host:
         raise Stop("Postmark reports no active DKIM key for the domain; check it in Postmark.")
     active = dict(dkim_host=normalise_name(keys.active_host), dkim_value=keys.active_value)
@@ -246,6 +247,10 @@ def _resume(configuration, hold, providers, keys: DkimKeys, now) -> bool:
     if keys.pending_host:
         _save(hold, configuration, **active, dkim_revoked_host="", dkim_revoked_value="")
         return _publish_new_key(configuration, hold, providers, keys, now)
+    if not old and not configuration.dkim_pending_host:
+        # Postmark signs with the key we hold, and this rotation recorded no new key: it stopped before
+        # Postmark made one. Ask now (`rotate_dkim` reads first: a key made meanwhile is the one taken).
+        return _request(configuration, hold, providers, account, now)
     if old and _same(keys.revoked_host, old):
         value = configuration.dkim_revoked_value or configuration.dkim_value
         _save(hold, configuration, step=f"resumed: Postmark signs with {selector(keys.active_host)}; the old key "

@@ -20,6 +20,14 @@ from tests.harness import make_harness
 KNOWN_TOKEN = "a3f1c0de-5ec2-4e7a-9d1b-tok3n-must-never-show"
 
 
+def pytest_configure(config):
+    """The fault matrix's table, printed after any run that ran its cells (`make resilience`)."""
+    from tests import resilience_report
+
+    if not config.pluginmanager.is_registered(resilience_report):
+        config.pluginmanager.register(resilience_report, "resilience_report")
+
+
 @pytest.fixture(autouse=True)
 def fresh_provider_clients():
     """Each test builds its own Route53 clients (moto zone ids differ from test to test)."""

@@ -1,18 +1,21 @@
 """Provider fakes at the transport: the Postmark simulator behind httpx transports, moto for Route53.
 
-Crashes and races are injected here, at the transport or the database connection, never by
-patching the code under test.
+Crashes, races and provider faults (tests/faults.py) are injected here, at the transport or the
+database connection, never by patching the code under test.
 """
 
+import functools
 import json
 import socket
 import threading
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import boto3
+import botocore.loaders
 import dns.flags
 import dns.message
 import dns.rcode
@@ -20,17 +23,27 @@ import dns.rdatatype
 import dns.rrset
 import httpx
 from celery.signals import before_task_publish
+from django.test import TestCase
 
 from ardamail_admin.celery import app
 from integrations.dns.route53 import Route53
 from integrations.email.postmark import Postmark, PostmarkClient
 from localdev.postmark_simulator import PostmarkSimulator
 from localdev.zones import dns_lookup
+from provisioning.dispatch import RUN_WORK, dispatch_due
 from provisioning.providers import Providers
 from provisioning.runs import provision_run
+from provisioning.tasks import HANDLERS
 from provisioning.verification import verification_check
 from tenants.lifecycle import take
 from tenants.models import ConfigurationStatus, EmailConfiguration, Tenant, Work
+from tests.faults import (
+    REACHES_PROVIDER,
+    Fault,
+    postmark_answer,
+    route53_answer,
+    take_fault,
+)
 
 
 class SimulatedCrash(BaseException):
@@ -67,19 +80,29 @@ class RecordingTransport(httpx.BaseTransport):
         self.race_routes: set[str] = set()
         # route -> callable run once after that request's response arrives: another worker's turn.
         self.after_response: dict[str, object] = {}
+        self.faults: list[Fault] = []  # tests/faults.py: each spoils the next calls of its route
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
         body = json.loads(request.content) if request.content else None
         sent = SentRequest(request.method, request.url.path, dict(request.url.params), dict(request.headers), body)
+        fault = take_fault(self.faults, sent.route)
+        if fault and fault.kind == "kill before":
+            raise SimulatedCrash(f"before {sent.route}")
         self._maybe_crash(sent.route, "before")
         self.sent.append(sent)
+        if fault and fault.kind not in REACHES_PROVIDER:
+            return postmark_answer(fault.kind, request, None)  # the simulator never sees the request
         if sent.route in self.race_routes:
             # Another worker sent the same request first; ours gets the provider's "already exists".
             self.race_routes.discard(sent.route)
             self.inner.handle_request(_copy(request)).read()
         response = self.inner.handle_request(request)
         response.read()
+        if fault and fault.kind == "kill after":
+            raise SimulatedCrash(f"after {sent.route}")
+        if fault:
+            return postmark_answer(fault.kind, request, response)  # it did the work; the answer is lost
         self._maybe_crash(sent.route, "after")
         interlude = self.after_response.pop(sent.route, None)
         if interlude is not None:
@@ -103,6 +126,12 @@ class Harness:
     session: boto3.session.Session
     route53_calls: list[str] = field(default_factory=list)
     route53_crash: CrashPoint | None = None
+    route53_faults: list[Fault] = field(default_factory=list)  # tests/faults.py, per route53 call
+    _route53_fault: tuple[Fault, list[int]] | None = None  # the call under way's fault, its attempts so far
+    # A route53 client without the hooks above, and the zones' ids: a test's own reads and writes of
+    # the zone, neither counted in route53_calls nor spoiled by a fault.
+    admin: object = None
+    zone_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def providers(self) -> Providers:
@@ -124,10 +153,24 @@ class Harness:
     def _on_route53(self, when: str, operation: str) -> None:
         if when == "before":
             self.route53_calls.append(operation)
+            fault = take_fault(self.route53_faults, f"route53 {operation}")
+            self._route53_fault = (fault, [0]) if fault else None
+        fault = self._route53_fault[0] if self._route53_fault else None
+        if fault and fault.kind == f"kill {when}":
+            self._route53_fault = None
+            raise SimulatedCrash(f"{when} route53 {operation}")
         crash = self.route53_crash
         if crash and crash.armed and crash.route == f"route53 {operation}" and crash.when == when:
             crash.armed = False
             raise SimulatedCrash(f"{when} route53 {operation}")
+
+    def _on_route53_send(self, request, event_name: str):
+        """Each attempt (boto retries) of a call a fault spoils: the fault's answer instead of moto's."""
+        if self._route53_fault is None or self._route53_fault[0].kills:
+            return None
+        fault, attempts = self._route53_fault
+        attempts[0] += 1
+        return route53_answer(fault.kind, request, attempt=attempts[0], event_name=event_name)
 
 
 def providers_on(transport: httpx.BaseTransport, dns_for) -> Providers:
@@ -136,24 +179,44 @@ def providers_on(transport: httpx.BaseTransport, dns_for) -> Providers:
     return Providers(email_for=lambda partition: postmark, dns_for=dns_for)
 
 
+_BOTO_LOADER = botocore.loaders.create_loader()  # parsed service models, read once for the whole run
+
+
+def aws_session() -> boto3.session.Session:
+    """A boto3 session for moto; sessions share one botocore loader, so a client costs milliseconds,
+    not the tenths of a second reading the service model takes."""
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name="us-east-1")
+    session._session.register_component("data_loader", _BOTO_LOADER)
+    return session
+
+
+@functools.cache
+def _lookup_session() -> boto3.session.Session:
+    """The simulator's own session for reading the zones (no hooks): one for the whole run."""
+    return aws_session()
+
+
 def make_harness(zone_names: list[str], *, dkim_key_bits: int = 1024, **simulator_options) -> Harness:
     """Call inside moto's mock_aws: creates the zones and wires the simulator's DNS checks to them."""
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    session = aws_session()
     r53 = session.client("route53")
-    for name in zone_names:
-        r53.create_hosted_zone(Name=name, CallerReference=f"test-{name}")
-    lookup_client = Route53(session=boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"))
+    zone_ids = {name: r53.create_hosted_zone(Name=name, CallerReference=f"test-{name}")["HostedZone"]["Id"]
+                for name in zone_names}
+    lookup_client = Route53(session=_lookup_session())
     simulator = PostmarkSimulator(
         account_tokens={"local-account-alpha001": "Alpha001", "local-account-alpha002": "Alpha002"},
         dns_lookup=dns_lookup(lookup_client),
         dkim_key_bits=dkim_key_bits,
         **simulator_options,
     )
-    harness = Harness(simulator, RecordingTransport(httpx.WSGITransport(app=simulator)), session)
+    harness = Harness(simulator, RecordingTransport(httpx.WSGITransport(app=simulator)), session, admin=r53,
+                      zone_ids=zone_ids)
     events = session._session.get_component("event_emitter")
     events.register("before-call.route53.*", lambda model, **kw: harness._on_route53("before", model.name))
     events.register("after-call.route53.*", lambda model, **kw: harness._on_route53("after", model.name))
+    events.register("before-send.route53.*", lambda request, event_name, **kw: harness._on_route53_send(
+        request, event_name))
     return harness
 
 
@@ -277,6 +340,8 @@ def published_tasks():
 def take_back(ids: set[str]) -> set[str]:
     """Remove the messages with these ids from the default queue, leaving any other message there."""
     ids, others = set(ids), []
+    if not ids:
+        return ids  # nothing sent: no need to open the broker
     queue = app.amqp.queues[app.conf.task_default_queue]
     with app.connection_for_write() as connection:
         bound = queue(connection.default_channel)
@@ -289,6 +354,46 @@ def take_back(ids: set[str]) -> set[str]:
         for message in others:
             message.requeue()
     return ids
+
+
+class Worker:
+    """A worker for the messages the code under test sends: what a block queues is sent for real
+    (the test's transaction never commits, so its on-commit sends are run at the end of the block)
+    and kept; `run` runs them as `provisioning.tasks.run_work` would, following Celery's retries."""
+
+    def __init__(self, harness: "Harness"):
+        self.harness = harness
+        self.kept: list[Published] = []
+
+    @contextmanager
+    def sending(self):
+        with published_tasks() as sent:
+            with TestCase.captureOnCommitCallbacks(execute=True):
+                yield
+        self.kept.extend(message for message in sent if message.task == RUN_WORK)
+
+    def sweep(self, work: str, *, now=None) -> list[int]:
+        """The beat's dispatcher at `now`: the due rows it holds, their messages kept to run."""
+        with self.sending():
+            return dispatch_due(work, now=now)
+
+    def run(self, *works: str) -> list:
+        """Run the kept messages (of these kinds of work; all without), in the order sent."""
+        todo = [m for m in self.kept if not works or m.args[1] in works]
+        self.kept = [m for m in self.kept if m not in todo]
+        outcomes = []
+        for message in todo:
+            configuration_id, work, token, *trigger = message.args
+            token, trigger = uuid.UUID(token), (trigger[0] if trigger else "") or "schedule"
+            while True:
+                with self.sending():
+                    outcome = HANDLERS[work](configuration_id=configuration_id, providers=self.harness.providers,
+                                             token=token, trigger=trigger)
+                if outcome.retry_in is None:
+                    break
+                token = outcome.token  # Celery's retry carries the hold's current token
+            outcomes.append(outcome)
+        return outcomes
 
 
 # --- DMARC aggregate reports ---------------------------------------------------------------------

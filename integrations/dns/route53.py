@@ -20,7 +20,9 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
+from ardamail_admin import metrics
 from integrations import BeforeWrite
 from integrations.errors import DnsNameOutsideZone, ProviderError
 
@@ -59,6 +61,11 @@ def _translated_errors(operation: str) -> Iterator[None]:
                             transient=True, error_code=TIMED_OUT) from exc
     except (ConnectionError, HTTPClientError) as exc:  # refused, DNS, connect/read timeouts, resets
         raise ProviderError(f"Could not reach Route53 to {operation}", provider=PROVIDER, transient=True) from exc
+    except ResponseParserError as exc:
+        # A 200 whose XML is cut short (a proxy, a dropped connection): as with Postmark's unreadable
+        # JSON, the change may have been made, and a person's retry finds it (every write converges).
+        raise ProviderError(f"Route53 answered with something other than valid XML while trying to {operation}",
+                            provider=PROVIDER, transient=False) from exc
     except NoCredentialsError as exc:
         raise ProviderError(
             f"Route53 could not {operation}: this worker has no AWS credentials "
@@ -75,7 +82,8 @@ def _client_error(exc: ClientError, operation: str) -> ProviderError:
     return ProviderError(
         f"Route53 could not {operation}: {message} ({code})",
         provider=PROVIDER,
-        transient=code in TRANSIENT_CODES or (status or 0) >= 500,
+        # 429 (a proxy's, or a throttle without an AWS code) is not retried by boto, but waiting helps.
+        transient=code in TRANSIENT_CODES or status == 429 or (status or 0) >= 500,
         status=status,
         error_code=code,
         provider_message=error.get("Message", ""),
@@ -170,7 +178,7 @@ class Route53:
         if not self._role_arn:
             return {}
         sts = self._session.client("sts", endpoint_url=self._endpoint_url, region_name=self._region, config=self._config)
-        with _translated_errors(f"assume the DNS role {self._role_arn}"):
+        with metrics.provider_call("sts", "assume_role"), _translated_errors(f"assume the DNS role {self._role_arn}"):
             answer = sts.assume_role(
                 RoleArn=self._role_arn, RoleSessionName=ROLE_SESSION_NAME, DurationSeconds=ROLE_DURATION_SECONDS
             )
@@ -188,7 +196,8 @@ class Route53:
 
     def call(self, operation: str, method: str, **params) -> dict:
         try:
-            with _translated_errors(operation):
+            # Counted by boto method (ardamail_admin.metrics): `operation` names zones, too many labels.
+            with metrics.provider_call(PROVIDER, method), _translated_errors(operation):
                 return getattr(self._client, method)(**params)
         except ProviderError as exc:
             if exc.error_code == "NoSuchHostedZone":
@@ -292,10 +301,21 @@ class Route53Zone:
         _require_within_zone(records, self.name)
         wanted = {(normalise_name(r.name), r.type) for r in records}
         # DELETE must repeat the current TTL and values exactly (#change-batches): send them as listed.
-        current = [s for s in self._rrsets_at({n for n, _ in wanted}) if (normalise_name(s["Name"]), s["Type"]) in wanted]
-        if current:
+        current = self._sets_of(wanted)
+        if not current:
+            return
+        try:
             self._change([{"Action": "DELETE", "ResourceRecordSet": rrset} for rrset in current],
                          f"delete records in the zone {self.name}", before_write)
+        except ProviderError as exc:
+            # boto retries a DELETE whose answer was lost (a read timeout), and Route53 refuses the retry
+            # as InvalidChangeBatch once the first attempt has deleted the sets (#change-batches): gone
+            # is what was asked. Sets still there (changed meanwhile) keep the error.
+            if exc.error_code != "InvalidChangeBatch" or self._sets_of(wanted):
+                raise
+
+    def _sets_of(self, wanted: set[tuple[str, str]]) -> list[dict]:
+        return [s for s in self._rrsets_at({n for n, _ in wanted}) if (normalise_name(s["Name"]), s["Type"]) in wanted]
 
     def _change(self, changes: list[dict], operation: str, before_write: BeforeWrite | None) -> None:
         # Everything that may call AWS first (the zone id, fresh role credentials), so that the
