@@ -33,6 +33,18 @@ from tenants.validation import (
 )
 
 NUL_MESSAGE = "The {label} contains a NUL character (\\0); remove it."
+NOT_UTF8_MESSAGE = "The {label} holds bytes that are not UTF-8 text; type it again in UTF-8."
+
+
+def _utf8_validator(message: str):
+    """A command-line argument that is not UTF-8 arrives as lone surrogates (os.fsdecode), which no
+    database can store: refused with a sentence instead of an encoding error."""
+    def validate(value: str) -> None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(message, code="not_utf8") from None
+    return validate
 
 
 class Text(forms.CharField):
@@ -46,6 +58,7 @@ class Text(forms.CharField):
         # Django adds its own NUL check with a generic sentence; this one says which field.
         self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
         self.validators.append(ProhibitNullCharactersValidator(message=NUL_MESSAGE.format(label=what)))
+        self.validators.append(_utf8_validator(NOT_UTF8_MESSAGE.format(label=what)))
 
 
 class PartitionChoice(forms.ModelChoiceField):
@@ -186,10 +199,16 @@ class AuditFilterForm(forms.Form):
                                                "min_value": "The page marker is not valid; start from the first page.",
                                                "max_value": "The page marker is not valid; start from the first page."})
 
+    def __init__(self, *args, actor=None, **kwargs):
+        """`actor`: whose list it is; the partitions it names are those `actor` may see."""
+        super().__init__(*args, **kwargs)
+        self.actor = actor
+
     def clean_partition(self):
         name = self.cleaned_data["partition"]
-        if name and not Partition.objects.filter(name=name).exists():
-            names = ", ".join(Partition.objects.values_list("name", flat=True))
+        visible = Partition.objects.all() if self.actor is None else self.actor.visible(Partition.objects.all(), "name")
+        if name and not visible.filter(name=name).exists():
+            names = ", ".join(visible.values_list("name", flat=True))
             raise ValidationError(f"There is no partition named '{name}'; the partitions are {names}.")
         return name
 
@@ -223,12 +242,16 @@ class TestEmailForm(forms.Form):
         return validate_recipient(self.cleaned_data["to"])
 
 
+# Line breaks (str.splitlines' set) in a value a message quotes, written as escapes: one error stays one line.
+LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 def form_errors(form: forms.Form) -> str:
     """Every error of a form, one line each, labelled: what a command prints."""
     lines = []
     for field, errors in form.errors.items():
         label = form[field].label if field in form.fields else "Input"
-        lines.extend(f"{label}: {message}" for message in errors)
+        lines.extend(f"{label}: {message.translate(LINE_BREAKS)}" for message in errors)
     return "\n".join(lines)
 
 

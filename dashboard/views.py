@@ -180,7 +180,8 @@ def _upload(request) -> list[ImportOutcome]:
 
 def audit_log(request):
     """The audit log, newest first, filtered by actor, action, partition, configuration and days."""
-    form, actor = AuditFilterForm(request.GET), Actor.of(request.user)
+    actor = Actor.of(request.user)
+    form = AuditFilterForm(request.GET, actor=actor)
     entries, next_after, error = [], "", ""
     if form.is_valid():
         entries, next_after = queries.audit_entries(**form.cleaned_data, limit=PAGE_SIZE, among=actor.partitions)

@@ -50,11 +50,14 @@ def worker_check() -> Check:
                                                        f"{_utc(seen_at)}.")
 
 
-def queue_check(now: datetime) -> Check:
-    """The oldest provisioning or offboarding that is due and not done: past ATTENTION_STALLED_SECONDS
-    it is stalled, as the Needs attention list says too."""
-    oldest = (EmailConfiguration.objects.select_related("tenant", "partition")
-              .filter(status__in=STALLED_STATES, due_at__lte=now).order_by("due_at", "pk").first())
+def queue_check(now: datetime, among: list | None = None) -> Check:
+    """The oldest provisioning or offboarding that is due and not done (of the partitions `among`,
+    when a person sees only some): past ATTENTION_STALLED_SECONDS it is stalled, as the Needs
+    attention list says too."""
+    rows = EmailConfiguration.objects.select_related("tenant", "partition")
+    if among is not None:
+        rows = rows.filter(partition__in=among)
+    oldest = rows.filter(status__in=STALLED_STATES, due_at__lte=now).order_by("due_at", "pk").first()
     if oldest is None:
         return finding("queue", None, Status.OK, "No provisioning or offboarding is waiting.")
     work = Work(AUTOMATIC_WORK[oldest.status]).label

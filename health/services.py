@@ -34,18 +34,20 @@ def platform_check(*, partition: Partition | None = None, providers: Providers |
     queryset of the partitions to check, e.g. those a person may see). It writes nothing; its
     provider calls are reads through the health checks' own clients (health.clients), which give up
     on a provider after one short timeout."""
-    partitions = [partition] if partition is not None else list(among if among is not None else Partition.objects.all())
+    visible = list(among) if among is not None else None  # the queue check says no other partition's domain
+    partitions = [partition] if partition is not None else visible if visible is not None else list(
+        Partition.objects.all())
     if providers is not None:
-        return _checks(partitions, providers)
+        return _checks(partitions, providers, visible)
     with health_providers() as providers:
-        return _checks(partitions, providers)
+        return _checks(partitions, providers, visible)
 
 
-def _checks(partitions: list[Partition], providers: Providers) -> list[Check]:
+def _checks(partitions: list[Partition], providers: Providers, visible: list[Partition] | None = None) -> list[Check]:
     now = timezone.now()
     root = guarded("root zone", None, lambda: find_root_zone(partitions, providers), _unknown_root)
     checks = [guarded("public base URL", None, base_url_check), guarded("worker and beat", None, worker_check),
-              guarded("queue", None, lambda: queue_check(now)), root.check,
+              guarded("queue", None, lambda: queue_check(now, visible)), root.check,
               *guarded("root SPF and DMARC", None, lambda: apex_checks(root),
                        lambda check: [replace(check, name="root SPF"), replace(check, name="root DMARC")])]
     for each in partitions:

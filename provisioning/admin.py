@@ -1,12 +1,13 @@
 from django.contrib import admin
 
-from tenants.admin import ReadOnlyAdminMixin
+from tenants.admin import PartitionScopedMixin, ReadOnlyAdminMixin
 
 from .models import ProvisioningStep, RecordCheck, VerificationCheck
 
 
 @admin.register(ProvisioningStep)
-class ProvisioningStepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ProvisioningStepAdmin(PartitionScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    partition_field = "configuration__partition__name"
     list_display = ("configuration", "name", "status", "attempts", "started_at", "finished_at")
     list_filter = ("name", "status")
     search_fields = ("configuration__sending_domain",)
@@ -14,7 +15,8 @@ class ProvisioningStepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(VerificationCheck)
-class VerificationCheckAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class VerificationCheckAdmin(PartitionScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    partition_field = "configuration__partition__name"
     list_display = ("configuration", "ran_at", "trigger", "dkim_verified", "return_path_verified", "error")
     list_filter = ("trigger", "dkim_verified", "return_path_verified")
     search_fields = ("configuration__sending_domain",)
@@ -23,7 +25,8 @@ class VerificationCheckAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(RecordCheck)
-class RecordCheckAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RecordCheckAdmin(PartitionScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    partition_field = "configuration__partition__name"
     list_display = ("configuration", "purpose", "type", "name", "status", "source", "checked_at")
     list_filter = ("status", "purpose", "type")
     search_fields = ("configuration__sending_domain", "name")

@@ -61,7 +61,8 @@ def read_csv(text: str, *, validate: Callable[[dict], tuple[dict | None, str]]) 
         line = text.count("\n", 0, text.index("\x00")) + 1
         plan.errors.append(f"line {line}: the file contains a NUL character; save it as plain UTF-8 CSV.")
         return plan
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    # newline="": the csv module reads every line ending (\r\n, \n, a lone \r) and quoted line breaks itself.
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from tenants.lifecycle import Hold, take_due
+from tenants.lifecycle import RESENT_WORK, Hold, take_due, take_stranded
 from tenants.models import Work
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ PACES = {
     Work.OFFBOARD: Pace("DISPATCH_BATCH_SIZE", 0.0),
     Work.VERIFY: Pace("VERIFICATION_BATCH_SIZE", 0.2),
     Work.CHECK_DNS: Pace("DRIFT_BATCH_SIZE", 1.2),
+    # A person's DMARC step or repair whose message or worker was lost (tenants.lifecycle.take_stranded).
+    Work.RAMP: Pace("DISPATCH_BATCH_SIZE", 0.0),
+    Work.REPAIR: Pace("DISPATCH_BATCH_SIZE", 0.0),
 }
 
 
@@ -74,8 +77,8 @@ def dispatch_due(work: str, *, now=None, limit: int | None = None) -> list[int]:
     """Hold and send the due `work` of at most a batch of rows nobody holds; no provider calls."""
     pace = PACES[work]
     limit = limit or getattr(settings, pace.batch_setting)
-    token, ids = take_due(work, now=now or timezone.now(), limit=limit,
-                           extra_seconds=pace.spread_seconds * limit)
+    take = take_stranded if work in RESENT_WORK else take_due
+    token, ids = take(work, now=now or timezone.now(), limit=limit, extra_seconds=pace.spread_seconds * limit)
     for i, configuration_id in enumerate(ids):
         send(configuration_id, work, token, trigger="schedule", countdown=i * pace.spread_seconds)
     return ids

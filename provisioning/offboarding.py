@@ -88,13 +88,19 @@ def offboard_run(*, configuration_id: int, providers: Providers, token: uuid.UUI
             audit.finish(entry, AuditOutcome.FAILED, f"Offboarding stopped: {problem}")
         return WorkOutcome(Outcome.STOPPED)
     try:
-        if entry is None:
-            _offboard(hold, configuration, providers)
-        else:
-            with audit.finishing(entry):
-                _offboard(hold, configuration, providers, entry=entry)
-    except ActionRefused:
+        _offboard(hold, configuration, providers, entry=entry)
+    except ActionRefused as exc:
+        # After a passing error the dispatcher tries again (due_at is set), and that run completes
+        # the person's entry; anything else waits for a person, and the entry says why.
+        again = EmailConfiguration.objects.filter(pk=configuration_id, due_at__isnull=False).exists()
+        if entry is not None and not again:
+            audit.finish(entry, AuditOutcome.FAILED, exc.message)
         return WorkOutcome(Outcome.STOPPED)
+    except Exception as exc:
+        if entry is not None:
+            audit.finish(entry, AuditOutcome.FAILED,
+                         f"Stopped by an unexpected error ({type(exc).__name__}); the log has details.")
+        raise
     return WorkOutcome(Outcome.FINISHED)
 
 

@@ -1,6 +1,20 @@
 from django.contrib import admin
 
 from .models import AuditEntry, EmailConfiguration, Partition, Tenant
+from .roles import Actor
+
+
+class PartitionScopedMixin:
+    """A person limited to some partitions (tenants.roles) sees only their rows here too."""
+
+    partition_field = "partition__name"
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        actor = Actor.of(request.user)
+        if actor.partitions is None:
+            return rows
+        return actor.visible(rows, self.partition_field).distinct()
 
 
 class ReadOnlyAdminMixin:
@@ -17,7 +31,8 @@ class ReadOnlyAdminMixin:
 
 
 @admin.register(Partition)
-class PartitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PartitionAdmin(PartitionScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    partition_field = "name"
     """Read-only: partitions come from deployment configuration (`manage.py sync_partitions`)."""
 
     list_display = ("name", "infrastructure", "mail_zone", "delivery_type", "hosted_zone_id", "synced_at")
@@ -26,7 +41,8 @@ class PartitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(PartitionScopedMixin, admin.ModelAdmin):
+    partition_field = "configurations__partition__name"  # a tenant with a configuration there
     list_display = ("slug", "display_name", "created_at")
     search_fields = ("slug", "display_name")
 
@@ -39,7 +55,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(EmailConfiguration)
-class EmailConfigurationAdmin(admin.ModelAdmin):
+class EmailConfigurationAdmin(PartitionScopedMixin, admin.ModelAdmin):
     list_display = (
         "sending_domain", "tenant", "partition", "status", "dmarc_state",
         "dkim_verified", "return_path_verified", "verification_checked_at",
@@ -81,7 +97,8 @@ class EmailConfigurationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditEntryAdmin(PartitionScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    partition_field = "partition"
     """The audit log: shown, never added to, changed or deleted here (tenants.audit)."""
 
     list_display = ("at", "actor", "task", "action", "subject", "partition", "before", "after", "outcome")

@@ -29,7 +29,8 @@ PRUNE_BATCH = 5000
 
 
 def _actor_name(actor) -> str:
-    return actor if isinstance(actor, str) else actor.name
+    name = actor if isinstance(actor, str) else actor.name
+    return name[:150]  # the column's length: a long "cli:<account> as <username>" is cut, never refused
 
 
 # What a provider's error text might echo back of a request: scrubbed before it is stored.
@@ -81,7 +82,7 @@ def pending(configuration, action: str) -> AuditEntry | None:
     """The pending entry of a person's queued `action` on `configuration` (its worker completes it):
     the newest, since the action's hold lets only one be under way at a time."""
     return AuditEntry.objects.filter(configuration=configuration, action=action,
-                                     outcome=AuditOutcome.PENDING).order_by("-at", "-id").first()
+                                     outcome=AuditOutcome.PENDING).order_by("-id").first()
 
 
 @contextmanager

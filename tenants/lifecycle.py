@@ -230,6 +230,30 @@ def take_due(work: str, *, now: datetime, limit: int, extra_seconds: float = 0) 
     return token, ids
 
 
+# A person's queued work (a DMARC step, a repair) lives only in its hold and its pending entry: if
+# the message is lost (the broker was down, the web process died before sending it) or its worker
+# dies, the hold runs out with the work undone. The dispatcher takes such rows again and sends the
+# work once more; its handler finds the pending entry and completes it (both are idempotent).
+RESENT_WORK = frozenset({Work.RAMP, Work.REPAIR})
+
+
+def take_stranded(work: str, *, now: datetime, limit: int, extra_seconds: float = 0) -> tuple[uuid.UUID, list[int]]:
+    """Hold again at most `limit` rows whose hold for `work` (one of RESENT_WORK) has run out."""
+    if work not in RESENT_WORK:
+        raise ValueError(f"{work} is not work a person queues")
+    token = uuid.uuid4()
+    with transaction.atomic():
+        ids = list(
+            EmailConfiguration.objects.select_for_update(skip_locked=True)
+            .filter(held_for=work, holder__isnull=False, held_until__lt=now)
+            .order_by("held_until", "pk").values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            EmailConfiguration.objects.filter(pk__in=ids).update(
+                holder=token, held_until=lease_until(now, extra_seconds=extra_seconds + queue_allowance()))
+    return token, ids
+
+
 # --- what a person may do ----------------------------------------------------------------------
 
 

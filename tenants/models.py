@@ -363,8 +363,9 @@ class AuditEntry(models.Model):
 
     @property
     def outcome_label(self) -> str:
-        """A pending entry whose writer is long gone (its lease ran out) is said to be unknown."""
-        lease = timedelta(seconds=settings.WORK_LEASE_SECONDS)
+        """A pending entry whose writer is long gone (its lease ran out, and the time queued work may
+        wait for a worker) is said to be unknown."""
+        lease = timedelta(seconds=settings.WORK_LEASE_SECONDS + settings.WORK_QUEUE_SECONDS)
         if self.outcome == AuditOutcome.PENDING and timezone.now() - self.at > lease:
             return "Interrupted: outcome unknown"
         return self.get_outcome_display()

@@ -108,10 +108,20 @@ class Actor:
         username = os.environ.get("ARDAMAIL_CLI_USER", "")
         if not username:
             return cls(who, frozenset({SUPPORT, EMAIL_ADMIN}))
-        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        try:
+            username.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CliUserUnknown("ARDAMAIL_CLI_USER is not valid UTF-8 text; name a staff user.") from None
+        user = None
+        if "\x00" not in username and len(username) <= 150:  # no username holds a NUL or is longer
+            user = get_user_model().objects.filter(username=username, is_active=True, is_staff=True).first()
         if user is None:
-            raise CliUserUnknown(f"ARDAMAIL_CLI_USER names {username!r}, who is not an active user.")
-        return cls.of(user, name=f"{who} as {username}")
+            raise CliUserUnknown(f"ARDAMAIL_CLI_USER names {username[:150]!r}, who is not an active staff user.")
+        actor = cls.of(user, name=f"{who} as {username}")
+        if not actor.may(SUPPORT):
+            raise CliUserUnknown(f"ARDAMAIL_CLI_USER names {username!r}, who has neither the support nor the "
+                                 "email admin role.")
+        return actor
 
     def may(self, role: str) -> bool:
         return role in self.roles

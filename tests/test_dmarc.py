@@ -323,6 +323,31 @@ def test_a_queued_step_whose_row_was_taken_over_keeps_the_decision_for_repair(ac
     assert active.dmarc_state == "quarantine_test"
 
 
+def test_a_queued_step_whose_message_was_lost_is_sent_again_once_its_hold_runs_out(active, harness,
+                                                                                  email_admin_user):
+    from django.utils import timezone
+
+    from provisioning.dispatch import dispatch_due
+
+    EmailConfiguration.objects.filter(pk=active.pk).update(dmarc_state="reject")
+    # An emergency relax, decided and queued; its message never reaches a worker (the broker was down).
+    configuration_ramp_dmarc(configuration_id=active.pk, to_state="none", reason="invoices bounce",
+                             actor=Actor.of(email_admin_user), queue=True)
+    lost = EmailConfiguration.objects.get(pk=active.pk).holder
+    assert dispatch_due("ramp") == []  # still within its lease and queue allowance: not lost yet
+    later = timezone.now() + timedelta(hours=1)
+    assert dispatch_due("ramp", now=later) == [active.pk]
+    assert dispatch_due("ramp", now=later) == []  # taken once
+    held = EmailConfiguration.objects.get(pk=active.pk)
+    assert held.holder != lost and held.held_for == "ramp"
+    assert run_held(active, harness).state == "finished"
+    step = only_step()
+    assert (step.from_state, step.to_state, step.message) == ("reject", "none", f"Published v=DMARC1; p=none{RUA}")
+    assert published(harness)[1] == [f'"v=DMARC1; p=none{RUA}"'] and active.holder is None
+    # A dispatcher sweep never takes a row that is free, or held for other work.
+    assert dispatch_due("ramp", now=later) == [] and dispatch_due("repair", now=later) == []
+
+
 def test_a_queued_step_message_without_its_decision_gives_the_row_back(active, harness):
     from tenants.lifecycle import take
 

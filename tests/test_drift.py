@@ -120,6 +120,27 @@ def test_a_queued_repair_the_provider_refuses_says_why_on_its_entry_and_frees_th
     assert configuration.holder is None and configuration.status == "drift"  # Repair may be asked again
 
 
+def test_a_queued_repair_whose_worker_died_is_sent_again_and_completes_its_entry(harness, configured_partitions):
+    from django.utils import timezone
+
+    from provisioning.dispatch import dispatch_due
+    from tenants.models import AuditEntry
+    from tests.harness import CrashPoint, SimulatedCrash
+
+    configuration = activated(harness, configured_partitions)
+    delete_record(harness, configuration.dkim_host, "TXT")
+    drift(configuration, harness)
+    configuration_repair(configuration_id=configuration.pk, actor=CLI, queue=True)
+    harness.route53_crash = CrashPoint("route53 ChangeResourceRecordSets", "after")
+    with pytest.raises(SimulatedCrash):
+        run_held(configuration, harness)
+    assert AuditEntry.objects.get(action="repair").outcome == "pending"
+    assert dispatch_due("repair", now=timezone.now() + timedelta(hours=1)) == [configuration.pk]
+    assert run_held(configuration, harness).state == "finished"
+    entry = AuditEntry.objects.get(action="repair")
+    assert (entry.outcome, entry.after) == ("done", "active") and configuration.status == "active"
+
+
 def test_a_queued_repair_message_without_its_request_gives_the_row_back(harness, configured_partitions):
     from tenants.lifecycle import take
 
@@ -322,3 +343,12 @@ def test_a_repair_is_done_here_or_queued_never_neither(harness, configured_parti
     configuration = activated(harness, configured_partitions)
     with pytest.raises(ValueError):
         configuration_repair(configuration_id=configuration.pk, actor=CLI)
+
+
+def test_only_a_persons_queued_work_is_sent_again_by_hold(db):
+    from django.utils import timezone
+
+    from tenants.lifecycle import take_stranded
+
+    with pytest.raises(ValueError):
+        take_stranded("check_dns", now=timezone.now(), limit=1)

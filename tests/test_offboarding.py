@@ -87,6 +87,21 @@ def test_a_queued_offboarding_that_stops_says_why_on_its_entry(harness, configur
     assert (configuration.status, configuration.holder) == ("offboarding", None)
 
 
+def test_a_queued_offboarding_that_meets_a_passing_error_completes_its_entry_on_the_retry(
+        harness, configured_partitions):
+    configuration = activated(harness, configured_partitions)
+    configuration_offboard(configuration_id=configuration.pk, actor=CLI, queue=True)
+    harness.simulator.inject_fault(method="DELETE", path_pattern="^/domains/", status=500, message="Oops", times=1)
+    assert run_held(configuration, harness).state == "stopped"
+    entry = configuration.audit_entries.get(action="offboard")
+    assert entry.outcome == "pending" and configuration.due_at is not None  # tried again, not given up
+    assert dispatch_due("offboard", now=configuration.due_at + timedelta(seconds=1)) == [configuration.pk]
+    assert run_held(configuration, harness).state == "finished"
+    entry.refresh_from_db()
+    assert (entry.outcome, entry.after, configuration.status) == ("done", "offboarded", "offboarded")
+    assert not configuration.audit_entries.filter(action="state_change", task="offboard").exists()
+
+
 def test_a_queued_offboarding_whose_secret_went_missing_stops_with_its_entry_saying_so(
         harness, configured_partitions, secrets_dir):
     configuration = activated(harness, configured_partitions)

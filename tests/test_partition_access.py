@@ -258,5 +258,84 @@ def test_commands_act_as_the_person_ardamail_cli_user_names(world, nonprod, monk
 
 def test_a_cli_user_that_does_not_exist_stops_the_command(world, monkeypatch):
     monkeypatch.setenv("ARDAMAIL_CLI_USER", "nobody-here")
-    with pytest.raises(CommandError, match="ARDAMAIL_CLI_USER names 'nobody-here', who is not an active user."):
+    with pytest.raises(CommandError, match="ARDAMAIL_CLI_USER names 'nobody-here', who is not an active staff user."):
         call_command("status", world[0].sending_domain, stdout=StringIO())
+
+
+@pytest.mark.parametrize("value, sentence", [
+    ("\udcff", "ARDAMAIL_CLI_USER is not valid UTF-8 text; name a staff user."),
+    ("a\x00b", "ARDAMAIL_CLI_USER names 'a\\x00b', who is not an active staff user."),
+    ("x" * 200, f"ARDAMAIL_CLI_USER names '{'x' * 150}', who is not an active staff user."),
+])
+def test_hostile_cli_user_values_are_refused_with_a_sentence(world, monkeypatch, value, sentence):
+    monkeypatch.setattr("os.environ", {**__import__("os").environ, "ARDAMAIL_CLI_USER": value})
+    with pytest.raises(CommandError) as refused:
+        call_command("attention", stdout=StringIO())
+    assert str(refused.value) == sentence
+
+
+def test_a_cli_user_who_is_not_staff_or_has_no_role_is_refused(world, monkeypatch):
+    users = get_user_model().objects
+    users.create_user("notstaff", password="pw", is_staff=False)
+    users.create_user("norole", password="pw", is_staff=True)
+    monkeypatch.setenv("ARDAMAIL_CLI_USER", "notstaff")
+    with pytest.raises(CommandError, match="'notstaff', who is not an active staff user"):
+        call_command("audit", stdout=StringIO())
+    monkeypatch.setenv("ARDAMAIL_CLI_USER", "norole")
+    with pytest.raises(CommandError, match="'norole', who has neither the support nor the email admin role"):
+        call_command("audit", stdout=StringIO())
+
+
+def test_a_long_cli_user_name_is_cut_to_fit_the_audit_log(world, monkeypatch, harness):
+    name = "s" * 150
+    user = get_user_model().objects.create_user(name, password="pw", is_staff=True)
+    user.groups.add(Group.objects.get_or_create(name=SUPPORT_GROUP)[0])
+    monkeypatch.setenv("ARDAMAIL_CLI_USER", name)
+    entry = audit.record(AuditAction.CHECK_NOW, actor=Actor.command_line(), configuration=world[0])
+    entry.refresh_from_db()
+    assert len(entry.actor) == 150 and entry.actor.startswith("cli:")
+
+
+def test_repair_drifted_and_onboard_by_a_cli_user_stay_in_their_partitions(world, nonprod, monkeypatch, harness):
+    dev, prod = world
+    monkeypatch.setenv("ARDAMAIL_CLI_USER", nonprod.username)
+    out = StringIO()
+    with pytest.raises(CommandError) as refused:  # dev's made-up records cannot be repaired; prod is not tried
+        call_command("repair", "--drifted", stdout=out)
+    assert dev.sending_domain in out.getvalue() and prod.sending_domain not in out.getvalue()
+    assert str(refused.value) == "1 of 1 configurations in drift were not repaired."
+    with pytest.raises(CommandError, match="You may not work in partition prod; you work in dev, stage."):
+        call_command("onboard", "--partition", "prod", "--tenant", "p00000", "--config", "orders", stdout=StringIO())
+
+
+def test_the_audit_filter_names_only_the_persons_partitions(limited, world):
+    html = limited.get(reverse("dashboard:audit"), {"partition": "nope"}).content.decode()
+    assert "There is no partition named" in html and "the partitions are dev, stage." in html
+
+
+def test_the_health_queue_check_names_no_other_partitions_work(healthy, limited, world):  # noqa: F811
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    dev, prod = world
+    EmailConfiguration.objects.filter(pk=prod.pk).update(status="provisioning",
+                                                         due_at=timezone.now() - timedelta(hours=2))
+    html = limited.get(reverse("dashboard:health")).content.decode()
+    assert prod.sending_domain not in html and "No provisioning or offboarding is waiting." in html
+
+
+def test_the_admin_shows_a_limited_person_only_their_partitions(world, nonprod):
+    from django.test import Client
+
+    perms = Permission.objects.filter(codename__in=["view_emailconfiguration", "view_auditentry", "view_tenant",
+                                                    "view_partition", "view_provisioningstep"])
+    nonprod.user_permissions.add(*perms)
+    client = Client()
+    client.force_login(nonprod)
+    dev, prod = world
+    for model in ("tenants/emailconfiguration", "tenants/auditentry", "tenants/tenant", "tenants/partition"):
+        html = client.get(f"/admin/{model}/").content.decode()
+        assert prod.sending_domain not in html and "p00000" not in html, model
+    assert dev.sending_domain in client.get("/admin/tenants/emailconfiguration/").content.decode()
+    assert client.get(f"/admin/tenants/emailconfiguration/{prod.pk}/change/").status_code == 302  # "not found"

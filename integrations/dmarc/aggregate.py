@@ -192,11 +192,14 @@ def _children(element: Element, name: str) -> list[Element]:
     return [c for c in element if _local(c.tag) == name]
 
 
-def _text(element: Element | None, path: str, *, required: bool = False, limit: int = 255, where: str = "") -> str:
+def _text(element: Element | None, path: str, *, required: bool = False, limit: int = 255, where: str = "",
+          lower: bool = False) -> str:
     node = element
     for name in path.split("/"):
         node = _child(node, name) if node is not None else None
     value = (node.text or "").strip() if node is not None else ""
+    if lower:  # before the length check: lowercasing lengthens some letters ('İ' becomes two characters)
+        value = value.lower()
     if not value and required:
         raise ReportRefused(f"{where}<{path}> is missing.")
     if len(value) > limit:
@@ -282,7 +285,7 @@ def _metadata(metadata: Element) -> dict:
 
 def _policy(policy: Element) -> dict:
     return {"policy_domain": _text(policy, "domain", required=True, limit=253,
-                                   where="policy_published ").lower().rstrip("."),
+                                   where="policy_published ", lower=True).rstrip("."),
             "policy": _text(policy, "p", limit=20), "subdomain_policy": _text(policy, "sp", limit=20),
             "pct": _text(policy, "pct", limit=5), "adkim": _text(policy, "adkim", limit=5),
             "aspf": _text(policy, "aspf", limit=5)}
@@ -295,9 +298,12 @@ def _record(record: Element, n: int) -> ReportRecord:
         raise ReportRefused(f"{where}<row> is missing.")
     ip = _text(row, "source_ip", required=True, limit=64, where=where)
     try:
-        ip = str(ipaddress.ip_address(ip))
+        address = ipaddress.ip_address(ip)
     except ValueError:
         raise ReportRefused(f"{where}<row/source_ip> {ip!r} is not an IP address.") from None
+    if getattr(address, "scope_id", None):  # "fe80::1%eth0": a zone index names a local interface, not a sender
+        raise ReportRefused(f"{where}<row/source_ip> {ip!r} is not a sender's IP address (it has a zone index).")
+    ip = str(address)
     count = _text(row, "count", required=True, limit=20, where=where)
     if not (count.isascii() and count.isdigit()) or int(count) > MAX_COUNT:
         raise ReportRefused(f"{where}<row/count> {count!r} is not a message count.")
@@ -311,12 +317,12 @@ def _record(record: Element, n: int) -> ReportRecord:
         if value and value not in RESULTS:
             raise ReportRefused(f"{where}policy_evaluated {name} {value!r} is not pass or fail.")
     identifiers, auth = _child(record, "identifiers"), _child(record, "auth_results")
-    header_from = _text(identifiers, "header_from", required=True, limit=253, where=where).lower().rstrip(".")
+    header_from = _text(identifiers, "header_from", required=True, limit=253, where=where, lower=True).rstrip(".")
     reasons = tuple(_text(r, "type", limit=40) for r in _children(evaluated, "reason")) if evaluated is not None else ()
     return ReportRecord(
         source_ip=ip, count=int(count), disposition=disposition.lower(), dkim=dkim or "fail", spf=spf or "fail",
-        header_from=header_from, envelope_from=_text(identifiers, "envelope_from", limit=253).lower(),
-        envelope_to=_text(identifiers, "envelope_to", limit=253).lower(),
+        header_from=header_from, envelope_from=_text(identifiers, "envelope_from", limit=253, lower=True),
+        envelope_to=_text(identifiers, "envelope_to", limit=253, lower=True),
         dkim_auth=tuple(AuthResult(_text(d, "domain", limit=253).lower(), _text(d, "result", limit=20).lower(),
                                    _text(d, "selector", limit=253)) for d in _children(auth, "dkim")) if auth is not None else (),
         spf_auth=tuple(AuthResult(_text(s, "domain", limit=253).lower(), _text(s, "result", limit=20).lower(),

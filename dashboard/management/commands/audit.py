@@ -34,7 +34,7 @@ class Command(BaseCommand):
         data = {k: options[k] for k in ("actor", "action", "partition", "since", "until")}
         if configuration:
             data["configuration"] = configuration_for(configuration).pk
-        form = AuditFilterForm(data)
+        form = AuditFilterForm(data, actor=Actor.command_line())
         if not form.is_valid():
             raise CommandError(form_errors(form))
         entries, _ = audit_entries(**form.cleaned_data, limit=limit, among=Actor.command_line().partitions)

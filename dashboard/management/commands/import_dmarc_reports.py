@@ -32,7 +32,7 @@ class Command(BaseCommand):
         self.stdout.write(summary)
 
     def _one(self, path: Path, actor: Actor) -> list[ImportOutcome]:
-        label = str(path)
+        label, name = _text(str(path)), _text(path.name)
         try:
             if path.stat().st_size > settings.DMARC_REPORT_MAX_BYTES:
                 return [ImportOutcome(label, "refused", f"{label}: refused, nothing stored: it is larger than "
@@ -40,4 +40,10 @@ class Command(BaseCommand):
             data = path.read_bytes()
         except OSError as exc:
             return [ImportOutcome(label, "refused", f"{label}: cannot be read ({exc.strerror or exc}).")]
-        return import_file(path.name, data, source=ReportSource.COMMAND, actor_name=actor.name)
+        return import_file(name, data, source=ReportSource.COMMAND, actor_name=actor.name)
+
+
+def _text(file_name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 arrive as lone surrogates (os.fsdecode), which
+    neither the database nor a UTF-8 terminal takes; they are shown, and stored, as U+FFFD."""
+    return file_name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

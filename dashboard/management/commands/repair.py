@@ -33,7 +33,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{configuration.sending_domain}: {configuration.status}")
 
     def _all(self, partition):
-        configurations = EmailConfiguration.objects.filter(status=ConfigurationStatus.DRIFT)
+        configurations = Actor.command_line().visible(EmailConfiguration.objects.filter(status=ConfigurationStatus.DRIFT))
         if partition:
             configurations = configurations.filter(partition=partition_named(partition))
         providers, actor, failed = Providers.default(), Actor.command_line(), 0
