@@ -30,7 +30,7 @@ from tenants.lifecycle import (
     Lost,
     refusal,
     require,
-    resume,
+    resume_queued,
     take_for,
 )
 from tenants.models import (
@@ -260,14 +260,10 @@ def configuration_ramp_dmarc(
 
 def ramp_run(*, configuration_id: int, providers: Providers, token, trigger: str = "") -> WorkOutcome:
     """The worker's half of a queued DMARC step: publish the record the decision recorded."""
-    hold = resume(configuration_id, token, Work.RAMP, for_person=True)
-    if hold is None:
+    started = resume_queued(configuration_id, token, Work.RAMP, AuditAction.RAMP_DMARC)
+    if started is None:
         return WorkOutcome(Outcome.BUSY)
-    configuration = EmailConfiguration.objects.load(configuration_id)
-    entry = audit.pending(configuration, AuditAction.RAMP_DMARC)
-    if entry is None:  # nothing asked for (a message without its decision): give the row back
-        hold.release()
-        return WorkOutcome(Outcome.BUSY)
+    hold, configuration, entry = started
     before = datetime.fromisoformat(entry.details["changed_at_before"])
     try:
         _publish(hold, configuration, entry.before, before, entry, providers)

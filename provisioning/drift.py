@@ -27,6 +27,7 @@ from tenants.lifecycle import (
     Lost,
     require,
     resume,
+    resume_queued,
     take,
     take_for,
 )
@@ -209,14 +210,10 @@ def configuration_repair(*, configuration_id: int, actor, providers: Providers |
 
 def repair_run(*, configuration_id: int, providers: Providers, token, trigger: str = "") -> WorkOutcome:
     """The worker's half of a queued repair."""
-    hold = resume(configuration_id, token, Work.REPAIR, for_person=True)
-    if hold is None:
+    started = resume_queued(configuration_id, token, Work.REPAIR, AuditAction.REPAIR)
+    if started is None:
         return WorkOutcome(Outcome.BUSY)
-    configuration = EmailConfiguration.objects.load(configuration_id)
-    entry = audit.pending(configuration, AuditAction.REPAIR)
-    if entry is None:  # nothing asked for (a message without its request): give the row back
-        hold.release()
-        return WorkOutcome(Outcome.BUSY)
+    hold, configuration, entry = started
     try:
         _repair(hold, configuration, entry, providers)
     except ActionRefused:

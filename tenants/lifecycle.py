@@ -207,6 +207,21 @@ def resume(configuration_id: int, token: uuid.UUID, work: str, *, for_person: bo
     return None
 
 
+def resume_queued(configuration_id: int, token: uuid.UUID, work: str, action: str):
+    """Start a person's queued work (a DMARC step, a repair): its hold, the configuration and the
+    pending entry its request wrote; None if the message's hold is spent or, with no entry to
+    complete (nothing was asked for), after giving the row back."""
+    hold = resume(configuration_id, token, work, for_person=True)
+    if hold is None:
+        return None
+    configuration = EmailConfiguration.objects.load(configuration_id)
+    entry = audit.pending(configuration, action)
+    if entry is None:
+        hold.release()
+        return None
+    return hold, configuration, entry
+
+
 def take_due(work: str, *, now: datetime, limit: int, extra_seconds: float = 0) -> tuple[uuid.UUID, list[int]]:
     """Hold at most `limit` rows whose `work` is due and that nobody holds, oldest due first.
 
