@@ -1,8 +1,8 @@
 """No secret where staff or a log can see it (issue 12, "Secrets"): known values of every secret
 (the Postmark account token, the encryption key, the webhook secret, a server token Postmark
 issued) are seeded, a configuration lives through provisioning, a failure, a test email and a
-DNS repair, and then every page, download, admin page, `status --json`, audit entry and log line
-is scanned for them; error reports (DEBUG pages, error mails) hide them too."""
+DNS repair, and then every page, download, admin page, the probes and metrics, `status --json`,
+audit entry and log line is scanned for them; error reports (DEBUG pages, error mails) hide them too."""
 
 import json
 import logging
@@ -60,7 +60,8 @@ def test_error_reports_never_show_a_key_or_a_token():
 
 
 def test_no_secret_reaches_a_page_a_download_the_admin_status_the_audit_log_or_the_logs(
-        harness, configured_partitions, secrets_dir, admin_client_ea, superuser, client, caplog, monkeypatch):
+        harness, configured_partitions, secrets_dir, admin_client_ea, superuser, client, caplog, monkeypatch,
+        settings):
     from provisioning import providers as providers_module
 
     monkeypatch.setattr(providers_module.Providers, "default", classmethod(lambda cls: harness.providers))
@@ -102,6 +103,14 @@ def test_no_secret_reaches_a_page_a_download_the_admin_status_the_audit_log_or_t
         response = client.get(url)
         assert response.status_code == 200, url
         seen[url] = response.content.decode()
+    # The operations endpoints: the probes and the metrics a scraper reads (issue 13).
+    settings.METRICS_TOKEN = "metrics-token-for-the-scan"
+    for url, headers in (("/healthz", {}), ("/readyz", {}),
+                         ("/metrics", {"HTTP_AUTHORIZATION": "Bearer metrics-token-for-the-scan"})):
+        response = client.get(url, **headers)
+        assert response.status_code == 200, url
+        seen[url] = response.content.decode()
+    assert "ardamail_work_runs_total" in seen["/metrics"]  # there is something to scan
     out = StringIO()
     call_command("status", configuration.sending_domain, "--json", stdout=out)
     seen["status --json"] = out.getvalue()
