@@ -20,5 +20,6 @@ urlpatterns = [
     path("", include("dashboard.urls")),
 ]
 
+handler400 = "dashboard.views.bad_request"
 handler403 = "dashboard.views.forbidden"
 handler404 = "dashboard.views.not_found"

@@ -380,7 +380,18 @@ def locked_out(request, original_response=None, credentials=None):
 
 
 def not_found(request, exception):
-    return render(request, "404.html", {"message": "There is no such page or configuration."}, status=404)
+    """The site's 404: the sentence the view gave (e.g. "There is no such partition."), or a general one."""
+    said = exception.args[0] if isinstance(exception, Http404) and exception.args else ""
+    message = said if isinstance(said, str) and said.endswith(".") else "There is no such page or configuration."
+    return render(request, "404.html", {"message": message}, status=404)
+
+
+def bad_request(request, exception):
+    """A request Django cannot read (too many fields or parameters, a broken multipart body): a
+    sentence in the site's layout instead of Django's bare page; nothing was done."""
+    return render(request, "400.html", {"message": "This request could not be read (too many fields or "
+                                                   "parameters, or a broken upload); nothing was done. Go back "
+                                                   "and try again with the form."}, status=400)
 
 
 def forbidden(request, exception):

@@ -147,7 +147,8 @@ def test_lists_show_only_the_persons_partitions(limited, support_client, world, 
 
 
 def test_filters_naming_another_partition_are_not_found_or_empty(limited, world):
-    assert limited.get(reverse("dashboard:attention"), {"partition": "prod"}).status_code == 404
+    response = limited.get(reverse("dashboard:attention"), {"partition": "prod"})
+    assert response.status_code == 404 and "There is no such partition." in response.content.decode()
     html = limited.get(reverse("dashboard:audit"), {"partition": "prod"}).content.decode()
     assert world[1].sending_domain not in html
     html = limited.get(reverse("dashboard:configurations"), {"q": "prod"}).content.decode()
