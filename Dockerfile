@@ -29,7 +29,7 @@ RUN SECRET_KEY=collectstatic-only ALLOWED_HOSTS=localhost PUBLIC_BASE_URL=https:
     CELERY_BROKER_URL=memory:// DATABASE_URL=sqlite:////tmp/collectstatic.sqlite3 \
     python manage.py collectstatic --noinput --verbosity 0 \
     && python -m compileall -q /app \
-    && rm -f /tmp/collectstatic.sqlite3
+    && rm -rf /tmp/collectstatic.sqlite3 /tmp/prometheus
 USER 10001:10001
 EXPOSE 8000 9808
 CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", "0.0.0.0:8000"]

@@ -16,6 +16,7 @@ import hmac
 import logging
 import os
 import threading
+from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from django.conf import settings
@@ -37,7 +38,7 @@ NOT_FOUND = b"Not found.\n"
 
 def metrics_allowed(authorization: str) -> bool | None:
     """None: metrics are off (no METRICS_TOKEN); else whether the header carries the token."""
-    token = settings.METRICS_TOKEN
+    token = settings.METRICS_TOKEN.strip()  # a secret read from a file may end in a newline
     if not token:
         return None
     scheme, _, given = authorization.partition(" ")
@@ -131,14 +132,23 @@ def _answer(start_response, status: str, body: bytes, content_type: str = "text/
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = 5  # seconds a connection may take to send its request: an idle one is dropped
+
     def log_message(self, format, *args):  # a probe every few seconds is not news
         pass
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """One thread per connection, so one slow or idle client never blocks the liveness probe."""
+
+    daemon_threads = True
 
 
 def serve_ops(listen: str) -> WSGIServer:
     """Serve `ops_app` on "host:port" in a daemon thread; returns the server (`.server_address`)."""
     host, _, port = listen.rpartition(":")
-    server = make_server(host or "127.0.0.1", int(port), ops_app, handler_class=_QuietHandler)
+    server = make_server(host or "127.0.0.1", int(port), ops_app, server_class=_ThreadingServer,
+                         handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="ardamail-ops", daemon=True).start()
     log.info("serving /healthz and /metrics on %s:%s", *server.server_address[:2])
     return server

@@ -51,8 +51,12 @@ def broker_connection() -> Connection:
     filesystem broker, whose transport class is a setting of its own."""
     url, timeout = settings.CELERY_BROKER_URL, settings.READINESS_TIMEOUT_SECONDS
     transport = getattr(settings, "CELERY_BROKER_TRANSPORT", None) if url.startswith("filesystem://") else None
-    conn = Connection(url, transport=transport, connect_timeout=timeout,
-                      transport_options=getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}))
+    options = dict(getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}))
+    if url.startswith(("redis://", "rediss://")):
+        # connect_timeout bounds connecting only: a Redis that accepts and never answers (a proxy in
+        # front of a dead node) would hold the PING, and the probe, for ever.
+        options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
+    conn = Connection(url, transport=transport, connect_timeout=timeout, transport_options=options)
     try:
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
     except BaseException:

@@ -120,3 +120,11 @@ def test_the_image_runs_as_a_user_and_holds_no_secret():
     assert not any(word in environment for word in ("SECRET_KEY", "TOKEN", "PASSWORD", "DATABASE_URL"))
     ignored = (settings.BASE_DIR / ".dockerignore").read_text().split()
     assert {".env", ".venv", "var", ".git", "tests"} <= set(ignored)
+
+
+def test_the_network_policy_selects_only_this_applications_pods():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "deploy/kubernetes/base/networkpolicy.yaml").read_text()
+    selector = text.split("podSelector:", 1)[1].split("policyTypes:", 1)[0]
+    assert "matchLabels:\n      app.kubernetes.io/name: ardamail-admin" in selector

@@ -52,6 +52,38 @@ def test_readyz_fails_while_the_broker_is_unreachable_and_recovers(db, productio
     assert Client(**POD).get("/readyz").status_code == 200
 
 
+def test_readyz_gives_up_on_a_redis_that_accepts_and_never_answers(db, production_like):
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nothing ever replies
+    production_like.CELERY_BROKER_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    production_like.READINESS_TIMEOUT_SECONDS = 1
+    answers = []
+    asking = threading.Thread(target=lambda: answers.append(Client(**POD).get("/readyz")), daemon=True)
+    asking.start()
+    asking.join(120)  # a guard against hanging for ever, not a measurement
+    silent.close()
+    assert answers, "/readyz hung on a silent Redis"
+    assert answers[0].status_code == 503 and answers[0].json()["broker"] == "unreachable"
+
+
+def test_metrics_token_read_from_a_file_may_end_in_a_newline(client, db, settings):
+    settings.METRICS_TOKEN = "from-a-file\n"
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer from-a-file", **POD).status_code == 200
+
+
+def test_an_idle_connection_does_not_block_a_workers_liveness_port(settings):
+    from health.endpoints import serve_ops
+
+    server = serve_ops("127.0.0.1:0")
+    idle = socket.create_connection(("127.0.0.1", server.server_address[1]))
+    try:
+        idle.sendall(b"GET /heal")  # half a request line, and then nothing
+        assert urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/healthz", timeout=30).read() \
+            == b"ok\n"
+    finally:
+        idle.close()
+        server.shutdown()
+
+
 def test_readyz_fails_while_the_secrets_folder_cannot_be_read(db, production_like, tmp_path):
     production_like.SECRETS_DIR = tmp_path / "not-mounted"
     response = Client(**POD).get("/readyz")
