@@ -160,6 +160,7 @@ class Flow:
     name = ""
     calls: tuple[Call, ...] = ()
     retries_by_itself = False  # a passing fault is retried without a person
+    resent_as = ""  # the Work the dispatcher sends again once a killed worker's hold ran out ("": the retry)
 
     def start(self, env: Env, call: Call) -> None:
         env.configuration = env.restore(env, call.start)
@@ -179,7 +180,10 @@ class Flow:
 
     def resume(self, env: Env) -> None:
         env.time_passes()
-        self.retry(env)
+        if self.resent_as:
+            assert env.sweep_and_run(self.resent_as) == [env.configuration.pk]
+        else:
+            self.retry(env)
 
     def check_end(self, env: Env) -> None:
         raise NotImplementedError
@@ -299,6 +303,7 @@ class Drift(Flow):
 
 class Repair(Flow):
     name = "repair"
+    resent_as = Work.REPAIR  # a person's work, sent again by the dispatcher
     calls = (Call("r53 ListHostedZonesByName", "route53 ListHostedZonesByName", "drift"),
              Call("r53 ChangeResourceRecordSets", "route53 ChangeResourceRecordSets", "drift"),
              Call("r53 ListResourceRecordSets", "route53 ListResourceRecordSets", "drift"))
@@ -311,10 +316,6 @@ class Repair(Flow):
         entry = env.latest("repair")
         return entry.message if entry.outcome == "failed" else None
 
-    def resume(self, env):  # the dispatcher sends a person's work again once its worker's hold ran out
-        env.time_passes()
-        assert env.sweep_and_run(Work.REPAIR) == [env.configuration.pk]
-
     def check_end(self, env):
         c = env.reload()
         assert (c.status, c.holder, c.last_error) == ("active", None, "")
@@ -324,6 +325,7 @@ class Repair(Flow):
 
 class Ramp(Flow):
     name = "DMARC ramp"
+    resent_as = Work.RAMP  # a person's work, sent again by the dispatcher
     calls = (Call("r53 ListHostedZonesByName", "route53 ListHostedZonesByName"),
              Call("r53 ChangeResourceRecordSets", "route53 ChangeResourceRecordSets"))
 
@@ -337,10 +339,6 @@ class Ramp(Flow):
             return None
         assert env.reload().dmarc_state == "none"  # the step was taken back: nothing changed
         return entry.message
-
-    def resume(self, env):  # the dispatcher sends a person's work again once its worker's hold ran out
-        env.time_passes()
-        assert env.sweep_and_run(Work.RAMP) == [env.configuration.pk]
 
     def check_end(self, env):
         c = env.reload()
@@ -464,6 +462,7 @@ class SendTest(Flow):
 
 class Offboard(Flow):
     name = "offboard"
+    resent_as = Work.OFFBOARD
     calls = (Call("r53 ListHostedZonesByName", "route53 ListHostedZonesByName"),
              Call("r53 ListResourceRecordSets", "route53 ListResourceRecordSets"),
              Call("r53 ChangeResourceRecordSets", "route53 ChangeResourceRecordSets"),
@@ -493,10 +492,6 @@ class Offboard(Flow):
     def retry(self, env):
         self.act(env)
         self.settle(env)
-
-    def resume(self, env):
-        env.time_passes()
-        assert env.sweep_and_run(Work.OFFBOARD) == [env.configuration.pk]
 
     def check_end(self, env):
         c = env.reload()
