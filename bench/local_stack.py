@@ -36,6 +36,9 @@ class LocalStack:
 def local_stack(workdir: Path, *, database_url: str, broker_url: str):
     from moto.server import ThreadedMotoServer
 
+    from localdev import moto_strict
+
+    moto_strict.apply()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()

@@ -44,6 +44,9 @@ def main() -> None:
 
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0)
+    from localdev import moto_strict
+
+    moto_strict.apply()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()

@@ -76,6 +76,9 @@ def production_stack(workdir: Path, *, database_url: str, broker_url: str, worke
                      concurrency: int = 2, web_workers: int = 2, web_port: int = 0, env_overrides: dict | None = None):
     from moto.server import ThreadedMotoServer
 
+    from localdev import moto_strict
+
+    moto_strict.apply()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()

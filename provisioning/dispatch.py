@@ -31,7 +31,7 @@ class Pace:
 
 
 # Verification: 100 checks x 0.2 s = 20 s of a 30 s beat, 2 Postmark calls each (about 10/s at most).
-# DNS checks: 200 x 1.2 s = 240 s of a 5-minute beat, 3 Route53 reads each (2.5/s), under Route53's
+# DNS checks: 200 x 1.2 s = 240 s of a 5-minute beat, 1 Route53 read each (under 1/s), under Route53's
 # 5 requests per second (docs/providers/route53.md#rate-limits-and-retries).
 PACES = {
     Work.PROVISION: Pace("DISPATCH_BATCH_SIZE", 0.0),

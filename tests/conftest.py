@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from moto import mock_aws
 
 from integrations.dns.route53 import Route53
+from localdev import moto_strict
 from localdev.postmark_simulator import PostmarkSimulator
 from localdev.serving import serve
 from localdev.zones import dns_lookup, ensure_local_zones, simulator_account_tokens
@@ -24,6 +25,8 @@ def pytest_configure(config):
     """The fault matrix's table, printed after any run that ran its cells (`make resilience`)."""
     from tests import resilience_report
 
+    # moto lists Route53 records in Route53's documented order, trailing dot included (localdev.moto_strict).
+    moto_strict.apply()
     if not config.pluginmanager.is_registered(resilience_report):
         config.pluginmanager.register(resilience_report, "resilience_report")
 

@@ -642,3 +642,76 @@ def test_it_assumes_the_role_again_when_its_credentials_are_about_to_expire(zone
 
     assert len(seen["assumed"]) == 2
     assert seen["signed_with"] == seen["assumed"]
+
+
+# --- reading: as few listings as Route53's order allows (#listing-records) ----------------------
+
+
+def test_it_reads_a_configurations_three_records_in_one_listing(client, zone_id, calls):
+    client.zone(ZONE, zone_id=zone_id).upsert(TENANT_RECORDS)
+    calls.clear()
+    found = client.zone(ZONE, zone_id=zone_id).read([r.name for r in TENANT_RECORDS])
+    assert read_back(found) == read_back(TENANT_RECORDS)
+    assert [(name, params["StartRecordName"], params["MaxItems"]) for name, params in calls] == [
+        ("ListResourceRecordSets", DMARC.name, "300")]  # _dmarc sorts first below the sending domain
+
+
+def test_it_lists_names_in_route53s_order_where_a_hyphen_sorts_before_the_dot(aws, zone_id):
+    """The strict moto (localdev.moto_strict) lists as Route53 documents: com.example.t1.orders-eu. first."""
+    zone = Route53().zone(ZONE, zone_id=zone_id)
+    records = [DnsRecord(name=f"{n}.acme.{ZONE}", type="TXT", value="x") for n in ("orders", "orders-eu", "orders.x")]
+    zone.upsert(records)
+    listed = [s["Name"] for s in raw_rrsets(zone_id) if s["Type"] == "TXT"]
+    assert listed == [f"orders-eu.acme.{ZONE}.", f"orders.acme.{ZONE}.", f"orders.x.acme.{ZONE}."]
+
+
+def many_records(count):
+    """`count` configurations' DMARC and Return-Path records, every tenant a sibling with a hyphenated twin."""
+    records = []
+    for i in range(count):
+        for slug in ("orders", "orders-eu"):
+            records += [DnsRecord(name=f"_dmarc.{slug}.t{i:04d}.{ZONE}", type="TXT", value=f"v=DMARC1; p=none; {i}"),
+                        DnsRecord(name=f"pm-bounces.{slug}.t{i:04d}.{ZONE}", type="CNAME", value="pm.mtasv.net")]
+    return records
+
+
+def test_a_read_of_many_names_passes_over_the_zone_once_in_pages_of_300(client, zone_id, calls):
+    records = many_records(200)  # 800 sets, plus NS and SOA at the apex
+    zone = client.zone(ZONE, zone_id=zone_id)
+    for start in range(0, len(records), 400):
+        zone.upsert(records[start:start + 400])
+    wanted = [r for r in records if ".orders." in r.name]  # every other configuration: 400 of the 800 sets
+    calls.clear()
+    found = zone.read([r.name for r in wanted])
+    assert read_back(found) == read_back(wanted)
+    pages = [params for name, params in calls if name == "ListResourceRecordSets"]
+    # The wanted sets lie among the others across the whole zone: about 800 / 300 pages, never one per name.
+    assert 3 <= len(pages) <= 4
+    assert {p["MaxItems"] for p in pages} == {"300"}
+
+
+def test_a_read_jumps_over_sets_it_does_not_want(client, zone_id, calls):
+    records = many_records(200)
+    zone = client.zone(ZONE, zone_id=zone_id)
+    for start in range(0, len(records), 400):
+        zone.upsert(records[start:start + 400])
+    first, last = f"orders.t0000.{ZONE}", f"orders.t0199.{ZONE}"
+    calls.clear()
+    found = zone.read([f"_dmarc.{first}", f"_dmarc.{last}"])
+    assert sorted(r.name for r in found) == [f"_dmarc.{first}", f"_dmarc.{last}"]
+    # Two listings: the first page ends long before the last name, so the next starts at it.
+    assert [p["StartRecordName"] for _, p in calls] == [f"_dmarc.{first}", f"_dmarc.{last}"]
+
+
+def test_a_name_whose_types_straddle_a_page_continues_at_the_next_type(client, zone_id, calls):
+    zone = client.zone(ZONE, zone_id=zone_id)
+    # NS and SOA at the apex, 297 names "z000"…"z296", then "zz" with MX (the 300th set) and TXT (the 301st).
+    for start in range(0, 297, 100):
+        zone.upsert([DnsRecord(name=f"z{i:03d}.{ZONE}", type="TXT", value="x") for i in range(start, min(start + 100, 297))])
+    both = f"zz.{ZONE}"
+    zone.upsert([DnsRecord(name=both, type="TXT", value="t"), DnsRecord(name=both, type="MX", value="10 mx.example.com")])
+    calls.clear()
+    found = zone.read([ZONE, both], types=("NS", "MX", "TXT"))
+    assert sorted((r.name, r.type) for r in found) == [(ZONE, "NS")] * 4 + [(both, "MX"), (both, "TXT")]
+    assert [{k: v for k, v in p.items() if k.startswith("Start")} for _, p in calls] == [
+        {"StartRecordName": ZONE}, {"StartRecordName": both, "StartRecordType": "TXT"}]

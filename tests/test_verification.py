@@ -62,8 +62,8 @@ def test_an_onboarded_configuration_becomes_active_with_no_human_action(harness,
     ]
     assert harness.route53_calls == [
         "ListHostedZonesByName", "ChangeResourceRecordSets",  # provisioning: find the zone, one UPSERT batch
-        "ListHostedZonesByName", "ListResourceRecordSets", "ListResourceRecordSets", "ListResourceRecordSets",
-    ]  # activation: the first drift check reads each of the three names back
+        "ListHostedZonesByName", "ListResourceRecordSets",
+    ]  # activation: the first drift check reads the three records back in one listing
     print(f"\nonboarding -> active: {len(postmark)} Postmark calls + {len(harness.route53_calls)} Route53 calls")
     assert [(r.purpose, r.status) for r in RecordCheck.objects.filter(configuration=configuration)] == [
         ("dkim", "ok"), ("dmarc", "ok"), ("return_path", "ok")

@@ -31,6 +31,7 @@ from .txt import quote_txt, unquote_txt
 
 PROVIDER = "route53"
 COMMENT = "ardamail-admin"
+LIST_PAGE = 300  # the most sets ListResourceRecordSets returns in one page (#listing-records)
 ROLE_SESSION_NAME = "ardamail-admin-dns"
 ROLE_DURATION_SECONDS = 3600  # role chaining caps a session at one hour (#assumed-roles)
 ROLE_REFRESH_MARGIN = timedelta(minutes=5)
@@ -129,6 +130,12 @@ def _records_from(rrset: dict) -> list[DnsRecord]:
 
 def _logical_value(rtype: str, value: str) -> str:
     return unquote_txt(value) if rtype == "TXT" else normalise_name(value)
+
+
+def listing_key(name: str) -> str:
+    """Where ListResourceRecordSets sorts a name: its labels reversed, with the trailing dot, compared
+    in ASCII (#listing-records); the dot matters beside characters below it, such as "-"."""
+    return ".".join(reversed(normalise_name(name).split("."))) + "."
 
 
 def _strip_prefix(aws_id: str) -> str:
@@ -336,16 +343,35 @@ class Route53Zone:
         return records
 
     def _rrsets_at(self, names: Iterable[str]) -> list[dict]:
-        """Raw record sets exactly at each name; names outside the zone cannot be there, so cost no call."""
-        found = []
-        for name in sorted({normalise_name(n) for n in names}):
-            if not is_within_zone(name, self.name):
-                continue
-            # The listing is sorted and starts at StartRecordName (#listing-records): the first few
-            # sets are the ones at this name, and the rest (other names) are dropped.
+        """Raw record sets exactly at each name, in as few listings as the zone's order allows.
+
+        The listing is sorted (#listing-records) and pages hold up to 300 sets: one call starting at
+        the first name returns the sets of every name up to the end of its page, so a configuration's
+        records (all below its sending domain) cost one call, and the names of a whole partition cost
+        about one pass over the zone. After a page, the listing jumps to the next name not yet passed
+        instead of reading the sets in between. Names outside the zone cannot be there: no call."""
+        wanted = sorted({n for n in map(normalise_name, names) if is_within_zone(n, self.name)}, key=listing_key)
+        if not wanted:
+            return []
+        keep = set(wanted)
+        found: list[dict] = []
+        position, start = 0, {"StartRecordName": wanted[0]}
+        while True:
             answer = self._route53.call(
-                f"read the records at {name}", "list_resource_record_sets",
-                HostedZoneId=self.zone_id, StartRecordName=name, MaxItems="10",
+                f"read the records at {wanted[position]}", "list_resource_record_sets",
+                HostedZoneId=self.zone_id, MaxItems=str(LIST_PAGE), **start,
             )
-            found.extend(s for s in answer["ResourceRecordSets"] if normalise_name(s["Name"]) == name)
-        return found
+            found.extend(s for s in answer["ResourceRecordSets"] if normalise_name(s["Name"]) in keep)
+            if not answer.get("IsTruncated"):
+                return found
+            # Every name that sorts before the next page's first set has been listed (or is not there).
+            next_name = normalise_name(answer["NextRecordName"])
+            next_key = listing_key(next_name)
+            while position < len(wanted) and listing_key(wanted[position]) < next_key:
+                position += 1
+            if position == len(wanted):
+                return found
+            if wanted[position] == next_name:  # the rest of this name's types: continue exactly there
+                start = {"StartRecordName": next_name, "StartRecordType": answer["NextRecordType"]}
+            else:
+                start = {"StartRecordName": wanted[position]}

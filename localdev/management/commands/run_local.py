@@ -74,7 +74,7 @@ class Command(BaseCommand):
     def _start(self, procs: list, env: dict, port: int) -> None:
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         moto_port, pm_port = settings.LOCAL_MOTO_PORT, settings.LOCAL_POSTMARK_PORT
-        procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)], env=env))
+        procs.append(subprocess.Popen([sys.executable, "-m", "localdev.moto_strict", "-H", "127.0.0.1", "-p", str(moto_port)], env=env))
         wait_for_port(moto_port)
         zones = ensure_local_zones()
         self.stdout.write(f"moto Route53 on :{moto_port} with zones {', '.join(sorted(zones))}")
