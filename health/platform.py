@@ -1,5 +1,5 @@
 """Checks of the platform as a whole: the worker and beat, and the queue of work waiting for them
-(the public URL Postmark posts to is `base_url.py`)."""
+(the public URL Postmark posts to is `base_url.py`); and each partition's last DNS sweep."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -7,8 +7,9 @@ from django.conf import settings
 from django.db.models.functions import Now
 from django.utils.timesince import timesince
 
+from provisioning.models import DriftSweep
 from tenants.lifecycle import AUTOMATIC_WORK, STALLED_STATES
-from tenants.models import EmailConfiguration, Work
+from tenants.models import EmailConfiguration, Partition, Work
 
 from .models import Heartbeat
 from .results import Check, Status, finding
@@ -67,3 +68,26 @@ def queue_check(now: datetime, among: list | None = None) -> Check:
                        f"The {work} of {oldest} has waited {waited}: check that the worker runs and reaches the "
                        "broker, then see Needs attention for every stalled configuration.")
     return finding("queue", None, Status.OK, f"The oldest waiting work, the {work} of {oldest}, is {waited} old.")
+
+
+def sweep_check(partition: Partition, now: datetime) -> Check:
+    """What the partition's last scheduled DNS sweep (provisioning.drift.sweep_due) found, and when;
+    a sweep that stopped, or none for twice its interval, is said with what to do."""
+    row = DriftSweep.objects.filter(partition=partition).first()
+    interval = timedelta(hours=settings.DRIFT_INTERVAL_HOURS)
+    if row is None or row.started_at is None:
+        return finding("DNS sweep", partition, Status.OK, "No DNS sweep has run yet: beat starts one within "
+                                                          "5 minutes once the worker and beat run.")
+    if row.error:
+        return finding("DNS sweep", partition, Status.WARNING,
+                       f"The DNS sweep started at {_utc(row.started_at)} stopped: {row.error} It is tried again at "
+                       f"{_utc(row.next_at)}; if it keeps stopping, check the DNS role and the hosted zone above.")
+    found = (f"{row.checked} configuration(s) checked, {row.drifted} in drift, {row.skipped} busy "
+             f"(left for the next sweep)")
+    if now - row.finished_at > 2 * interval:
+        return finding("DNS sweep", partition, Status.PROBLEM,
+                       f"The last DNS sweep finished at {_utc(row.finished_at)}, {_age(row.finished_at, now)} ago "
+                       f"({found}): drift is not being looked for; {START_WORKER}.")
+    return finding("DNS sweep", partition, Status.OK,
+                   f"Swept at {_utc(row.started_at)} in {_age(row.started_at, row.finished_at)}: "
+                   f"{found}. Next at {_utc(row.next_at)}.")

@@ -19,7 +19,7 @@ from .base_url import base_url_check
 from .clients import health_providers
 from .credentials import account_check, encryption_key_check, secrets_check
 from .models import Heartbeat
-from .platform import HEARTBEAT, queue_check, worker_check
+from .platform import HEARTBEAT, queue_check, sweep_check, worker_check
 from .results import Check, crashed
 from .root import RootZone, find_root_zone
 from .zones import delegation_check, hosted_zone_check
@@ -61,7 +61,8 @@ def _partition_checks(partition: Partition, providers: Providers, root: RootZone
     return [guarded("secrets", partition, lambda: secrets_check(partition)),
             guarded("encryption key", partition, lambda: encryption_key_check(partition)),
             guarded("account token", partition, lambda: account_check(partition, providers)),
-            zone_check, guarded("delegation", partition, lambda: delegation_check(partition, zone, root))]
+            zone_check, guarded("delegation", partition, lambda: delegation_check(partition, zone, root)),
+            guarded("DNS sweep", partition, lambda: sweep_check(partition, timezone.now()))]
 
 
 def _unknown_root(failed: Check) -> RootZone:

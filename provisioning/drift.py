@@ -9,7 +9,8 @@ that changed under it.
 """
 
 import logging
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -25,22 +26,25 @@ from tenants.lifecycle import (
     ActionRefused,
     Hold,
     Lost,
+    release_held,
     require,
     resume,
     resume_queued,
     take,
     take_for,
+    take_unchanged,
 )
 from tenants.models import (
     AuditAction,
     AuditOutcome,
     ConfigurationStatus,
     EmailConfiguration,
+    Partition,
     Work,
 )
 
 from . import dispatch, dkim_rotation
-from .models import RecordCheck
+from .models import DriftSweep, RecordCheck
 from .providers import Providers
 from .records import (
     Difference,
@@ -58,13 +62,22 @@ log = logging.getLogger(__name__)
 
 ACTIVE, DRIFT = ConfigurationStatus.ACTIVE, ConfigurationStatus.DRIFT
 WATCHED = DNS_WATCHED  # on the DNS-check schedule, and moved between these two by a check
+# The fields a configuration's desired records come from (provisioning.records.desired_for).
+RECORDS_SOURCE = ("dmarc_state", "dkim_host", "dkim_value", "return_path_target", "dkim_pending_host",
+                  "dkim_pending_value", "dkim_revoked_host", "dkim_revoked_value")
 
 
 def read_sources(configuration: EmailConfiguration, desired: list[DnsRecord],
-                 providers: Providers, *, nameservers: bool = True) -> list[tuple[str, Values]]:
-    """What the DNS provider holds, and what each configured name server answers (network I/O)."""
-    zone = providers.zone(configuration.partition)
-    sources = [(zone.provider, values_of(zone.read({r.name for r in desired})))]
+                 providers: Providers, *, nameservers: bool = True,
+                 zone_read: tuple[str, Values] | None = None) -> list[tuple[str, Values]]:
+    """What the DNS provider holds (read now, or taken from `zone_read`, a sweep's one read of the
+    whole zone), and what each configured name server answers (network I/O)."""
+    if zone_read is None:
+        zone = providers.zone(configuration.partition)
+        sources = [(zone.provider, values_of(zone.read({r.name for r in desired})))]
+    else:
+        provider, held = zone_read
+        sources = [(provider, {r.key: held[r.key] for r in desired if r.key in held})]
     for entry in settings.DRIFT_DNS_NAMESERVERS if nameservers else ():
         values = resolver.values_at(entry, desired)
         if values is not None:
@@ -101,15 +114,16 @@ def _save_checks(configuration: EmailConfiguration, checks: list[RecordCheck]) -
     return list(configuration.record_checks.order_by("purpose"))
 
 
-def _apply(hold: Hold, configuration: EmailConfiguration, checks: list[RecordCheck], now: datetime) -> bool:
+def _apply(hold: Hold, configuration: EmailConfiguration, checks: list[RecordCheck], now: datetime,
+           due_at: datetime | None = None) -> bool:
     """Record the outcome and give the hold back, unless the hold was lost (the row changed)."""
     problems = [c for c in checks if c.status != RecordStatus.OK]
     status, to = configuration.status, None
     fields = {"drift_checked_at": now}
     if status in WATCHED:
-        # A DKIM rotation under way is looked at again soon; otherwise the daily check.
+        # A DKIM rotation under way is looked at again soon; otherwise the daily check (`due_at`: a sweep's).
         fields["due_at"] = now + (dkim_rotation.check_interval() if configuration.dkim_rotation in dkim_rotation.ADVANCING
-                                  else drift_interval())
+                                  else drift_interval()) if due_at is None else due_at
         if problems:
             to, fields["last_error"] = (DRIFT if status == ACTIVE else None), drift_message(problems)
         elif status == DRIFT:
@@ -185,6 +199,122 @@ def check_run(*, configuration_id: int, providers: Providers, token, trigger: st
     return WorkOutcome(Outcome.FINISHED if checks else Outcome.BUSY)
 
 
+# --- the scheduled sweep: one read of a partition's zone for all its configurations ---------------
+
+SWEEP_CHUNK = 500  # configurations held, judged and written together
+SWEEP_LEASE = timedelta(hours=1)  # a sweep whose worker died is started again after this
+# What a sweep's verdict on a configuration rests on: it is written only if none of these changed
+# between loading the row and holding it (a DMARC step, a repair or a check meanwhile).
+SWEEP_SEEN = ("status", "drift_checked_at", *RECORDS_SOURCE)
+
+
+@dataclass
+class SweepResult:
+    partition: str
+    checked: int = 0
+    drifted: int = 0
+    skipped: int = 0  # busy, or changed since they were loaded: judged by the next sweep
+    problems: list[tuple[str, RecordCheck]] = field(default_factory=list)  # (sending domain, check)
+
+
+def sweep(partition: Partition, providers: Providers, *, trigger: str = "schedule", now: datetime | None = None,
+          among=None) -> SweepResult:
+    """Check the records of every DNS-watched configuration of `partition` against one read of its
+    zone, in pages (integrations.dns: about the zone's size / 300 Route53 calls), instead of one read
+    per configuration. `among` narrows the configurations (the command line's visible ones).
+
+    A DKIM rotation under way is left to its own check (it writes at the providers). Rows are loaded,
+    the zone is read, then each chunk is held only if nothing its verdict rests on changed since it
+    was loaded (`SWEEP_SEEN`); a person's action that takes a row over later wins as it does over
+    any check. Raises ProviderError if the zone cannot be read: nothing is written then."""
+    now = now or timezone.now()
+    rows = (EmailConfiguration.objects.all() if among is None else among).filter(
+        partition=partition, status__in=WATCHED).exclude(dkim_host="").exclude(
+        dkim_rotation__in=dkim_rotation.ADVANCING)
+    configurations = list(rows.only("pk", "sending_domain", "partition_id", "dkim_rotation", *SWEEP_SEEN)
+                          .order_by("sending_domain"))
+    result = SweepResult(partition.name)
+    if not configurations:
+        return result
+    desired = {}
+    for configuration in configurations:
+        configuration.partition = partition
+        desired[configuration.pk] = desired_for(configuration)
+    zone = providers.zone(partition)
+    held = values_of(zone.read({r.name for records in desired.values() for r in records}))
+    # A swept configuration's own check is only the fallback, should sweeps stop.
+    fallback = now + 2 * timedelta(hours=settings.DRIFT_INTERVAL_HOURS)
+    for start in range(0, len(configurations), SWEEP_CHUNK):
+        chunk = configurations[start:start + SWEEP_CHUNK]
+        token, ids = take_unchanged(Work.CHECK_DNS, {c.pk: {f: getattr(c, f) for f in SWEEP_SEEN} for c in chunk},
+                                    now=timezone.now())
+        taken = set(ids)
+        judged = [(c, _rows(c, compare(desired[c.pk], read_sources(c, desired[c.pk], providers,
+                                                                    zone_read=(zone.provider, held))), now))
+                  for c in chunk if c.pk in taken]
+        written = _write_chunk(token, judged, now, fallback)
+        result.skipped += len(chunk) - len(written)
+        for configuration, checks in judged:
+            if configuration.pk in written:
+                result.checked += 1
+                problems = [c for c in checks if c.status != RecordStatus.OK]
+                result.drifted += bool(problems)
+                result.problems += [(configuration.sending_domain, c) for c in problems]
+    log.info("DNS sweep (%s) of %s: %d checked, %d in drift, %d skipped", trigger, partition.name,
+             result.checked, result.drifted, result.skipped)
+    return result
+
+
+def _write_chunk(token, judged: list[tuple[EmailConfiguration, list[RecordCheck]]], now: datetime,
+                 due_at: datetime) -> set[int]:
+    """The verdicts of one chunk, in one transaction: the rows that stay active with every record ok
+    in one UPDATE, the others (a move between active and drift, a new sentence) one by one with
+    their audit entries; then their RecordCheck rows. Returns the rows written (still held)."""
+    quiet = [c.pk for c, checks in judged
+             if c.status == ACTIVE and all(check.status == RecordStatus.OK for check in checks)]
+    with transaction.atomic():
+        written = set(release_held(token, quiet, expect={ACTIVE}, drift_checked_at=now, due_at=due_at))
+        for configuration, checks in judged:
+            if configuration.pk not in written and configuration.pk not in quiet and _apply(
+                    Hold(configuration.pk, token, Work.CHECK_DNS), configuration, checks, now, due_at=due_at):
+                written.add(configuration.pk)
+        RecordCheck.objects.bulk_create(
+            [check for c, checks in judged if c.pk in written for check in checks],
+            update_conflicts=True, unique_fields=["configuration", "name", "type"],
+            update_fields=["purpose", "expected", "found", "status", "source", "checked_at"])
+        # Every current record was just written at `now`; older rows are records no longer desired.
+        RecordCheck.objects.filter(configuration_id__in=written).exclude(checked_at=now).delete()
+    return written
+
+
+def sweep_due(providers: Providers, *, now: datetime | None = None) -> list[SweepResult]:
+    """Beat's DNS sweep: every partition whose sweep is due (every DRIFT_INTERVAL_HOURS) and not under
+    way is swept; its DriftSweep row says when, what was found, or why it stopped."""
+    now = now or timezone.now()
+    results = []
+    for partition in Partition.objects.order_by("name"):
+        DriftSweep.objects.get_or_create(partition=partition)
+        claimed = DriftSweep.objects.filter(
+            Q(next_at__isnull=True) | Q(next_at__lte=now), Q(running_until__isnull=True) | Q(running_until__lt=now),
+            partition=partition).update(running_until=now + SWEEP_LEASE)
+        if not claimed:
+            continue
+        try:
+            result = sweep(partition, providers, now=now)
+        except ProviderError as exc:
+            log.warning("DNS sweep of %s failed: %s", partition.name, exc.message)
+            DriftSweep.objects.filter(partition=partition).update(
+                running_until=None, started_at=now, finished_at=None, error=exc.message,
+                next_at=timezone.now() + DNS_CHECK_RETRY)
+            continue
+        DriftSweep.objects.filter(partition=partition).update(
+            running_until=None, started_at=now, finished_at=timezone.now(), error="", checked=result.checked,
+            drifted=result.drifted, skipped=result.skipped,
+            next_at=now + timedelta(hours=settings.DRIFT_INTERVAL_HOURS))
+        results.append(result)
+    return results
+
+
 def configuration_repair(*, configuration_id: int, actor, providers: Providers | None = None,
                          queue: bool = False) -> ActionResult:
     """Re-publish every desired record in one change, then check them again (drift -> active if all
@@ -241,9 +371,7 @@ def _repair(hold: Hold, configuration: EmailConfiguration, entry, providers: Pro
 def records_source(configuration: EmailConfiguration) -> dict:
     """The fields the desired records come from: an action that publishes what it loaded does so
     only if none of them changed meanwhile (its hold's `same`)."""
-    return {name: getattr(configuration, name) for name in (
-        "dmarc_state", "dkim_host", "dkim_value", "return_path_target", "dkim_pending_host", "dkim_pending_value",
-        "dkim_revoked_host", "dkim_revoked_value")}
+    return {name: getattr(configuration, name) for name in RECORDS_SOURCE}
 
 
 def publish_held(hold: Hold, configuration: EmailConfiguration, records: list[DnsRecord], providers: Providers, *,

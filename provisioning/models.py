@@ -1,7 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
-from tenants.models import EmailConfiguration
+from tenants.models import EmailConfiguration, Partition
 
 from .records import RecordStatus
 
@@ -120,3 +120,21 @@ class BulkOnboardingRow(models.Model):
     class Meta:
         ordering = ["batch", "line"]
         indexes = [models.Index(fields=["batch", "line"], name="bulk_row_batch_line")]
+
+
+class DriftSweep(models.Model):
+    """A partition's scheduled DNS check (provisioning.drift.sweep): when it last ran, what it found,
+    and when the next is due. A sweep reads the partition's zone once for all its configurations."""
+
+    partition = models.OneToOneField(Partition, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    next_at = models.DateTimeField(null=True, blank=True)  # empty: due now
+    running_until = models.DateTimeField(null=True, blank=True)  # a sweep under way holds it until then
+    started_at = models.DateTimeField(null=True, blank=True)  # of the last sweep that finished or failed
+    finished_at = models.DateTimeField(null=True, blank=True)
+    checked = models.PositiveIntegerField(default=0)
+    drifted = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)  # busy, or changed between the reads
+    error = models.TextField(blank=True)  # why the last sweep stopped; empty when it finished
+
+    def __str__(self):
+        return f"DNS sweep of partition {self.partition_id}"

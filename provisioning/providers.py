@@ -31,7 +31,8 @@ def route53_for_partition(partition: Partition) -> Route53:
         cached = _route53.get(key)
         if cached is None or now - cached[0] > ROUTE53_CLIENT_TTL_SECONDS:
             cached = (now, Route53(endpoint_url=settings.AWS_ENDPOINT_URL or None, region=settings.AWS_REGION,
-                                   role_arn=partition.dns_role_arn or None))
+                                   role_arn=partition.dns_role_arn or None,
+                                   page_pause=settings.ROUTE53_PAGE_PAUSE_SECONDS))
             _route53[key] = cached
     return cached[1]
 

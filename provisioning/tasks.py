@@ -1,5 +1,6 @@
 """Celery tasks: thin, like views. Every piece of work is `run_work`, which names the
-configuration, the kind of work and the hold's token; `dispatch_due` is the beat's sweep.
+configuration, the kind of work and the hold's token; `dispatch_due` is the beat's sweep of due
+work, and `drift_sweep` the partitions' scheduled DNS checks.
 """
 
 import uuid
@@ -12,7 +13,7 @@ from tenants.models import Work
 
 from . import dispatch
 from .dmarc import ramp_run
-from .drift import check_run, repair_run
+from .drift import check_run, repair_run, sweep_due
 from .offboarding import offboard_run
 from .providers import Providers
 from .runs import provision_run
@@ -44,3 +45,9 @@ def run_work(self, configuration_id: int, work: str, token: str, trigger: str = 
 @shared_task(name="provisioning.tasks.dispatch_due")
 def dispatch_due(work: str):
     return len(dispatch.dispatch_due(work))
+
+
+@shared_task(name="provisioning.tasks.drift_sweep")
+def drift_sweep():
+    """Each partition's scheduled DNS check, once per DRIFT_INTERVAL_HOURS: one read of its zone."""
+    return sum(result.checked for result in sweep_due(Providers.default()))

@@ -2,7 +2,7 @@
 
 States and moves. `TRANSITIONS` is every status change there is; `transition()` is the one
 conditional UPDATE that makes any of them (and every other write a workflow makes to the row), and
-it refuses a move that is not in the table. `take_due()` is the dispatcher's batch form of `take()`.
+it refuses a move that is not in the table. `take_due()` is the dispatcher's batch form of `take()`, `take_unchanged()` the DNS sweep's.
 The named sets of states below are the only ones; other modules use these, never a list of their own.
 
 The hold. At most one piece of work acts on a configuration at a time. Whoever works takes the
@@ -267,6 +267,36 @@ def take_stranded(work: str, *, now: datetime, limit: int, extra_seconds: float 
             EmailConfiguration.objects.filter(pk__in=ids).update(
                 holder=token, held_until=lease_until(now, extra_seconds=extra_seconds + queue_allowance()))
     return token, ids
+
+
+def take_unchanged(work: str, seen: dict[int, dict], *, now: datetime) -> tuple[uuid.UUID, list[int]]:
+    """Hold, for `work`, those rows of `seen` that nobody holds and whose fields still have the values
+    seen: a sweep reads its rows, then the provider, and judges only rows that did not change in
+    between. One SELECT … FOR UPDATE SKIP LOCKED and one UPDATE, whatever the count."""
+    token = uuid.uuid4()
+    if not seen:
+        return token, []
+    fields = sorted({name for values in seen.values() for name in values})
+    with transaction.atomic():
+        current = (EmailConfiguration.objects.select_for_update(skip_locked=True)
+                   .filter(_free(now), pk__in=list(seen)).values("pk", *fields))
+        ids = sorted(row["pk"] for row in current if all(row[f] == v for f, v in seen[row["pk"]].items()))
+        if ids:
+            EmailConfiguration.objects.filter(pk__in=ids).update(holder=token, held_for=work,
+                                                                 held_until=lease_until(now))
+    return token, ids
+
+
+def release_held(token: uuid.UUID, ids: Iterable[int], *, expect: Iterable[str], **fields) -> list[int]:
+    """Give back, with `fields` written, those of `ids` that `token` still holds and that are in one
+    of `expect` (no status moves: those go through `transition`, one row at a time). Returns the rows
+    it applied to; they are locked first, so the list is exact."""
+    with transaction.atomic():
+        mine = list(EmailConfiguration.objects.select_for_update()
+                    .filter(pk__in=list(ids), holder=token, status__in=list(expect)).values_list("pk", flat=True))
+        if mine:
+            EmailConfiguration.objects.filter(pk__in=mine).update(holder=None, held_for="", held_until=None, **fields)
+    return mine
 
 
 # --- what a person may do ----------------------------------------------------------------------

@@ -320,7 +320,8 @@ def test_check_drift_prints_one_line_per_problem_and_a_summary(harness, configur
     call_command("check_drift", "--partition", "prod")
     assert capsys.readouterr().out.splitlines() == [
         f"{DOMAIN}: DKIM TXT {configuration.dkim_host} is missing (expected '{configuration.dkim_value}')",
-        "Checked 1 configurations: 1 in drift, 0 could not be checked.",
+        "Checked 1 configurations: 1 in drift, 0 busy or changed meanwhile (checked again by the next sweep), "
+        "0 partition(s) could not be read.",
     ]
     assert EmailConfiguration.objects.get().status == "drift"
 

@@ -118,8 +118,8 @@ def test_local_mode_is_healthy_in_every_check(healthy):
 
     assert error is None, text
     assert {status for status, _ in rows.values()} == {"ok"}
-    assert len(rows) == 6 + 5 * 4  # the platform's six, five for each of the four partitions
-    assert text.splitlines()[-1] == "26 checks: 0 problems, 0 warnings."
+    assert len(rows) == 6 + 6 * 4  # the platform's six, six for each of the four partitions
+    assert text.splitlines()[-1] == "30 checks: 0 problems, 0 warnings."
     assert rows[("platform", "public base URL")][1] == (
         "PUBLIC_BASE_URL is http://127.0.0.1:8000: fine in local mode, where the Postmark simulator on this "
         "machine posts the webhooks.")
@@ -187,7 +187,7 @@ def test_a_missing_secret_is_named_with_where_to_put_it(healthy, secrets_dir):
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 1 warning."
+    assert error == "30 checks: 1 problem, 1 warning."
     assert rows[("prod", "secrets")] == ("problem", (
         f"Secret Alpha001-prod-I-EmailEncryptionKey is not configured: mount it as the file "
         f"{secrets_dir}/Alpha001-prod-I-EmailEncryptionKey or set the environment variable "
@@ -203,7 +203,7 @@ def test_a_secret_file_with_no_value_is_empty_not_missing(healthy, secrets_dir, 
 
     rows, _, error = doctor("--partition", "prod")
 
-    assert error == "11 checks: 1 problem, 0 warnings."
+    assert error == "12 checks: 1 problem, 0 warnings."
     assert rows[("prod", "secrets")] == ("problem", (
         f"Secret Alpha001-prod-I-EmailWebhookSecret is empty: the file {path} holds no value; put the secret's value "
         "there."))
@@ -214,7 +214,7 @@ def test_an_empty_environment_variable_is_said_to_win_over_the_file(healthy, mon
 
     rows, _, error = doctor("--partition", "prod")
 
-    assert error == "11 checks: 1 problem, 1 warning."
+    assert error == "12 checks: 1 problem, 1 warning."
     assert rows[("prod", "secrets")] == ("problem", (
         "Secret Alpha001-prod-I-EmailPostmarkAccountToken is empty: the environment variable "
         "Alpha001_prod_I_EmailPostmarkAccountToken, which wins over the file, holds no value; put the secret's "
@@ -226,7 +226,7 @@ def test_a_key_that_is_not_a_fernet_key_says_how_to_make_one(healthy, secrets_di
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("prod", "encryption key")] == ("problem", (
         "Key 1 in Alpha001-prod-I-EmailEncryptionKey is not a valid Fernet key (32 url-safe base64-encoded "
         "bytes; make one with `manage.py generate_encryption_key`)."))
@@ -238,7 +238,7 @@ def test_a_key_that_does_not_decrypt_the_stored_token_says_how_to_recover(health
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("prod", "encryption key")] == ("problem", (
         "No key in Alpha001-prod-I-EmailEncryptionKey decrypts the stored server token "
         "(orders.acme.prod.ardamails.com): put the key it was encrypted with back into the secret, after the "
@@ -256,7 +256,7 @@ def test_every_stored_token_is_tried_and_those_no_key_decrypts_are_counted_and_n
 
     rows, _, error = doctor("--partition", "prod")
 
-    assert error == "11 checks: 1 problem, 0 warnings."
+    assert error == "12 checks: 1 problem, 0 warnings."
     assert rows[("prod", "encryption key")] == ("problem", (
         "No key in Alpha001-prod-I-EmailEncryptionKey decrypts 5 of the 6 stored server tokens "
         "(billing.acme.prod.ardamails.com, alerts.acme.prod.ardamails.com, news.acme.prod.ardamails.com and 2 more): "
@@ -269,7 +269,7 @@ def test_an_account_token_postmark_refuses_says_which_token_belongs_there(health
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("stage", "account token")] == ("problem", (
         "Postmark could not list servers: Request does not contain a valid Account token in "
         "X-Postmark-Account-Token. (HTTP 401, ErrorCode 10). Put the account's API token (Postmark: Account, "
@@ -283,7 +283,7 @@ def test_postmark_out_of_reach_is_a_problem_that_says_to_try_again(healthy, sett
 
     rows, _, error = doctor("--partition", "prod")
 
-    assert error == "11 checks: 1 problem, 0 warnings."
+    assert error == "12 checks: 1 problem, 0 warnings."
     assert rows[("prod", "account token")] == ("problem", (
         f"Could not reach Postmark at {settings.POSTMARK_API_URL} to list servers: ConnectError. Check again in a "
         "minute; if it persists, check that this machine can reach it."))
@@ -295,7 +295,7 @@ def test_a_hosted_zone_with_another_name_says_which_id_to_set(healthy):
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 1 warning."
+    assert error == "30 checks: 1 problem, 1 warning."
     assert rows[("prod", "hosted zone")] == ("problem", (
         f"The hosted zone {stage} is stage.ardamails.com, not the partition's mail zone prod.ardamails.com: set "
         "hosted_zone_id to the id of prod.ardamails.com in PARTITIONS_FILE and run `manage.py sync_partitions`."))
@@ -308,7 +308,7 @@ def test_a_missing_hosted_zone_says_to_create_it(healthy):
 
     rows, _, error = doctor("--partition", "demo")
 
-    assert error == "11 checks: 1 problem, 1 warning."
+    assert error == "12 checks: 1 problem, 1 warning."
     assert rows[("demo", "hosted zone")] == ("problem", (
         "There is no public hosted zone named demo2.ardamails.com in this DNS account: create it, or correct "
         "mail_zone in PARTITIONS_FILE (the partition's …-API-PartitionMailZoneName export)."))
@@ -322,7 +322,7 @@ def test_a_private_zone_named_by_its_id_is_a_problem(healthy):
 
     rows, _, error = doctor("--partition", "prod")
 
-    assert error == "11 checks: 1 problem, 1 warning."
+    assert error == "12 checks: 1 problem, 1 warning."
     assert rows[("prod", "hosted zone")] == ("problem", (
         f"The hosted zone {private} is a private zone, which the internet cannot see: set hosted_zone_id to the id of "
         "the public zone prod.ardamails.com in PARTITIONS_FILE and run `manage.py sync_partitions`."))
@@ -335,7 +335,7 @@ def test_several_public_zones_of_the_mail_zones_name_are_listed_not_resolved_to_
 
     rows, _, error = doctor("--partition", "prod")
 
-    assert error == "11 checks: 1 problem, 1 warning."
+    assert error == "12 checks: 1 problem, 1 warning."
     status, sentence = rows[("prod", "hosted zone")]
     assert status == "problem"
     assert re.fullmatch(r"2 public zones are named prod\.ardamails\.com \(ids (\S+), (\S+)\): set hosted_zone_id to "
@@ -350,7 +350,7 @@ def test_several_public_root_zones_are_a_problem_and_public_dns_is_asked_instead
 
     rows, _, error = doctor("--partition", "prod")
 
-    assert error == "11 checks: 1 problem, 3 warnings."
+    assert error == "12 checks: 1 problem, 3 warnings."
     status, sentence = rows[("platform", "root zone")]
     assert status == "problem" and first in sentence and second in sentence
     assert sentence.startswith("This DNS account holds 2 public zones named ardamails.com (ids ")
@@ -361,7 +361,7 @@ def test_a_missing_delegation_lists_the_name_servers_to_add(healthy):
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("prod", "delegation")] == ("problem", (
         "The root zone ardamails.com does not delegate prod.ardamails.com: add NS records for prod.ardamails.com "
         f"there, to {', '.join(name_servers('prod.ardamails.com'))}."))
@@ -373,7 +373,7 @@ def test_a_delegation_to_other_name_servers_names_both_sets(healthy):
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("dev", "delegation")] == ("problem", (
         "The root zone ardamails.com delegates dev.ardamails.com to ns1.old-host.example, ns2.old-host.example, "
         "not to its hosted zone's name servers: change the NS records for dev.ardamails.com there to "
@@ -385,7 +385,7 @@ def test_a_missing_apex_spf_record_gives_the_record_to_add(healthy):
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("platform", "root SPF")] == ("problem", (
         f'ardamails.com has no SPF record: add the TXT record "{SPF}" there (DNS-R1).'))
 
@@ -396,7 +396,7 @@ def test_a_root_dmarc_record_with_another_policy_gives_the_value_to_set(healthy)
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("platform", "root DMARC")] == ("problem", (
         f'The DMARC record at _dmarc.ardamails.com is "v=DMARC1; p=none", not "{DMARC}": change it (DNS-R2).'))
 
@@ -433,7 +433,7 @@ def test_apex_records_that_mean_something_else_are_problems(healthy, rtype_name,
 
     rows, _, error = doctor("--partition", "prod")
 
-    assert error == "11 checks: 1 problem, 0 warnings."
+    assert error == "12 checks: 1 problem, 0 warnings."
     assert rows[("platform", "root SPF" if rtype_name == ROOT else "root DMARC")] == ("problem", sentence)
 
 
@@ -442,7 +442,7 @@ def test_a_missing_root_dmarc_record_gives_the_record_to_add(healthy):
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("platform", "root DMARC")] == ("problem", (
         f'_dmarc.ardamails.com has no DMARC record: add the TXT record "{DMARC}" there (DNS-R2).'))
 
@@ -452,7 +452,7 @@ def test_an_http_base_url_asks_for_https(healthy, settings):
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("platform", "public base URL")] == ("problem", (
         "PUBLIC_BASE_URL is http://ardamail-admin.example.com, but Postmark webhooks need https: set it to the "
         "dashboard's public https:// address."))
@@ -536,7 +536,7 @@ def test_a_dead_worker_or_beat_names_when_it_was_last_seen(healthy):
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("platform", "worker and beat")] == ("problem", (
         f"The worker and beat were last seen at {seen.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, 1 hour ago: one of "
         "them is not running or cannot reach the broker; start the worker and beat (`celery -A ardamail_admin "
@@ -548,7 +548,7 @@ def test_a_worker_that_never_ran_says_to_start_it(healthy):
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("platform", "worker and beat")] == ("problem", (
         "No worker has recorded a heartbeat yet: start the worker and beat (`celery -A ardamail_admin worker "
         "--beat` locally, or the worker and beat deployments) and read their logs."))
@@ -560,7 +560,7 @@ def test_work_waiting_past_the_stalled_threshold_is_a_problem(healthy):
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("platform", "queue")] == ("problem", (
         "The provisioning of orders.acme.prod.ardamails.com has waited 2 hours: check that the worker runs and "
         "reaches the broker, then see Needs attention for every stalled configuration."))
@@ -614,7 +614,7 @@ def test_providers_that_hang_cost_one_short_timeout_each_not_one_per_partition(h
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 8 problems, 7 warnings."
+    assert error == "30 checks: 8 problems, 7 warnings."
     assert rows[("stage", "account token")] == ("problem", (
         "Postmark did not answer within 0.3 s (the health checks wait no longer, and ask it only once per run). "
         "Check again in a minute; if it persists, see https://status.postmarkapp.com and check that this machine "
@@ -632,7 +632,7 @@ def test_postmark_failing_itself_says_so_and_where_to_watch_it(healthy):
 
     rows, _, error = doctor("--partition", "prod")
 
-    assert error == "11 checks: 1 problem, 0 warnings."
+    assert error == "12 checks: 1 problem, 0 warnings."
     assert rows[("prod", "account token")] == ("problem", (
         "Postmark could not list servers: Service unavailable (HTTP 503, ErrorCode 0). Postmark itself is failing: "
         "see https://status.postmarkapp.com, and check again once it recovers."))
@@ -646,7 +646,7 @@ def test_a_check_that_fails_itself_is_a_problem_and_the_others_still_run(healthy
     [record] = [r for r in caplog.records if r.name == "health"]
     response = support_client.get(reverse("dashboard:health"))
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("platform", "worker and beat")] == ("problem", (
         "The worker and beat check failed with TypeError, so nothing is known about it: the server log (logger "
         "health) has the traceback; fix the setting or state it names, then check again."))
@@ -672,7 +672,7 @@ def test_doctor_exits_1_for_a_problem_and_2_for_a_usage_error(healthy):
     with pytest.raises(CommandError) as usage:
         call_command("doctor", "--partition", "nope", stdout=StringIO())
 
-    assert (problem.value.returncode, str(problem.value)) == (1, "26 checks: 1 problem, 0 warnings.")
+    assert (problem.value.returncode, str(problem.value)) == (1, "30 checks: 1 problem, 0 warnings.")
     assert usage.value.returncode == 2
 
 
@@ -740,7 +740,7 @@ def test_a_delegation_is_read_from_the_root_zones_name_servers_not_from_a_recurs
 
     rows, _, error = doctor()
 
-    assert error == "26 checks: 1 problem, 0 warnings."
+    assert error == "30 checks: 1 problem, 0 warnings."
     assert rows[("prod", "delegation")] == ("problem", (
         "The root zone ardamails.com delegates prod.ardamails.com to ns1.old-host.example, ns2.old-host.example, "
         "not to its hosted zone's name servers: change the NS records for prod.ardamails.com there to "
@@ -754,7 +754,7 @@ def test_a_missing_delegation_is_found_through_public_dns_too(root_elsewhere):
 
     rows, _, error = doctor("--partition", "prod")
 
-    assert error == "11 checks: 1 problem, 0 warnings."
+    assert error == "12 checks: 1 problem, 0 warnings."
     assert rows[("prod", "delegation")] == ("problem", (
         "The root zone ardamails.com does not delegate prod.ardamails.com: add NS records for prod.ardamails.com "
         f"there, to {', '.join(name_servers('prod.ardamails.com'))}."))
@@ -766,7 +766,7 @@ def test_a_delegated_zone_public_dns_cannot_resolve_is_a_problem(root_elsewhere)
 
     rows, _, error = doctor("--partition", "prod")
 
-    assert error == "11 checks: 1 problem, 0 warnings."
+    assert error == "12 checks: 1 problem, 0 warnings."
     assert rows[("prod", "delegation")] == ("problem", (
         "The root zone ardamails.com delegates prod.ardamails.com to its name servers, but public DNS cannot "
         f"resolve prod.ardamails.com (SERVFAIL): check that {', '.join(name_servers('prod.ardamails.com'))} serve "
@@ -780,7 +780,7 @@ def test_a_delegated_zone_that_never_answers_is_a_problem_too(root_elsewhere, se
 
     rows, _, error = doctor("--partition", "prod")
 
-    assert error == "11 checks: 1 problem, 0 warnings."
+    assert error == "12 checks: 1 problem, 0 warnings."
     assert "public DNS cannot resolve prod.ardamails.com (no answer within 0.3 s)" in rows[("prod", "delegation")][1]
 
 
@@ -792,7 +792,7 @@ def test_root_name_servers_that_never_answer_are_asked_once_and_warn(root_elsewh
     rows, text, error = doctor()
 
     assert error is None, text
-    assert text.splitlines()[-1] == "26 checks: 0 problems, 4 warnings."
+    assert text.splitlines()[-1] == "30 checks: 0 problems, 4 warnings."
     assert rows[("dev", "delegation")] == ("warning", (
         "The NS delegation of dev.ardamails.com could not be read (no answer within 0.3 s); check it with "
         "`dig +norec NS dev.ardamails.com @<a name server of ardamails.com>`."))
@@ -812,7 +812,7 @@ def test_public_dns_that_never_answers_costs_one_timeout_and_is_not_asked_again(
     rows, text, error = doctor()
 
     assert error is None, text
-    assert text.splitlines()[-1] == "26 checks: 0 problems, 6 warnings."
+    assert text.splitlines()[-1] == "30 checks: 0 problems, 6 warnings."
     assert rows[("prod", "delegation")] == ("warning", (
         "The NS delegation of prod.ardamails.com could not be read (the name servers of ardamails.com could not be "
         "found: public DNS gave no answer within 0.3 s for TXT ardamails.com, earlier in this run); check it with "
@@ -834,7 +834,7 @@ def test_public_dns_that_cannot_be_asked_warns_and_does_not_fail(healthy, public
     rows, text, error = doctor("--partition", "prod")
 
     assert error is None, text
-    assert text.splitlines()[-1] == "11 checks: 0 problems, 3 warnings."
+    assert text.splitlines()[-1] == "12 checks: 0 problems, 3 warnings."
     assert rows[("prod", "delegation")] == ("warning", (
         "The NS delegation of prod.ardamails.com could not be read (the name servers of ardamails.com could not be "
         "found: public DNS gave REFUSED for NS ardamails.com); check it with `dig +norec NS prod.ardamails.com "
@@ -851,7 +851,7 @@ def test_a_resolver_setting_that_is_not_an_address_is_a_problem_not_a_broken_pag
     rows, _, error = doctor("--partition", "prod")
     response = support_client.get(reverse("dashboard:health"))
 
-    assert error == "11 checks: 1 problem, 3 warnings."
+    assert error == "12 checks: 1 problem, 3 warnings."
     sentence = ("PUBLIC_DNS_RESOLVERS: 'dns.google' is not an IP address with an optional port (ip, ip:port or "
                 "[ipv6]:port); write each entry that way, so that the root zone's records can be read through public "
                 "DNS.")
@@ -942,7 +942,7 @@ def test_support_staff_see_every_check_with_what_was_seen_and_when(support_clien
     assert f"ardamails.com has no SPF record: add the TXT record &quot;{SPF}&quot; there (DNS-R1)." in html
     for section in ("Platform", "dev", "stage", "prod", "demo"):
         assert f"<h2>{section}</h2>" in html
-    assert html.count('<span class="badge badge-active">ok</span>') == 25
+    assert html.count('<span class="badge badge-active">ok</span>') == 29
     assert '<a href="/health/">Health</a>' in html
     for secret in (KNOWN_TOKEN, prod.read_secret("EmailEncryptionKey"), prod.read_secret("EmailPostmarkAccountToken")):
         assert secret not in html

@@ -256,8 +256,14 @@ PROVISIONING_BACKOFF_BASE_SECONDS = env.float("PROVISIONING_BACKOFF_BASE_SECONDS
 # --- Verification, drift detection, DMARC ramp -------------------------------
 VERIFICATION_TIMEOUT_HOURS = env.int("VERIFICATION_TIMEOUT_HOURS", default=72)
 VERIFICATION_BATCH_SIZE = env.int("VERIFICATION_BATCH_SIZE", default=100)
+# Each partition's DNS sweep (provisioning.drift.sweep) reads its zone once this often and checks
+# every active configuration against it; beat looks every 5 minutes whether one is due.
 DRIFT_INTERVAL_HOURS = env.float("DRIFT_INTERVAL_HOURS", default=24.0)
+CELERY_BEAT_SCHEDULE["drift-sweep"] = {"task": "provisioning.tasks.drift_sweep", "schedule": 300.0}
 DRIFT_BATCH_SIZE = env.int("DRIFT_BATCH_SIZE", default=200)
+# Between two pages of one Route53 listing (a sweep reads a zone in pages of 300): 0.5 s keeps a
+# sweep at 2 of the account's 5 requests per second and leaves 3 to onboarding and checks.
+ROUTE53_PAGE_PAUSE_SECONDS = env.float("ROUTE53_PAGE_PAUSE_SECONDS", default=0.5)
 # Authoritative name servers to ask as well as the Route53 API ("ip" or "ip:port"); empty = Route53 only.
 DRIFT_DNS_NAMESERVERS = env.list("DRIFT_DNS_NAMESERVERS", default=[])
 DMARC_MIN_DWELL = timedelta(days=env.int("DMARC_MIN_DWELL_DAYS", default=7))

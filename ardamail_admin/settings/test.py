@@ -8,6 +8,7 @@ from .base import CELERY_BROKER_URL
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 PROVISIONING_BACKOFF_BASE_SECONDS = 0.0
+ROUTE53_PAGE_PAUSE_SECONDS = 0.0  # tests/test_route53.py checks the pause with a recording sleep
 
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # A broker folder of this test run's own: a `make run` worker on var/celery-broker must never

@@ -6,7 +6,8 @@ on here is written down, with its sources, in docs/providers/route53.md (cited a
 """
 
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
@@ -147,7 +148,8 @@ class Route53:
 
     def __init__(self, *, endpoint_url: str | None = None, region: str = "us-east-1", role_arn: str | None = None,
                  session: boto3.session.Session | None = None, total_attempts: int = TOTAL_ATTEMPTS,
-                 connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT):
+                 connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
+                 page_pause: float = 0.0, sleep: Callable[[float], None] = time.sleep):
         # endpoint_url None lets boto3 honour the standard AWS_ENDPOINT_URL variable itself.
         self._endpoint_url = endpoint_url
         self._region = region
@@ -157,6 +159,9 @@ class Route53:
             retries={"mode": "standard", "total_max_attempts": total_attempts},
             connect_timeout=connect_timeout, read_timeout=read_timeout,
         )
+        # A read of many pages (a partition's sweep) waits this long between them, so it leaves the
+        # account's 5 requests per second (#rate-limits-and-retries) to onboarding and the other checks.
+        self.page_pause, self._sleep = page_pause, sleep
         self._boto = None
         self._expires_at: datetime | None = None
         self._zone_ids: dict[str, str] = {}
@@ -196,6 +201,10 @@ class Route53:
             "aws_secret_access_key": credentials["SecretAccessKey"],
             "aws_session_token": credentials["SessionToken"],
         }
+
+    def pause_between_pages(self) -> None:
+        if self.page_pause > 0:
+            self._sleep(self.page_pause)
 
     def prepare(self) -> None:
         """Build (or rebuild, with fresh role credentials) the boto client now."""
@@ -355,8 +364,11 @@ class Route53Zone:
             return []
         keep = set(wanted)
         found: list[dict] = []
-        position, start = 0, {"StartRecordName": wanted[0]}
+        position, start, pages = 0, {"StartRecordName": wanted[0]}, 0
         while True:
+            if pages:
+                self._route53.pause_between_pages()
+            pages += 1
             answer = self._route53.call(
                 f"read the records at {wanted[position]}", "list_resource_record_sets",
                 HostedZoneId=self.zone_id, MaxItems=str(LIST_PAGE), **start,
