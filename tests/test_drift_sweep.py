@@ -2,7 +2,7 @@
 300, judges every active or drifted configuration of the partition; against moto with Route53's
 listing order (localdev.moto_strict), calls counted at botocore's events."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.utils import timezone
@@ -198,7 +198,7 @@ def test_the_health_page_says_what_the_last_sweep_found_and_when(harness, prod, 
     finding = sweep_finding(prod)
     assert finding.status == "ok"
     assert "2 configuration(s) checked, 0 in drift, 0 busy" in finding.sentence
-    assert f"Next at {record.next_at.astimezone(timezone.UTC):%Y-%m-%d %H:%M:%S} UTC" in finding.sentence
+    assert f"Next at {record.next_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" in finding.sentence
     stale = sweep_finding(prod, now=record.finished_at + timedelta(hours=2 * settings.DRIFT_INTERVAL_HOURS + 1))
     assert stale.status == "problem" and "drift is not being looked for" in stale.sentence
 
