@@ -138,6 +138,21 @@ class OnboardForm(forms.Form):
         return data
 
 
+PAGE_MARKER_MESSAGE = "The page marker is not valid; start from the first page."
+
+
+def page_marker() -> forms.IntegerField:
+    """`after`, the marker of a keyset-paged list's next page: the id of the previous page's last row."""
+    return forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, label="Page", error_messages={
+        "invalid": PAGE_MARKER_MESSAGE, "min_value": PAGE_MARKER_MESSAGE, "max_value": PAGE_MARKER_MESSAGE})
+
+
+class PageForm(forms.Form):
+    """The page marker of a list that has no filters (the DMARC reports)."""
+
+    after = page_marker()
+
+
 SORTS = [("", "Sending domain"), ("-bounce_rate", "Bounce rate, highest first"),
          ("bounce_rate", "Bounce rate, lowest first"), ("-complaint_rate", "Complaint rate, highest first"),
          ("complaint_rate", "Complaint rate, lowest first")]
@@ -155,6 +170,7 @@ class SearchForm(forms.Form):
         choices=SORTS, required=False, label="Sort",
         error_messages={"invalid_choice": f"'%(value)s' is not a sort order; the orders are "
                                           f"{', '.join(v for v, _ in SORTS if v)}."})
+    after = page_marker()
 
     def clean_q(self):
         return self.cleaned_data["q"].strip().lower()
@@ -194,10 +210,7 @@ class AuditFilterForm(forms.Form):
                             error_messages={"invalid": "Give the first day as YYYY-MM-DD."})
     until = forms.DateField(required=False, label="To", input_formats=["%Y-%m-%d"],
                             error_messages={"invalid": "Give the last day as YYYY-MM-DD."})
-    after = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, label="Page",
-                               error_messages={"invalid": "The page marker is not valid; start from the first page.",
-                                               "min_value": "The page marker is not valid; start from the first page.",
-                                               "max_value": "The page marker is not valid; start from the first page."})
+    after = page_marker()
 
     def __init__(self, *args, actor=None, **kwargs):
         """`actor`: whose list it is; the partitions it names are those `actor` may see."""

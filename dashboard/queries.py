@@ -10,9 +10,11 @@ from django.db.models import (
     CharField,
     Count,
     DateTimeField,
+    Exists,
     F,
     Q,
     QuerySet,
+    Subquery,
     Value,
     When,
 )
@@ -103,6 +105,84 @@ def configuration_search(
         return qs.order_by(rate.desc(nulls_last=True) if sort.startswith("-") else rate.asc(nulls_last=True),
                            "sending_domain")
     return qs.order_by("sending_domain")
+
+
+@dataclass
+class KeysetPage:
+    rows: list
+    total: int  # the rows of the whole list
+    next_after: str  # the marker of the next page ("" on the last)
+    first: bool  # the first page: no marker, or one that names no row of the list (then `unknown_marker`)
+    unknown_marker: bool = False
+
+    @classmethod
+    def empty(cls) -> "KeysetPage":
+        """The page of a list whose input was refused: no row, no link to another page."""
+        return cls([], 0, "", True)
+
+
+def _keyset_page(rows: QuerySet, *, total: int, after: int | None, marker: QuerySet, beyond: Q,
+                 limit: int) -> KeysetPage:
+    """The `limit` rows of `rows` that come `beyond` the marker row (`marker`: that row, if the
+    person may see it in this list), and whether there are more: limit + 1 rows in one query.
+    Only when that page is empty is the marker looked for; one that is not there (removed, or
+    not the person's to see, which the page does not tell apart) gives the first page instead."""
+    page = list(rows.filter(beyond)[:limit + 1]) if after is not None else []
+    first = not page and (after is None or not marker.exists())
+    if first:
+        page = list(rows[:limit + 1])
+    next_after = str(page[limit - 1].pk) if len(page) > limit else ""
+    return KeysetPage(page[:limit], total, next_after, first, unknown_marker=first and after is not None)
+
+
+def configuration_page(*, partition: Partition | None, actor=None, q: str = "", status: str = "", dmarc: str = "",
+                       sort: str = "", after: int | None = None, limit: int = 50) -> KeysetPage:
+    """One page of configuration_search's rows, those after configuration `after` in its order,
+    and the count of all of them: two queries wherever the page is (two more when `after` names
+    no configuration of the list).
+
+    Keyset pagination, so a page deep in 40,000 rows costs what the first one does (an index on
+    (partition, sending_domain) serves the default order). The marker's sort key is read by a
+    subquery of the page's own query, from every configuration the person may see in this
+    partition, not only those the filters match: a row whose status changed since the page before
+    still says where the next one starts."""
+    rows = configuration_search(partition=partition, actor=actor, q=q, status=status, dmarc=dmarc, sort=sort)
+    marker = EmailConfiguration.objects.filter(pk=after).order_by()
+    if partition is not None:
+        marker = marker.filter(partition=partition)
+    if actor is not None:
+        marker = actor.visible(marker)
+    return _keyset_page(rows, total=rows.count(), after=after, marker=marker, beyond=_after(marker, sort),
+                        limit=limit)
+
+
+def _after(marker: QuerySet, sort: str) -> Q:
+    """The rows strictly after the `marker` row in configuration_search's order: sending_domain,
+    or a rate (NULLs last) then sending_domain. No row at all when the marker is not there: its
+    key reads as NULL, and every comparison with NULL is false."""
+    domain = Subquery(marker.values("sending_domain")[:1])
+    if not sort:
+        return Q(sending_domain__gt=domain)
+    field = SORT_FIELDS[sort.lstrip("-")]
+    rate = Subquery(marker.values(field)[:1])
+    beyond = Q(**{f"{field}__lt" if sort.startswith("-") else f"{field}__gt": rate})
+    same = Q(**{field: rate, "sending_domain__gt": domain})
+    # The rows without a rate come last, in domain order: all of them after a marker with a rate,
+    # those later in the alphabet after one without.
+    unrated = Q(**{f"{field}__isnull": True}) & (Q(Exists(marker.filter(**{f"{field}__isnull": False})))
+                                                 | Q(sending_domain__gt=domain))
+    return beyond | same | unrated
+
+
+def report_page(reports: QuerySet, *, after: int | None = None, limit: int = 50) -> KeysetPage:
+    """One page of `reports` (those the person may see), newest first by (imported_at, id), and
+    their count: two queries wherever the page is (keyset pagination, as configuration_page)."""
+    reports = reports.order_by("-imported_at", "-id")
+    marker = reports.filter(pk=after).order_by()
+    at = Subquery(marker.values("imported_at")[:1])
+    # At or before the marker's time, less the reports at that same moment up to it: one range of the index.
+    beyond = Q(imported_at__lte=at) & ~Q(imported_at=at, id__gte=after)
+    return _keyset_page(reports, total=reports.count(), after=after, marker=marker, beyond=beyond, limit=limit)
 
 
 def dmarc_waiting_longest(*, partition: Partition, limit: int = 5) -> QuerySet[EmailConfiguration]:

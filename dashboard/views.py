@@ -55,6 +55,7 @@ from .forms import (
     AuditFilterForm,
     EventFilterForm,
     OnboardForm,
+    PageForm,
     RampForm,
     SearchForm,
     TestEmailForm,
@@ -129,8 +130,9 @@ def health(request):
 
 
 def reports(request):
-    """The aggregate reports received, newest first; email admins upload report files here (each
-    file's outcome is said on this page: stored, imported before, or refused and why)."""
+    """The aggregate reports received, newest first, 50 from `?after=<id of the last one shown>` on;
+    email admins upload report files here (each file's outcome is said on this page: stored,
+    imported before, or refused and why)."""
     results, actor = [], Actor.of(request.user)
     if request.method == "POST":
         if not actor.may(EMAIL_ADMIN):
@@ -139,8 +141,10 @@ def reports(request):
             raise PermissionDenied("Uploading reports needs access to every partition: a file may cover any of "
                                    "them. Ask an email admin who works in all partitions.")
         results = _upload(request)
-    page = Paginator(_visible_reports(actor), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "dashboard/reports.html", {"page": page, "results": results,
+    form, page = PageForm(request.GET), queries.KeysetPage.empty()
+    if form.is_valid():
+        page = queries.report_page(_visible_reports(actor), after=form.cleaned_data["after"], limit=PAGE_SIZE)
+    return render(request, "dashboard/reports.html", {"page": page, "form": form, "results": results,
                                                        "max_files": MAX_UPLOAD_FILES,
                                                        "max_bytes": settings.DMARC_REPORT_MAX_BYTES},
                   status=400 if any(r.status == "refused" for r in results) else 200)
@@ -205,20 +209,23 @@ def partition_list(request):
 
 
 def _overview(request, partition):
-    form = SearchForm(request.GET)
+    """The partition overview's and the all-configurations list's page: search, filters, sort, and
+    50 rows from `?after=<id of the last row shown>` on (keyset pages; the Next link keeps the
+    other parameters)."""
+    actor, form = Actor.of(request.user), SearchForm(request.GET)
+    data = {"q": "", "status": "", "dmarc": "", "sort": ""}
+    page = queries.KeysetPage.empty()
     if form.is_valid():
-        results = queries.configuration_search(partition=partition, actor=Actor.of(request.user), **form.cleaned_data)
-    else:
-        results = EmailConfiguration.objects.none()
-    page = Paginator(results, PAGE_SIZE).get_page(request.GET.get("page"))
-    _with_report_windows(page.object_list)
+        data = {name: form.cleaned_data[name] for name in data}
+        page = queries.configuration_page(partition=partition, actor=actor, after=form.cleaned_data["after"],
+                                          limit=PAGE_SIZE, **data)
+    _with_report_windows(page.rows)
     params = request.GET.copy()
-    params.pop("page", None)
-    data = form.cleaned_data if form.is_valid() else {"q": "", "status": "", "dmarc": "", "sort": ""}
+    params.pop("after", None)
     return {
         "partition": partition, "page": page, "form": form, **data,
         "filtered": any(request.GET.get(k) for k in ("q", "status", "dmarc")),
-        "counts": queries.partition_counts(partition, actor=Actor.of(request.user)),
+        "counts": queries.partition_counts(partition, actor=actor),
         "query_string": params.urlencode(),
         "sort_links": _sort_links(params, data["sort"]),
         "bounce_threshold": settings.EVENTS_BOUNCE_RATE_THRESHOLD,

@@ -123,7 +123,8 @@ class DmarcReport(models.Model):
         ordering = ["-imported_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["org_name", "policy_domain", "report_id"],
                                                name="dmarc_report_unique")]
-        indexes = [models.Index(fields=["-imported_at"], name="dmarc_report_imported")]
+        # The reports page lists newest first by keyset on (imported_at, id) (dashboard.queries.report_page).
+        indexes = [models.Index(fields=["-imported_at", "-id"], name="dmarc_report_imported_id")]
 
     def __str__(self):
         return f"{self.org_name} {self.report_id}"

@@ -217,6 +217,9 @@ class EmailConfiguration(models.Model):
         ]
         indexes = [
             models.Index(fields=["partition", "status"], name="configuration_part_status"),
+            # A partition's overview pages by keyset in domain order (dashboard.queries.configuration_page):
+            # each page is one range of this index, however deep.
+            models.Index(fields=["partition", "sending_domain"], name="configuration_part_domain"),
             models.Index(fields=["partition", "dmarc_state"], name="configuration_part_dmarc"),
             models.Index(fields=["status", "due_at"], name="configuration_status_due"),
             models.Index(fields=["partition", "dmarc_state", "dmarc_changed_at"], name="configuration_dmarc_wait"),

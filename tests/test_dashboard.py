@@ -1,5 +1,7 @@
 """Pages, query counts, permissions on every mutating view, CSRF."""
 
+import re
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -75,19 +77,165 @@ def test_the_configuration_page_issues_the_same_number_of_queries_for_10_and_500
     assert small == large and live_small == live_large
 
 
-def test_the_overview_searches_filters_and_paginates(support_client, configured_partitions):
+def listed(html: str) -> list[str]:
+    """The sending domains in the overview's table, in the order shown."""
+    if 'id="configurations"' not in html:
+        return []
+    start = html.index('id="configurations"')
+    table = html[start:html.index("</table>", start)]
+    return re.findall(r'<a href="/configurations/\d+/">([^<]+)</a>', table)
+
+
+def next_link(html: str) -> str | None:
+    """The query of the page's Next link, as a browser would follow it (None on the last page)."""
+    found = re.search(r'<a href="\?([^"]*)">Next →</a>', html)
+    return found and found.group(1).replace("&amp;", "&")
+
+
+def every_page(client, url: str, query: str = "") -> list[list[str]]:
+    """The domains of each page, following Next from the first page to the last."""
+    pages = []
+    while query is not None:
+        html = client.get(f"{url}?{query}").content.decode()
+        pages.append(listed(html))
+        query = next_link(html)
+        assert len(pages) < 20, "Next never ends"
+    return pages
+
+
+def domains(**filters) -> list[str]:
+    return list(EmailConfiguration.objects.filter(**filters).order_by("sending_domain")
+                .values_list("sending_domain", flat=True))
+
+
+def test_the_overview_searches_filters_and_pages(support_client, configured_partitions):
     make_configurations(configured_partitions["prod"], 120)
     EmailConfiguration.objects.filter(tenant__slug="t00007").update(status="drift")
     url = reverse("dashboard:partition", args=["prod"])
     html = support_client.get(url).content.decode()
-    assert "Page 1 of 3 · 120 configurations" in html
-    assert html.count('<tr>\n      <td>Tenant') == 50
+    assert '<span class="muted">120 configurations</span>' in html and "Page 1" not in html
+    assert html.count('<tr>\n      <td>Tenant') == 50 and "First page" not in html
     html = support_client.get(url, {"q": "t00007"}).content.decode()
     assert "orders.t00007.prod.ardamails.com" in html and "orders.t00008.prod" not in html
     html = support_client.get(url, {"status": "drift"}).content.decode()
     assert "1 configuration<" in html and "orders.t00007.prod.ardamails.com" in html
     html = support_client.get(url, {"dmarc": "reject"}).content.decode()
     assert "Nothing matches these filters." in html
+
+
+@pytest.mark.parametrize("url_name, args", [("dashboard:partition", ["prod"]), ("dashboard:configurations", [])])
+def test_next_shows_exactly_the_rows_after_the_last_one_in_domain_order(
+        support_client, configured_partitions, url_name, args):
+    make_configurations(configured_partitions["prod"], 120)
+    make_configurations(configured_partitions["dev"], 5, prefix="d")
+    url = reverse(url_name, args=args)
+    first = support_client.get(url).content.decode()
+    expected = domains(partition__name="prod") if args else domains()
+    last = EmailConfiguration.objects.get(sending_domain=expected[49])
+    assert next_link(first) == f"after={last.pk}"
+    second = support_client.get(url, {"after": last.pk}).content.decode()
+    assert listed(second) == expected[50:100]
+    assert '<a href="?">← First page</a>' in second
+    pages = every_page(support_client, url)
+    assert [len(p) for p in pages] == [50, 50, len(expected) - 100] and sum(pages, []) == expected
+
+
+def stats(configuration, bounce_rate):
+    from django.utils import timezone
+
+    from events.models import EventStats
+
+    EventStats.objects.create(configuration=configuration, bounce_rate_7d=bounce_rate, complaint_rate_7d=bounce_rate,
+                              computed_at=timezone.now())
+
+
+@pytest.mark.parametrize("sort", ["-bounce_rate", "bounce_rate", "-complaint_rate", "complaint_rate"])
+def test_pages_sorted_by_a_rate_follow_ties_and_missing_rates_in_order(support_client, configured_partitions, sort):
+    """90 rows with seven rates (ties straddle the first page's end), then 20 without a rate and 20
+    with no counts at all: those come last, by domain, and the second page ends among them."""
+    rows = make_configurations(configured_partitions["prod"], 130)
+    rates = {}
+    for i, c in enumerate(rows):
+        rates[c.sending_domain] = (i * 5 % 7) / 100 if i < 90 else None
+        if i < 110:
+            stats(c, rates[c.sending_domain])
+    rated = sorted((d for d, r in rates.items() if r is not None),
+                   key=lambda d: (-rates[d] if sort.startswith("-") else rates[d], d))
+    expected = rated + sorted(d for d, r in rates.items() if r is None)
+    pages = every_page(support_client, reverse("dashboard:partition", args=["prod"]), f"sort={sort}")
+    assert [len(p) for p in pages] == [50, 50, 30]
+    assert sum(pages, []) == expected
+    assert rates[expected[49]] == rates[expected[50]]  # the first page ended inside a tie
+
+
+def test_filters_stay_applied_on_every_page(support_client, configured_partitions):
+    rows = make_configurations(configured_partitions["prod"], 150)
+    EmailConfiguration.objects.filter(pk__in=[c.pk for i, c in enumerate(rows) if i % 4]).update(status="drift")
+    url = reverse("dashboard:partition", args=["prod"])
+    pages = every_page(support_client, url, "status=drift&q=t000")
+    assert [len(p) for p in pages] == [50, 25]  # three in four of t00000 … t00099
+    assert sum(pages, []) == domains(status="drift", tenant__slug__startswith="t000")
+    html = support_client.get(url, {"status": "drift", "q": "t000"}).content.decode()
+    assert next_link(html).startswith("status=drift&q=t000&after=")
+
+
+def test_a_row_that_left_the_filter_still_marks_where_the_next_page_starts(support_client, configured_partitions):
+    make_configurations(configured_partitions["prod"], 60, status="drift")
+    url = reverse("dashboard:partition", args=["prod"])
+    query = next_link(support_client.get(url, {"status": "drift"}).content.decode())
+    marker = EmailConfiguration.objects.get(pk=query.rsplit("=", 1)[1])
+    marker.status = "active"  # repaired between the two pages
+    marker.save()
+    html = support_client.get(f"{url}?{query}").content.decode()
+    assert listed(html) == domains(status="drift")[49:] and "page marker" not in html
+
+
+@pytest.mark.parametrize("after", ["abc", "-5", "0", "1.5", str(2**70)])
+def test_a_page_marker_that_is_not_an_id_is_refused_with_a_sentence(support_client, configured_partitions, after):
+    make_configurations(configured_partitions["prod"], 3)
+    response = support_client.get(reverse("dashboard:partition", args=["prod"]), {"after": after, "status": "active"})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<li>The page marker is not valid; start from the first page.</li>" in html
+    assert listed(html) == [] and '<a href="?status=active">Start from the first page</a>' in html
+
+
+def test_a_page_marker_of_no_row_in_this_list_gives_the_first_page_with_a_sentence(
+        support_client, configured_partitions):
+    make_configurations(configured_partitions["prod"], 60)
+    [dev] = make_configurations(configured_partitions["dev"], 1, prefix="d")
+    url = reverse("dashboard:partition", args=["prod"])
+    first = listed(support_client.get(url).content.decode())
+    gone = EmailConfiguration.objects.order_by("-pk").first().pk + 1000
+    for after in (gone, dev.pk):  # no such configuration; one of another partition
+        response = support_client.get(url, {"after": after})
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "The page marker names no configuration in this list (it may have been removed); this is the first " \
+               "page." in html
+        assert listed(html) == first and dev.sending_domain not in html and "First page" not in html
+
+
+def test_the_last_rows_marker_says_nothing_comes_after_it(support_client, configured_partitions):
+    [*_, last] = make_configurations(configured_partitions["prod"], 3)
+    html = support_client.get(reverse("dashboard:partition", args=["prod"]), {"after": last.pk}).content.decode()
+    assert "No configuration comes after the last one shown." in html and listed(html) == []
+
+
+@pytest.mark.parametrize("url_name, args", [("dashboard:partition", ["prod"]), ("dashboard:configurations", [])])
+@pytest.mark.parametrize("sort", ["", "-bounce_rate"])
+def test_a_deep_page_issues_as_many_queries_as_the_first(support_client, configured_partitions, url_name, args, sort):
+    rows = make_configurations(configured_partitions["prod"], 500)
+    for c in rows[::3]:
+        stats(c, 0.01)
+    url = reverse(url_name, args=args)
+    pages = [f"sort={sort}"]
+    for _ in range(8):
+        pages.append(next_link(support_client.get(f"{url}?{pages[-1]}").content.decode()))
+    assert "after=" in pages[-1]
+    first, deep = count_queries(support_client, f"{url}?{pages[0]}"), count_queries(support_client, f"{url}?{pages[-1]}")
+    print(f"{url}?sort={sort}: {first} queries on the first page, {deep} on the ninth")
+    assert first == deep
 
 
 def test_counts_per_status_and_dmarc_state_are_shown(support_client, configured_partitions):

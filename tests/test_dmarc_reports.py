@@ -7,6 +7,7 @@ import base64
 import gzip
 import io
 import json
+import re
 import zipfile
 from datetime import timedelta
 from io import StringIO
@@ -530,6 +531,46 @@ def test_the_reports_page_says_which_reports_are_not_counted(configurations, sup
     inbound(mail(fresh("forged-3"), sender="x@evil.example", spf="Pass"))
     html = support_client.get("/dmarc-reports/").content.decode()
     assert "Not counted" in html and "mailed from evil.example" in html
+
+
+def shown_reports(html: str) -> list[str]:
+    return re.findall(r"<td><code>(r[0-9]{3})</code></td>", html)
+
+
+def test_the_reports_page_pages_newest_first_by_the_last_report_shown(configurations, support_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    now = timezone.now()
+    # Two moments of import, 40 and 30 reports: the first page ends among reports imported at the same time.
+    made = [DmarcReport.objects.create(org_name="google.com", report_id=f"r{i:03d}", begin=now, end=now,
+                                       policy_domain=DOMAIN, source="upload", imported_at=now - timedelta(hours=i // 40))
+            for i in range(70)]
+    expected = [r.report_id for r in sorted(made, key=lambda r: (r.imported_at, r.pk), reverse=True)]
+    with CaptureQueriesContext(connection) as first_queries:
+        first = support_client.get("/dmarc-reports/").content.decode()
+    assert shown_reports(first) == expected[:50] and "70 reports" in first and "Newest" not in first
+    older = re.search(r'<a href="\?after=([0-9]+)">Older →</a>', first).group(1)
+    assert DmarcReport.objects.get(pk=older).report_id == expected[49]
+    with CaptureQueriesContext(connection) as second_queries:
+        second = support_client.get("/dmarc-reports/", {"after": older}).content.decode()
+    assert shown_reports(second) == expected[50:] and "Older" not in second and '<a href="?">← Newest</a>' in second
+    assert len(second_queries) == len(first_queries)
+
+
+def test_a_bad_or_unknown_report_page_marker_is_said(configurations, support_client):
+    now = timezone.now()
+    report = DmarcReport.objects.create(org_name="google.com", report_id="r000", begin=now, end=now,
+                                        policy_domain=DOMAIN, source="upload")
+    response = support_client.get("/dmarc-reports/", {"after": "x"})
+    html = response.content.decode()
+    assert response.status_code == 200 and shown_reports(html) == []
+    assert "<li>The page marker is not valid; start from the first page.</li>" in html
+    html = support_client.get("/dmarc-reports/", {"after": report.pk + 1}).content.decode()
+    assert "The page marker names no report in this list (it may have been removed); this is the first page." in html
+    assert shown_reports(html) == ["r000"]
+    html = support_client.get("/dmarc-reports/", {"after": report.pk}).content.decode()
+    assert "No report comes after the last one shown." in html and shown_reports(html) == []
 
 
 def test_more_than_ten_attachments_are_refused_beyond_the_tenth(configurations):

@@ -1,6 +1,7 @@
 """Per-partition access: a person (or a group) limited to some partitions sees and acts in those
 only, on every page, download, action, command and live answer; everyone else sees them all."""
 
+import re
 from io import StringIO
 
 import pytest
@@ -155,6 +156,27 @@ def test_filters_naming_another_partition_are_not_found_or_empty(limited, world)
     assert world[1].sending_domain not in html
 
 
+@pytest.mark.parametrize("path", ["/configurations/", "/partitions/dev/", "/partitions/stage/"])
+@pytest.mark.parametrize("sort", ["", "-bounce_rate", "complaint_rate"])
+def test_a_page_marker_of_another_partition_gives_the_first_page_and_none_of_its_rows(limited, world, path, sort):
+    dev, prod = world
+    make_configurations(dev.partition, 3, prefix="e")
+    response = limited.get(path, {"after": prod.pk, "sort": sort})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "The page marker names no configuration in this list (it may have been removed); this is the first " \
+           "page." in html
+    assert prod.sending_domain not in html and "prod.ardamails.com" not in html
+    assert (dev.sending_domain in html) == (path != "/partitions/stage/")
+    # The same answer as for a configuration that does not exist: nothing tells the two apart.
+    gone = limited.get(path, {"after": prod.pk + 1000, "sort": sort}).content.decode()
+    assert without_csrf_tokens(gone) == without_csrf_tokens(html)
+
+
+def without_csrf_tokens(html: str) -> str:
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)
+
+
 def test_the_attention_row_poll_of_another_partition_is_not_found(limited, world):
     assert limited.get(reverse("dashboard:attention"), {"row": world[1].pk}).status_code == 404
     assert limited.get(reverse("dashboard:attention"), {"row": world[0].pk}).status_code == 200
@@ -210,6 +232,10 @@ def test_reports_of_another_partitions_domains_are_hidden_and_uploads_refused(cl
         DmarcReport.objects.create(org_name="google.com", report_id=domain, begin=now, end=now, policy_domain=domain,
                                    source="upload")
     html = client.get(reverse("dashboard:reports")).content.decode()
+    assert "orders.acme.dev.ardamails.com" in html and "orders.acme.prod.ardamails.com" not in html
+    theirs = DmarcReport.objects.get(policy_domain="orders.acme.prod.ardamails.com")
+    html = client.get(reverse("dashboard:reports"), {"after": theirs.pk}).content.decode()
+    assert "The page marker names no report in this list (it may have been removed); this is the first page." in html
     assert "orders.acme.dev.ardamails.com" in html and "orders.acme.prod.ardamails.com" not in html
     response = client.post(reverse("dashboard:reports"), {"files": []})
     assert response.status_code == 403
