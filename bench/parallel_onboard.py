@@ -1,12 +1,17 @@
 """Several people onboarding at once in local mode (SQLite) while the worker provisions.
 
     python -m bench.parallel_onboard [--commands 4] [--each 6] [--json]
+    python -m bench.parallel_onboard --bulk 40 [--json]
 
 Local mode keeps everything in one SQLite file that the web server, the worker (two processes, as
 `make run` starts it) and every command write to. This starts that worker on a database of its
 own, runs `--commands` `manage.py onboard` processes at the same time, each onboarding `--each`
 configurations one after another, and counts the commands that failed (a "database is locked"
 error included). Prints the figures; `--json` prints them as one JSON object.
+
+`--bulk N` measures the workers instead: N onboardings are queued at once (the service the page and
+the command call), and the two worker processes provision them; it prints configurations per second
+until every one is provisioned, and the Postmark calls each cost.
 """
 
 import argparse
@@ -21,15 +26,16 @@ from pathlib import Path
 from bench.local_stack import ROOT, local_stack
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--commands", type=int, default=4)
     parser.add_argument("--each", type=int, default=6)
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (make run starts 2)")
+    parser.add_argument("--bulk", type=int, default=0, help="one bulk command of this many configurations")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ardamail-parallel-") as tmp:
-        figures = run(Path(tmp), args.commands, args.each, args.concurrency)
+        figures = run(Path(tmp), args.commands, args.each, args.concurrency, args.bulk)
     if args.json:
         print(json.dumps(figures))
         return
@@ -37,10 +43,44 @@ def main() -> None:
         print(f"{key}: {value}")
 
 
-def run(workdir: Path, commands: int, each: int, concurrency: int) -> dict:
+def run(workdir: Path, commands: int, each: int, concurrency: int, bulk: int = 0) -> dict:
     with local_stack(workdir, database_url=f"sqlite:///{workdir / 'local.sqlite3'}",
                      broker_url="filesystem://localhost//") as stack:
+        if bulk:
+            return throughput(stack, workdir, bulk, concurrency)
         return scenario(stack, workdir, commands, each, concurrency)
+
+
+def _settle(total: int, timeout: float = 300) -> None:
+    from tenants.models import EmailConfiguration
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and EmailConfiguration.objects.filter(
+            status__in=["verifying", "active", "failed"]).count() < total:
+        time.sleep(0.2)
+
+
+def throughput(stack, workdir: Path, count: int, concurrency: int) -> dict:
+    """`count` onboardings queued at once through the onboarding service (as the page and the command
+    do), then the worker processes provision them; seconds until every one is provisioned."""
+    from provisioning.onboarding import configuration_onboard
+    from tenants.models import EmailConfiguration, Partition
+    from tenants.roles import Actor
+
+    stack.celery("worker", "--concurrency", str(concurrency), output=open(workdir / "worker.log", "w"))
+    prod, actor = Partition.objects.get(name="prod"), Actor.command_line()
+    calls_before = len(stack.simulator.calls)
+    started = time.monotonic()
+    for i in range(count):
+        configuration_onboard(partition=prod, tenant_slug=f"w{i:04d}", tenant_display_name=f"W {i}",
+                              config_slug="orders", actor=actor)
+    _settle(count)
+    seconds = time.monotonic() - started
+    statuses = Counter(EmailConfiguration.objects.values_list("status", flat=True))
+    return {"worker_processes": concurrency, "configurations": count, "statuses": dict(statuses),
+            "seconds_to_provision_all": round(seconds, 1),
+            "configurations_per_second": round(count / seconds, 2),
+            "postmark_calls_per_configuration": round((len(stack.simulator.calls) - calls_before) / count, 1)}
 
 
 def scenario(stack, workdir: Path, commands: int, each: int, concurrency: int) -> dict:
