@@ -222,7 +222,10 @@ class EmailConfiguration(models.Model):
             models.Index(fields=["partition", "sending_domain"], name="configuration_part_domain"),
             models.Index(fields=["partition", "dmarc_state"], name="configuration_part_dmarc"),
             models.Index(fields=["status", "due_at"], name="configuration_status_due"),
-            models.Index(fields=["partition", "dmarc_state", "dmarc_changed_at"], name="configuration_dmarc_wait"),
+            # "Waiting longest on their DMARC ramp" (dashboard.queries.dmarc_waiting_longest): the active
+            # configurations not yet at reject, oldest step first; its first rows, whatever the partition's size.
+            models.Index(fields=["partition", "dmarc_changed_at", "id"], name="configuration_ramp_waiting",
+                         condition=Q(status="active") & ~Q(dmarc_state="reject")),
             # The event webhook finds the configuration by the server the provider names.
             models.Index(fields=["partition", "postmark_server_id"], name="configuration_part_server"),
         ]
