@@ -45,8 +45,9 @@ class DeliveryEvent(models.Model):
         ]
         indexes = [
             # The feed (newest first) and the daily counts of one configuration.
-            models.Index(fields=["configuration", "-occurred_at"], name="event_config_time"),
-            models.Index(fields=["configuration", "record_type", "occurred_at"], name="event_config_type_time"),
+            # (id too: the feed's order is -occurred_at, -id, so its page is a range of the index, unsorted.)
+            models.Index(fields=["configuration", "-occurred_at", "-id"], name="event_config_time_id"),
+            models.Index(fields=["configuration", "record_type", "occurred_at", "id"], name="event_config_type_time_id"),
             # The roll-up finds what arrived since it last ran; a test email finds its own events.
             models.Index(fields=["received_at"], name="event_received"),
             models.Index(fields=["message_id"], name="event_message"),
