@@ -21,14 +21,14 @@ from events.models import DmarcReport
 from events.stats import latest
 from tenants.models import AuditEntry, EmailConfiguration
 from tests.harness import create
-from tests.races import require_postgresql
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
 def on_postgresql():
-    require_postgresql()
+    if connection.vendor != "postgresql":
+        pytest.skip("the query plans asked for are PostgreSQL's; CI runs these on PostgreSQL")
 
 
 def prefer_indexes(cursor) -> None:
