@@ -123,7 +123,8 @@ def health(request):
     """Every health check, run now: the platform's, then each partition's. Its provider calls are
     reads with short timeouts, one attempt, and none again after a provider's first timeout, so a
     hung provider costs the page seconds, not minutes (health.clients); "Check again" reloads."""
-    checks = platform_check(among=Actor.of(request.user).visible(Partition.objects.all(), "name"))
+    checks = platform_check(among=Actor.of(request.user).visible(Partition.objects.all(), "name"),
+                            token_sample=settings.HEALTH_PAGE_TOKEN_SAMPLE)
     return render(request, "dashboard/health.html", {
         "checks": checks, "problems": count(checks, Status.PROBLEM), "warnings": count(checks, Status.WARNING),
     })

@@ -29,21 +29,23 @@ T = TypeVar("T")
 
 
 def platform_check(*, partition: Partition | None = None, providers: Providers | None = None,
-                   among=None) -> list[Check]:
+                   among=None, token_sample: int | None = None) -> list[Check]:
     """Every check, the platform's first, then each partition's (or only `partition`'s; `among`: a
     queryset of the partitions to check, e.g. those a person may see). It writes nothing; its
     provider calls are reads through the health checks' own clients (health.clients), which give up
-    on a provider after one short timeout."""
+    on a provider after one short timeout. `token_sample`: the encryption key check decrypts that
+    many of the oldest and as many of the newest stored server tokens instead of all (the page)."""
     visible = list(among) if among is not None else None  # the queue check says no other partition's domain
     partitions = [partition] if partition is not None else visible if visible is not None else list(
         Partition.objects.all())
     if providers is not None:
-        return _checks(partitions, providers, visible)
+        return _checks(partitions, providers, visible, token_sample)
     with health_providers() as providers:
-        return _checks(partitions, providers, visible)
+        return _checks(partitions, providers, visible, token_sample)
 
 
-def _checks(partitions: list[Partition], providers: Providers, visible: list[Partition] | None = None) -> list[Check]:
+def _checks(partitions: list[Partition], providers: Providers, visible: list[Partition] | None = None,
+            token_sample: int | None = None) -> list[Check]:
     now = timezone.now()
     root = guarded("root zone", None, lambda: find_root_zone(partitions, providers), _unknown_root)
     checks = [guarded("public base URL", None, base_url_check), guarded("worker and beat", None, worker_check),
@@ -51,15 +53,16 @@ def _checks(partitions: list[Partition], providers: Providers, visible: list[Par
               *guarded("root SPF and DMARC", None, lambda: apex_checks(root),
                        lambda check: [replace(check, name="root SPF"), replace(check, name="root DMARC")])]
     for each in partitions:
-        checks += _partition_checks(each, providers, root)
+        checks += _partition_checks(each, providers, root, token_sample)
     return checks
 
 
-def _partition_checks(partition: Partition, providers: Providers, root: RootZone) -> list[Check]:
+def _partition_checks(partition: Partition, providers: Providers, root: RootZone,
+                      token_sample: int | None = None) -> list[Check]:
     zone_check, zone = guarded("hosted zone", partition, lambda: hosted_zone_check(partition, providers),
                                lambda check: (check, None))
     return [guarded("secrets", partition, lambda: secrets_check(partition)),
-            guarded("encryption key", partition, lambda: encryption_key_check(partition)),
+            guarded("encryption key", partition, lambda: encryption_key_check(partition, sample=token_sample)),
             guarded("account token", partition, lambda: account_check(partition, providers)),
             zone_check, guarded("delegation", partition, lambda: delegation_check(partition, zone, root)),
             guarded("DNS sweep", partition, lambda: sweep_check(partition, timezone.now()))]

@@ -44,13 +44,25 @@ def encrypt(plaintext: str, *, key_material: str, secret_label: str) -> str:
 
 @sensitive_variables()
 def decrypt(ciphertext: str, *, key_material: str, secret_label: str) -> str:
-    try:
-        return _fernet(key_material, secret_label=secret_label).decrypt(ciphertext.encode("ascii")).decode()
-    except InvalidToken:
-        raise TokenDecryptionError(
-            f"The stored server token cannot be decrypted with any key in {secret_label}; "
-            "was the key replaced without re-encrypting?"
-        ) from None
+    return decryptor(key_material, secret_label=secret_label)(ciphertext)
+
+
+@sensitive_variables()
+def decryptor(key_material: str, *, secret_label: str):
+    """`decrypt` for many tokens under the same keys: the keys are read once (InvalidEncryptionKey now)."""
+    fernet = _fernet(key_material, secret_label=secret_label)
+
+    @sensitive_variables()
+    def decrypt_one(ciphertext: str) -> str:
+        try:
+            return fernet.decrypt(ciphertext.encode("ascii")).decode()
+        except InvalidToken:
+            raise TokenDecryptionError(
+                f"The stored server token cannot be decrypted with any key in {secret_label}; "
+                "was the key replaced without re-encrypting?"
+            ) from None
+
+    return decrypt_one
 
 
 @sensitive_variables()

@@ -264,6 +264,29 @@ def test_every_stored_token_is_tried_and_those_no_key_decrypts_are_counted_and_n
         "`manage.py rotate_encryption_key`."))
 
 
+def test_the_page_tries_the_oldest_and_newest_tokens_and_says_so(healthy, secrets_dir):
+    from health.credentials import encryption_key_check
+
+    prod, key_file = Partition.objects.get(name="prod"), secrets_dir / "Alpha001-prod-I-EmailEncryptionKey"
+    current = key_file.read_text().strip()
+    key_file.write_text(generate_key())
+    configuration_with_token(prod, "aaa")  # the oldest, under a key dropped instead of rotated
+    key_file.write_text(current)
+    for config in ("bbb", "ccc", "ddd", "eee"):
+        configuration_with_token(prod, config)
+
+    assert encryption_key_check(prod, sample=2).sentence.startswith(
+        "No key in Alpha001-prod-I-EmailEncryptionKey decrypts 1 of the 4 oldest and newest stored server tokens "
+        "it tried (of 5) (aaa.acme.prod.ardamails.com)")
+    EmailConfiguration.objects.filter(config_slug="aaa").delete()
+    assert encryption_key_check(prod, sample=1).sentence == (
+        "Alpha001-prod-I-EmailEncryptionKey decrypts the 1 oldest and 1 newest of the 4 stored server tokens "
+        "(`manage.py doctor` decrypts all of them).")
+    # Two or fewer per end: every one is tried, as doctor does.
+    assert encryption_key_check(prod, sample=2).sentence == (
+        "Alpha001-prod-I-EmailEncryptionKey decrypts all 4 stored server tokens.")
+
+
 def test_an_account_token_postmark_refuses_says_which_token_belongs_there(healthy, secrets_dir):
     (secrets_dir / "Alpha002-stage-I-EmailPostmarkAccountToken").write_text("a-server-token-by-mistake\n")
 

@@ -231,6 +231,9 @@ PUBLIC_DNS_RESOLVERS = env.list("PUBLIC_DNS_RESOLVERS", default=[])
 ROOT_ZONE_NAMESERVERS = env.list("ROOT_ZONE_NAMESERVERS", default=[])
 # How long a health check waits for one answer from Postmark, Route53 or a name server (one attempt).
 HEALTH_TIMEOUT_SECONDS = env.float("HEALTH_TIMEOUT_SECONDS", default=5.0)
+# The Health page's encryption key check decrypts this many of each partition's oldest and as many of
+# its newest server tokens (`manage.py doctor` decrypts all of them).
+HEALTH_PAGE_TOKEN_SAMPLE = env.int("HEALTH_PAGE_TOKEN_SAMPLE", default=500)
 # Beat sends a heartbeat this often and a worker records it; older than the second setting, the
 # worker or beat counts as dead.
 HEALTH_HEARTBEAT_SECONDS = env.float("HEALTH_HEARTBEAT_SECONDS", default=60.0)
