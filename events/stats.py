@@ -88,7 +88,7 @@ def _daily(configuration_ids: list[int], now: datetime, days: int = max(WINDOWS)
     rows = (DeliveryEvent.objects
             .filter(configuration_id__in=configuration_ids, occurred_at__gte=window_start(days, now))
             .annotate(day=TruncDate("occurred_at", tzinfo=UTC))
-            .values("configuration_id", "day", "record_type", "undelivered").annotate(n=Count("id")).order_by())
+            .values("configuration_id", "day", "record_type", "undelivered").annotate(n=Count("*")).order_by())
     found: dict[int, dict[date, Day]] = defaultdict(dict)
     for row in rows:
         day = found[row["configuration_id"]].setdefault(row["day"], Day(row["day"]))

@@ -216,7 +216,11 @@ class EmailConfiguration(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["partition", "status"], name="configuration_part_status"),
+            # The counts of the summary and overview, and the Needs attention conditions, answered from the
+            # index alone on PostgreSQL (an index-only scan instead of reading 40,000 wide rows).
+            models.Index(fields=["partition", "status", "dmarc_state"], name="configuration_state",
+                         include=["due_at", "holder", "held_until", "verification_started_at", "dkim_rotation",
+                                  "status_changed_at", "dkim_rotation_checked_at"]),
             # A partition's overview pages by keyset in domain order (dashboard.queries.configuration_page):
             # each page is one range of this index, however deep.
             models.Index(fields=["partition", "sending_domain"], name="configuration_part_domain"),
