@@ -45,7 +45,7 @@ resilience: install-dev
 	$(PY) -m pytest -m resilience -q
 
 bench: install-dev
-	$(PY) -m bench.run
+	$(PY) -m bench.run  # PostgreSQL at BENCH_DATABASE_URL (default: 127.0.0.1:5432); writes bench/results.md
 
 # The production process model on this machine (README "Deploy"): gunicorn, two Celery workers and
 # beat with the production settings, on PostgreSQL and Redis on 127.0.0.1, providers simulated.

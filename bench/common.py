@@ -18,7 +18,8 @@ def throwaway_database():
     from tenants.partitions import load_file, sync_partitions
 
     setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0)
+    # autoclobber: a database a killed run left behind is dropped, not asked about.
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         sync_partitions(load_file(settings.BASE_DIR / "deploy" / "partitions.local.toml"))
         yield

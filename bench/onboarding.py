@@ -5,6 +5,8 @@
 """
 
 import argparse
+import json
+import logging
 import os
 import statistics
 import time
@@ -25,10 +27,11 @@ from django.test.utils import override_settings, setup_test_environment  # noqa:
 from moto.server import ThreadedMotoServer  # noqa: E402
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=20)
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="the figures as one JSON object")
+    args = parser.parse_args(argv)
     from integrations.dns.route53 import Route53
     from integrations.email.postmark import Postmark, PostmarkClient
     from localdev.postmark_simulator import PostmarkSimulator
@@ -43,12 +46,13 @@ def main() -> None:
     from tenants.partitions import load_file, sync_partitions
 
     setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0)
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     from localdev import moto_strict
 
     moto_strict.apply()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     host, port = moto.get_host_and_port()
     moto_url = f"http://{host}:{port}"
     secrets_dir = settings.BASE_DIR / "var" / "bench-secrets"
@@ -86,6 +90,15 @@ def main() -> None:
                 assert c.status == "active", c.status
             postmark_calls = Counter(f"{m} {p.split('/')[1] if p.count('/') else p}" for m, p in simulator.calls)
             n = args.count
+            if args.json:
+                print(json.dumps({"engine": connection.vendor, "count": n,
+                                  "median_ms": round(statistics.median(durations)),
+                                  "postmark_per_configuration": sum(postmark_calls.values()) / n,
+                                  "route53_per_configuration": sum(route53_calls.values()) / n,
+                                  "postmark_calls": {k: v / n for k, v in sorted(postmark_calls.items())},
+                                  "route53_calls": {k: v / n for k, v in sorted(route53_calls.items())}}))
+                server.shutdown()
+                return
             print(f"engine={connection.vendor}, {n} onboardings to active over real HTTP (simulator) and moto server")
             print(f"time per onboarding to active: median {statistics.median(durations):.0f} ms, "
                   f"max {max(durations):.0f} ms")
