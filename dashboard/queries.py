@@ -76,17 +76,10 @@ def summary_by_partition(*, actor=None) -> list[dict]:
 SORT_FIELDS = {"bounce_rate": "event_stats__bounce_rate_7d", "complaint_rate": "event_stats__complaint_rate_7d"}
 
 
-def configuration_search(
-    *, partition: Partition | None, q: str = "", status: str = "", dmarc: str = "", sort: str = "", actor=None,
-) -> QuerySet[EmailConfiguration]:
-    """Input comes cleaned by SearchForm (no NUL, known status, DMARC state and sort, lowercase text).
-    Each row carries its 7-day event counts (events.EventStats, the roll-up) and whether a rate is
-    above its threshold."""
-    qs = (EmailConfiguration.objects.select_related("tenant", "partition", "event_stats")
-          .annotate(bounce_flag=Case(When(event_stats__bounce_rate_7d__gt=settings.EVENTS_BOUNCE_RATE_THRESHOLD,
-                                          then=Value(True)), default=Value(False), output_field=BooleanField()),
-                    complaint_flag=Case(When(event_stats__complaint_rate_7d__gt=settings.EVENTS_COMPLAINT_RATE_THRESHOLD,
-                                             then=Value(True)), default=Value(False), output_field=BooleanField())))
+def _matching(*, partition: Partition | None, q: str = "", status: str = "", dmarc: str = "",
+              actor=None) -> QuerySet[EmailConfiguration]:
+    """The configurations a search matches, nothing joined that it does not filter on (its count)."""
+    qs = EmailConfiguration.objects.all()
     if partition is not None:
         qs = qs.filter(partition=partition)
     if actor is not None:
@@ -99,6 +92,21 @@ def configuration_search(
         qs = qs.filter(status=status)
     if dmarc:
         qs = qs.filter(dmarc_state=dmarc)
+    return qs
+
+
+def configuration_search(
+    *, partition: Partition | None, q: str = "", status: str = "", dmarc: str = "", sort: str = "", actor=None,
+) -> QuerySet[EmailConfiguration]:
+    """Input comes cleaned by SearchForm (no NUL, known status, DMARC state and sort, lowercase text).
+    Each row carries its 7-day event counts (events.EventStats, the roll-up) and whether a rate is
+    above its threshold."""
+    qs = (_matching(partition=partition, q=q, status=status, dmarc=dmarc, actor=actor)
+          .select_related("tenant", "partition", "event_stats")
+          .annotate(bounce_flag=Case(When(event_stats__bounce_rate_7d__gt=settings.EVENTS_BOUNCE_RATE_THRESHOLD,
+                                          then=Value(True)), default=Value(False), output_field=BooleanField()),
+                    complaint_flag=Case(When(event_stats__complaint_rate_7d__gt=settings.EVENTS_COMPLAINT_RATE_THRESHOLD,
+                                             then=Value(True)), default=Value(False), output_field=BooleanField())))
     if sort:
         rate = F(SORT_FIELDS[sort.lstrip("-")])
         return qs.order_by(rate.desc(nulls_last=True) if sort.startswith("-") else rate.asc(nulls_last=True),
@@ -151,8 +159,9 @@ def configuration_page(*, partition: Partition | None, actor=None, q: str = "", 
         marker = marker.filter(partition=partition)
     if actor is not None:
         marker = actor.visible(marker)
-    return _keyset_page(rows, total=rows.count(), after=after, marker=marker, beyond=_after(marker, sort),
-                        limit=limit)
+    # The count without the page's joins and annotations: an index-only count on PostgreSQL.
+    total = _matching(partition=partition, actor=actor, q=q, status=status, dmarc=dmarc).count()
+    return _keyset_page(rows, total=total, after=after, marker=marker, beyond=_after(marker, sort), limit=limit)
 
 
 def _after(marker: QuerySet, sort: str) -> Q:

@@ -102,9 +102,14 @@ def attention(request):
     if request.GET.get("partition"):
         partition = _partition(request, request.GET["partition"])
     rows = actor.visible(queries.needs_attention(partition=partition))
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    # The page's ids first (the conditions and their order are read from the configuration_state
+    # index), then only those 50 rows whole: not every matching row's wide columns to sort them.
+    page = Paginator(rows.values_list("pk", flat=True), PAGE_SIZE).get_page(request.GET.get("page"))
+    ids = list(page.object_list)
+    loaded = {c.pk: c for c in rows.filter(pk__in=ids)}
     return render(request, "dashboard/attention.html", {
-        "page": page, "rows": attention_rows(page.object_list, actor), "partition": partition,
+        "page": page, "rows": attention_rows([loaded[pk] for pk in ids if pk in loaded], actor),
+        "partition": partition,
         "partitions": actor.visible(Partition.objects.all(), "name"),
     })
 

@@ -98,10 +98,11 @@ def _undecryptable(partition: Partition, material: str, label: str,
               .values_list("sending_domain", "server_token_encrypted"))
     if sample is None:
         total, rows = None, stored.order_by("pk").iterator(chunk_size=500)
-    else:
+    else:  # the same three queries however many there are
         total = stored.count()
-        rows = (list(stored.order_by("pk")[:sample]) + list(stored.order_by("-pk")[:sample]) if total > 2 * sample
-                else stored.order_by("pk"))
+        rows = dict(stored.order_by("pk")[:sample])
+        rows.update(stored.order_by("-pk")[:sample])
+        rows = rows.items()
     tried, failed = 0, []
     for domain, ciphertext in rows:
         tried += 1
