@@ -2,7 +2,8 @@
 
 States and moves. `TRANSITIONS` is every status change there is; `transition()` is the one
 conditional UPDATE that makes any of them (and every other write a workflow makes to the row), and
-it refuses a move that is not in the table. `take_due()` is the dispatcher's batch form of `take()`, `take_unchanged()` the DNS sweep's.
+it refuses a move that is not in the table. `take_due()` is the dispatcher's batch form of `take()`,
+`take_unchanged()` and `release_held()` the DNS sweep's.
 The named sets of states below are the only ones; other modules use these, never a list of their own.
 
 The hold. At most one piece of work acts on a configuration at a time. Whoever works takes the

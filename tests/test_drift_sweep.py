@@ -212,3 +212,26 @@ def test_the_health_page_says_why_the_last_sweep_stopped(harness, prod):
     assert finding.status == "warning"
     assert finding.sentence.startswith("The DNS sweep started at ") and "stopped: " in finding.sentence
     assert "It is tried again at " in finding.sentence
+
+
+# --- the lifecycle's batch hold for a sweep ----------------------------------------------------
+
+
+def test_a_batch_hold_takes_only_free_rows_still_as_seen_and_gives_back_only_its_own(harness, prod):
+    from tenants.lifecycle import release_held, take_unchanged
+
+    free, busy, changed, taken_over = many_active(harness, prod, 4)
+    seen = {c.pk: {"status": c.status, "dmarc_state": c.dmarc_state} for c in (free, busy, changed, taken_over)}
+    take(busy.pk, Work.REPAIR, expect={S.ACTIVE})
+    EmailConfiguration.objects.filter(pk=changed.pk).update(dmarc_state="quarantine")
+    now = timezone.now()
+    token, ids = take_unchanged(Work.CHECK_DNS, seen, now=now)
+    assert ids == sorted([free.pk, taken_over.pk])
+    # A person's action takes a check's hold over (a check yields).
+    person = take(taken_over.pk, Work.RAMP, expect={S.ACTIVE})
+    assert person is not None
+    assert release_held(token, ids, expect={S.ACTIVE}, drift_checked_at=now) == [free.pk]
+    rows = {c.pk: c for c in EmailConfiguration.objects.all()}
+    assert rows[free.pk].holder is None and rows[free.pk].drift_checked_at == now
+    assert rows[taken_over.pk].holder == person.token and rows[taken_over.pk].drift_checked_at is None
+    assert take_unchanged(Work.CHECK_DNS, {}, now=now)[1] == []
