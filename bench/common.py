@@ -41,16 +41,9 @@ def active_configurations(partition, count: int, **fields) -> list:
         for i, t in enumerate(tenants)], batch_size=2000)
 
 
-def measure(client, url: str, repeat: int = 15) -> dict:
-    """`repeat` warm requests timed; then one with its SQL statements counted (a wrapper on the
-    connection: Django's query log is reset by every request) and one with its memory traced."""
-    client.get(url)  # warm caches and templates
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        response = client.get(url)
-        times.append((time.perf_counter() - start) * 1000)
-        assert response.status_code == 200, (url, response.status_code)
+def traced(call) -> tuple[list[tuple[float, str]], float]:
+    """`call` once with its SQL statements timed (a wrapper on the connection: Django's query log is
+    reset by every request), then once more with its memory traced: (statements, peak KiB)."""
     statements = []
 
     def timed(execute, sql, params, many, context):
@@ -61,10 +54,24 @@ def measure(client, url: str, repeat: int = 15) -> dict:
             statements.append(((time.perf_counter() - start) * 1000, sql))
 
     with connection.execute_wrapper(timed):
-        client.get(url)
+        call()
     tracemalloc.start()
-    client.get(url)
+    call()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    return statements, peak / 1024
+
+
+def measure(client, url: str, repeat: int = 15) -> dict:
+    """`repeat` warm requests timed; then one with its SQL statements counted (a wrapper on the
+    connection: Django's query log is reset by every request) and one with its memory traced."""
+    client.get(url)  # warm caches and templates
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    statements, peak_kib = traced(lambda: client.get(url))
     return {"median_ms": statistics.median(times), "p95_ms": sorted(times)[max(0, int(len(times) * 0.95) - 1)],
-            "queries": len(statements), "peak_kib": peak / 1024, "slowest": sorted(statements, reverse=True)[:2]}
+            "queries": len(statements), "peak_kib": peak_kib, "slowest": sorted(statements, reverse=True)[:2]}

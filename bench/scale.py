@@ -371,7 +371,7 @@ def _report(say, out, args, page_list, phases, notes, events, reports) -> dict:
 def _write_results(path: Path, described: list[tuple[str, str]], out: list) -> None:
     from bench import scale_pages
 
-    lines = ["# Benchmark results (issue 14)", "", "One reference run of `python -m bench.scale`.", ""]
+    lines = ["# Benchmark results (issue 14)", "", "One reference run of `make bench` (`python -m bench.run`: the pages and ingestion are `python -m bench.scale`, the background work is added below).", ""]
     lines += [f"- {key}: `{value}`" if key == "command" else f"- {key}: {value}" for key, value in described]
     lines += ["", "## Pages", ""]
     for kind, item in out:

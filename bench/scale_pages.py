@@ -9,11 +9,12 @@ connection), and once under tracemalloc for its peak memory.
 import math
 import statistics
 import time
-import tracemalloc
 from dataclasses import dataclass, field
 
 from django.db import connection
 from django.db.models import Q
+
+from bench.common import traced
 
 ADMIN, ADMIN_SEARCH, FLOOR = "admin changelist", "admin changelist, search", "SQL floor"
 MEMORY_GROWTH = 1.25  # a page's peak memory "grows" when the full data set's is above 1.25x the 10 % one's …
@@ -146,23 +147,9 @@ def measure(client, page_list: list[Page], floor, rounds: int, before_round=lamb
             call(page)
             figures[page.label].times.append((time.perf_counter() - start) * 1000)
     for page in page_list:
-        statements = []
-
-        def timed(execute, sql, params, many, context):
-            start = time.perf_counter()
-            try:
-                return execute(sql, params, many, context)
-            finally:
-                statements.append(((time.perf_counter() - start) * 1000, sql))
-
-        with connection.execute_wrapper(timed):
-            call(page)
-        tracemalloc.start()
-        call(page)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        statements, peak_kib = traced(lambda: call(page))
         f = figures[page.label]
-        f.queries, f.peak_kib, f.slowest = len(statements), peak / 1024, sorted(statements, reverse=True)[:2]
+        f.queries, f.peak_kib, f.slowest = len(statements), peak_kib, sorted(statements, reverse=True)[:2]
     return figures
 
 
