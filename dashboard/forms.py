@@ -171,9 +171,24 @@ class SearchForm(forms.Form):
         error_messages={"invalid_choice": f"'%(value)s' is not a sort order; the orders are "
                                           f"{', '.join(v for v, _ in SORTS if v)}."})
     after = page_marker()
+    # With a rate sort, the rate the previous page's last row showed ("none": it had none): the next
+    # page goes on from there even if the roll-up has changed that row's rate since.
+    at = forms.CharField(required=False, max_length=40, label="Page")
 
     def clean_q(self):
         return self.cleaned_data["q"].strip().lower()
+
+    def clean_at(self):
+        value = self.cleaned_data["at"]
+        if value in ("", "none"):
+            return value or None
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = -1.0
+        if not 0.0 <= rate <= 1.0:  # also NaN and infinities
+            raise ValidationError(PAGE_MARKER_MESSAGE)
+        return rate
 
 
 class EventFilterForm(forms.Form):

@@ -12,6 +12,7 @@ from django.db.models import (
     DateTimeField,
     Exists,
     F,
+    FloatField,
     Q,
     QuerySet,
     Subquery,
@@ -121,6 +122,7 @@ class KeysetPage:
     next_after: str  # the marker of the next page ("" on the last)
     first: bool  # the first page: no marker, or one that names no row of the list (then `unknown_marker`)
     unknown_marker: bool = False
+    next_at: str = ""  # with a rate sort: the last row's rate as shown ("none" without one), for the next link
 
     @classmethod
     def empty(cls) -> "KeysetPage":
@@ -143,16 +145,18 @@ def _keyset_page(rows: QuerySet, *, total: int, after: int | None, marker: Query
 
 
 def configuration_page(*, partition: Partition | None, actor=None, q: str = "", status: str = "", dmarc: str = "",
-                       sort: str = "", after: int | None = None, limit: int = 50) -> KeysetPage:
+                       sort: str = "", after: int | None = None, at: float | str | None = None,
+                       limit: int = 50) -> KeysetPage:
     """One page of configuration_search's rows, those after configuration `after` in its order,
     and the count of all of them: two queries wherever the page is (two more when `after` names
     no configuration of the list).
 
     Keyset pagination, so a page deep in 40,000 rows costs what the first one does (an index on
-    (partition, sending_domain) serves the default order). The marker's sort key is read by a
+    (partition, sending_domain) serves the default order). The marker's sending domain is read by a
     subquery of the page's own query, from every configuration the person may see in this
     partition, not only those the filters match: a row whose status changed since the page before
-    still says where the next one starts."""
+    still says where the next one starts. With a rate sort, `at` is the rate the marker row showed
+    ("none": none), since the roll-up may change it between two pages; without `at`, its rate now."""
     rows = configuration_search(partition=partition, actor=actor, q=q, status=status, dmarc=dmarc, sort=sort)
     marker = EmailConfiguration.objects.filter(pk=after).order_by()
     if partition is not None:
@@ -161,25 +165,35 @@ def configuration_page(*, partition: Partition | None, actor=None, q: str = "", 
         marker = actor.visible(marker)
     # The count without the page's joins and annotations: an index-only count on PostgreSQL.
     total = _matching(partition=partition, actor=actor, q=q, status=status, dmarc=dmarc).count()
-    return _keyset_page(rows, total=total, after=after, marker=marker, beyond=_after(marker, sort), limit=limit)
+    page = _keyset_page(rows, total=total, after=after, marker=marker, beyond=_after(marker, sort, at), limit=limit)
+    if sort and page.next_after:
+        stats = getattr(page.rows[-1], "event_stats", None)
+        rate = getattr(stats, SORT_FIELDS[sort.lstrip("-")].split("__")[1], None) if stats else None
+        page.next_at = "none" if rate is None else repr(rate)
+    return page
 
 
-def _after(marker: QuerySet, sort: str) -> Q:
+def _after(marker: QuerySet, sort: str, at: float | str | None = None) -> Q:
     """The rows strictly after the `marker` row in configuration_search's order: sending_domain,
-    or a rate (NULLs last) then sending_domain. No row at all when the marker is not there: its
-    key reads as NULL, and every comparison with NULL is false."""
+    or a rate (NULLs last) then sending_domain, the rate being `at` when given ("none": no rate).
+    No row at all when the marker is not there: its key reads as NULL, and every comparison with
+    NULL is false."""
     domain = Subquery(marker.values("sending_domain")[:1])
     if not sort:
         return Q(sending_domain__gt=domain)
     field = SORT_FIELDS[sort.lstrip("-")]
-    rate = Subquery(marker.values(field)[:1])
-    beyond = Q(**{f"{field}__lt" if sort.startswith("-") else f"{field}__gt": rate})
-    same = Q(**{field: rate, "sending_domain__gt": domain})
     # The rows without a rate come last, in domain order: all of them after a marker with a rate,
     # those later in the alphabet after one without.
-    unrated = Q(**{f"{field}__isnull": True}) & (Q(Exists(marker.filter(**{f"{field}__isnull": False})))
-                                                 | Q(sending_domain__gt=domain))
-    return beyond | same | unrated
+    later_unrated = Q(**{f"{field}__isnull": True}) & Q(sending_domain__gt=domain)
+    if at == "none":
+        return later_unrated
+    if at is None:
+        rate, rated = Subquery(marker.values(field)[:1]), Exists(marker.filter(**{f"{field}__isnull": False}))
+    else:
+        rate, rated = Value(at, output_field=FloatField()), Exists(marker)
+    beyond = Q(**{f"{field}__lt" if sort.startswith("-") else f"{field}__gt": rate})
+    same = Q(**{field: rate, "sending_domain__gt": domain})
+    return beyond | same | (Q(**{f"{field}__isnull": True}) & Q(rated)) | later_unrated
 
 
 def report_page(reports: QuerySet, *, after: int | None = None, limit: int = 50) -> KeysetPage:

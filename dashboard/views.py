@@ -224,10 +224,11 @@ def _overview(request, partition):
     if form.is_valid():
         data = {name: form.cleaned_data[name] for name in data}
         page = queries.configuration_page(partition=partition, actor=actor, after=form.cleaned_data["after"],
-                                          limit=PAGE_SIZE, **data)
+                                          at=form.cleaned_data["at"], limit=PAGE_SIZE, **data)
     _with_report_windows(page.rows)
     params = request.GET.copy()
     params.pop("after", None)
+    params.pop("at", None)
     return {
         "partition": partition, "page": page, "form": form, **data,
         "filtered": any(request.GET.get(k) for k in ("q", "status", "dmarc")),

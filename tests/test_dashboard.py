@@ -168,6 +168,38 @@ def test_pages_sorted_by_a_rate_follow_ties_and_missing_rates_in_order(support_c
     assert rates[expected[49]] == rates[expected[50]]  # the first page ended inside a tie
 
 
+@pytest.mark.parametrize("sort", ["-bounce_rate", "bounce_rate"])
+def test_a_marker_whose_rate_changes_between_two_pages_skips_and_repeats_nothing(
+        support_client, configured_partitions, sort):
+    """The roll-up recounts rates every minute: the next page goes on from the rate the marker row
+    showed (the link's `at`), not from its rate now."""
+    rows = make_configurations(configured_partitions["prod"], 120)
+    for i, c in enumerate(rows):
+        stats(c, None if i >= 110 else (i + 1) / 1000)
+    url = reverse("dashboard:partition", args=["prod"])
+    first = support_client.get(url, {"sort": sort}).content.decode()
+    query = next_link(first)
+    marker = EmailConfiguration.objects.get(pk=query.split("after=")[1].split("&")[0])
+    assert f"&at={marker.event_stats.bounce_rate_7d!r}" in query
+    from events.models import EventStats
+
+    EventStats.objects.filter(configuration=marker).update(bounce_rate_7d=0.0005 if sort.startswith("-") else 0.9)
+    seen = listed(first) + listed(support_client.get(f"{url}?{query}").content.decode())
+    assert len(seen) == 100 and len(set(seen)) == 100
+    # Past the last rated row, the marker has no rate: the link says so, and the unrated rows follow.
+    last_rated = sorted(rows[:110], key=lambda c: c.pk)[0 if sort.startswith("-") else -1]
+    html = support_client.get(url, {"sort": sort, "after": last_rated.pk, "at": "none"}).content.decode()
+    assert listed(html) == sorted(c.sending_domain for c in rows[110:] if c.sending_domain > last_rated.sending_domain)
+
+
+@pytest.mark.parametrize("at", ["x", "-0.5", "1.5", "nan", "inf", "1e400"])
+def test_a_rate_marker_that_is_not_a_rate_is_refused_with_a_sentence(support_client, configured_partitions, at):
+    make_configurations(configured_partitions["prod"], 3)
+    html = support_client.get(reverse("dashboard:partition", args=["prod"]),
+                              {"sort": "-bounce_rate", "after": 1, "at": at}).content.decode()
+    assert "<li>The page marker is not valid; start from the first page.</li>" in html and listed(html) == []
+
+
 def test_filters_stay_applied_on_every_page(support_client, configured_partitions):
     rows = make_configurations(configured_partitions["prod"], 150)
     EmailConfiguration.objects.filter(pk__in=[c.pk for i, c in enumerate(rows) if i % 4]).update(status="drift")
