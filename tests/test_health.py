@@ -9,6 +9,7 @@ servers on 127.0.0.1 (`FakeNameServer`): no test reaches the network.
 
 import json
 import logging
+import os
 import re
 import socket
 import threading
@@ -982,3 +983,14 @@ def test_the_health_page_needs_the_support_role(client, configured_partitions):
 
     client.force_login(get_user_model().objects.create_user("viewer", password="x", is_staff=True))
     assert client.get(reverse("dashboard:health")).status_code == 403
+
+
+def test_a_token_sample_below_one_is_refused_at_startup_with_a_sentence():
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ardamail_admin.settings.test", "HEALTH_PAGE_TOKEN_SAMPLE": "0"}
+    done = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True,
+                          text=True, cwd=django_settings.BASE_DIR)
+    assert done.returncode != 0
+    assert "HEALTH_PAGE_TOKEN_SAMPLE must be at least 1, not 0" in done.stderr

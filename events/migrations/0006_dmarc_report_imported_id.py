@@ -10,12 +10,14 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveIndex(
-            model_name='dmarcreport',
-            name='dmarc_report_imported',
-        ),
+        # New indexes first, then the old ones dropped: the drop's exclusive lock lasts an instant, not
+        # the whole build (PostgreSQL runs the migration in one transaction).
         migrations.AddIndex(
             model_name='dmarcreport',
             index=models.Index(fields=['-imported_at', '-id'], name='dmarc_report_imported_id'),
+        ),
+        migrations.RemoveIndex(
+            model_name='dmarcreport',
+            name='dmarc_report_imported',
         ),
     ]

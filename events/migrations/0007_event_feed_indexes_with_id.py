@@ -11,14 +11,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveIndex(
-            model_name='deliveryevent',
-            name='event_config_time',
-        ),
-        migrations.RemoveIndex(
-            model_name='deliveryevent',
-            name='event_config_type_time',
-        ),
+        # New indexes first, then the old ones dropped: the drop's exclusive lock lasts an instant, not
+        # the whole build (PostgreSQL runs the migration in one transaction).
         migrations.AddIndex(
             model_name='deliveryevent',
             index=models.Index(fields=['configuration', '-occurred_at', '-id'], name='event_config_time_id'),
@@ -26,5 +20,13 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='deliveryevent',
             index=models.Index(fields=['configuration', 'record_type', 'occurred_at', 'id'], name='event_config_type_time_id'),
+        ),
+        migrations.RemoveIndex(
+            model_name='deliveryevent',
+            name='event_config_time',
+        ),
+        migrations.RemoveIndex(
+            model_name='deliveryevent',
+            name='event_config_type_time',
         ),
     ]

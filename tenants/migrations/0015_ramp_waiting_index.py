@@ -10,12 +10,14 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveIndex(
-            model_name='emailconfiguration',
-            name='configuration_dmarc_wait',
-        ),
+        # New indexes first, then the old ones dropped: the drop's exclusive lock lasts an instant, not
+        # the whole build (PostgreSQL runs the migration in one transaction).
         migrations.AddIndex(
             model_name='emailconfiguration',
             index=models.Index(condition=models.Q(('status', 'active'), models.Q(('dmarc_state', 'reject'), _negated=True)), fields=['partition', 'dmarc_changed_at', 'id'], name='configuration_ramp_waiting'),
+        ),
+        migrations.RemoveIndex(
+            model_name='emailconfiguration',
+            name='configuration_dmarc_wait',
         ),
     ]

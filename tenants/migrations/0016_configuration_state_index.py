@@ -10,12 +10,14 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveIndex(
-            model_name='emailconfiguration',
-            name='configuration_part_status',
-        ),
+        # New indexes first, then the old ones dropped: the drop's exclusive lock lasts an instant, not
+        # the whole build (PostgreSQL runs the migration in one transaction).
         migrations.AddIndex(
             model_name='emailconfiguration',
             index=models.Index(fields=['partition', 'status', 'dmarc_state'], include=('due_at', 'holder', 'held_until', 'verification_started_at', 'dkim_rotation', 'status_changed_at', 'dkim_rotation_checked_at'), name='configuration_state'),
+        ),
+        migrations.RemoveIndex(
+            model_name='emailconfiguration',
+            name='configuration_part_status',
         ),
     ]
