@@ -214,16 +214,18 @@ def report(figures: dict) -> list[str]:
         f"engine={figures['engine']}; {d['configurations']:,} active configurations in {d['partitions']} partitions, "
         f"{d['records']:,} record sets in moto, {d['drifted']} with a DKIM record deleted",
         f"one drift check: {d['single_check_route53_calls']} Route53 call (ListResourceRecordSets from the sending "
-        "domain's first record; 3 before)",
+        "domain's first record; one per record name, 3, before)",
         f"one DNS sweep of every partition: {d['sweep_seconds']} s here, of which {d['sweep_seconds_in_moto']} s in "
-        f"moto's answers ({d['sweep_seconds_with_pause']} s with the default {pause} s between pages), "
+        f"moto's answers (derived: {d['sweep_seconds_with_pause']} s with the default {pause} s pause between pages, "
+        "which the benchmark leaves out), "
         f"{d['sweep_sql']:,} SQL statements, Route53 calls "
         + ", ".join(f"{k} {n}" for k, n in sorted(d["sweep_route53_calls"].items()))
         + f" ({d['records_per_listing']} record sets per listing); found all {d['drifted']} drifted",
-        f"Route53 calls per 10,000 active configurations per day: {d['route53_calls_per_10k_per_day']} "
-        f"(per-configuration checks before: {d['route53_calls_per_10k_per_day_before']:,}); "
-        f"{d['route53_share_left_average']:.4%} of the 5 requests/s left on average, "
-        f"{d['route53_left_during_sweep']:.0f} requests/s left while a sweep runs",
+        f"Route53 calls per 10,000 active configurations per day (derived from the sweep's measured listings and "
+        f"one sweep a day): {d['route53_calls_per_10k_per_day']} (one check per configuration a day, 3 listings "
+        f"each, before: {d['route53_calls_per_10k_per_day_before']:,}); the sweeps take "
+        f"{1 - d['route53_share_left_average']:.4%} of Route53's 5 requests/s over a day, and, paced at one page "
+        f"per {pause} s, leave {d['route53_left_during_sweep']:.0f} requests/s while one runs",
         f"verification tick: {v['sent']} checks sent of {v['verifying_due']:,} due among {v['table_rows']:,} "
         f"configurations in {v['seconds'] * 1000:.0f} ms, {v['sql']} SQL statements, no provider call "
         "(each check: 2 Postmark calls, see onboarding)",

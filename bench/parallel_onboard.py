@@ -63,11 +63,18 @@ def _settle(total: int, timeout: float = 300) -> None:
 def throughput(stack, workdir: Path, count: int, concurrency: int) -> dict:
     """`count` onboardings queued at once through the onboarding service (as the page and the command
     do), then the worker processes provision them; seconds until every one is provisioned."""
+    from celery import current_app
+
+    from health.tasks import HEARTBEAT_TASK
+    from localdev.management.commands.run_local import wait_for_heartbeat
     from provisioning.onboarding import configuration_onboard
     from tenants.models import EmailConfiguration, Partition
     from tenants.roles import Actor
 
     stack.celery("worker", "--concurrency", str(concurrency), output=open(workdir / "worker.log", "w"))
+    current_app.send_task(HEARTBEAT_TASK)  # the clock starts once a worker is up, not while it starts
+    if not wait_for_heartbeat(None):
+        raise SystemExit("the worker did not start within a minute; see worker.log")
     prod, actor = Partition.objects.get(name="prod"), Actor.command_line()
     calls_before = len(stack.simulator.calls)
     started = time.monotonic()
@@ -77,6 +84,8 @@ def throughput(stack, workdir: Path, count: int, concurrency: int) -> dict:
     _settle(count)
     seconds = time.monotonic() - started
     statuses = Counter(EmailConfiguration.objects.values_list("status", flat=True))
+    if set(statuses) - {"verifying", "active"} or sum(statuses.values()) != count:
+        raise SystemExit(f"not every onboarding was provisioned: {dict(statuses)}; no throughput to report")
     return {"worker_processes": concurrency, "configurations": count, "statuses": dict(statuses),
             "seconds_to_provision_all": round(seconds, 1),
             "configurations_per_second": round(count / seconds, 2),

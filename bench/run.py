@@ -34,11 +34,17 @@ def _run(module: str, *args: str, database_url: str | None = None, capture: bool
     env = {**os.environ, **({"DATABASE_URL": database_url} if database_url else {})}
     command = [sys.executable, "-m", module, *args]
     print(f"$ {' '.join(command[1:])}", flush=True)
-    if not capture:
-        subprocess.run(command, cwd=ROOT, env=env, check=True)
-        return ""
-    done = subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.PIPE, text=True)
-    return done.stdout.strip().splitlines()[-1]  # the JSON line (logs go to stderr)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE if capture else None, text=True)
+    try:
+        out, _ = process.communicate()
+    except KeyboardInterrupt:
+        # The step got the same Ctrl-C: let it drop its throwaway database (subprocess.run would
+        # kill it a quarter of a second later, mid-cleanup).
+        process.wait()
+        raise
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command)
+    return out.strip().splitlines()[-1] if capture else ""  # the JSON line (logs go to stderr)
 
 
 def background_section(background: dict, onboarding: dict, workers: dict, seconds: dict) -> list[str]:

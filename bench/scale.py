@@ -20,6 +20,7 @@ import argparse
 import os
 import platform
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -209,6 +210,8 @@ def machine(command: str) -> list[tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    # A SIGTERM (a CI timeout) unwinds like Ctrl-C, so the throwaway database is dropped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     setup_django(args.database_url)
@@ -281,6 +284,8 @@ def _run(args, argv, stack, say, out) -> dict:
 
 
 def _notes(client, found, seeder, written, history) -> list[str]:
+    from django.conf import settings
+
     from bench import scale_pages
     from health.results import Status, count
     from health.services import platform_check
@@ -300,14 +305,16 @@ def _notes(client, found, seeder, written, history) -> list[str]:
         f"{marks.searched_rows}. The long-history configuration is {seeder.long.domain} (id {marks.long_pk}): "
         f"{history['events']:,} delivery events, {history['rows']:,} DMARC report rows, {history['audit']:,} audit "
         f"entries, {history['checks']:,} verification checks. The deep page starts after configuration "
-        f"{marks.deep_after}; the last page by number is {marks.last_page}.",
+        f"{marks.deep_after}; the reports' last page after report {marks.reports_deep_after}.",
         f"Deep page: {after}.",
         f"Health page: its {len(checks)} checks run on every load against moto's Route53 (in this process) and the "
         f"Postmark simulator on 127.0.0.1; they found {plural(count(checks, Status.PROBLEM), 'problem')} "
         f"({problems or 'none'}) and {plural(count(checks, Status.WARNING), 'warning')}. Its encryption key check decrypts "
-        f"every stored server token ({sum(c.server_id is not None for c in seeder.configs):,}) on each load.",
-        "Admin changelist: /admin/tenants/emailconfiguration/ over all four partitions (search_fields: sending "
-        "domain, tenant slug, tenant display name); the overview pages are prod only.",
+        f"the {settings.HEALTH_PAGE_TOKEN_SAMPLE} oldest and newest of each partition's stored server tokens "
+        f"({sum(c.server_id is not None for c in seeder.configs):,} in all; `manage.py doctor` decrypts every one).",
+        "Admin changelist: /admin/tenants/emailconfiguration/ filtered to prod with the admin's own partition filter, "
+        "the same 10,000 configurations as the overview (search_fields: sending domain, tenant slug, tenant display "
+        "name); it shows 100 rows a page, the overview 50.",
         "SQL floor: the overview's 50 rows (the columns it shows, joined to the tenant, ORDER BY sending_domain "
         "LIMIT 50) and the partition's COUNT(*), on a bare cursor.",
     ]

@@ -55,9 +55,8 @@ class Marks:
     partition_id: int
     long_pk: int
     deep_after: int  # the prod configuration at position N-50 in the overview's order
-    last_page: int  # the overview's last page by number
     last_domain: str  # the overview's last row: on the deep page when `?after=` is honoured
-    reports_last_page: int
+    reports_deep_after: int  # the report 50 from the oldest, newest first (the reports' last page)
     audit_half_way: int
     search: str
     filtered_rows: int  # prod configurations in drift at reject
@@ -72,9 +71,10 @@ def marks(search: str, long_pk: int) -> Marks:
     order = EmailConfiguration.objects.filter(partition=prod).order_by("sending_domain")
     n = order.count()
     audit = AuditEntry.objects.count()
-    return Marks(prod.pk, long_pk, order.values_list("pk", flat=True)[max(0, n - 50)], max(1, math.ceil(n / 50)),
+    reports = DmarcReport.objects.order_by("-imported_at", "-id").values_list("pk", flat=True)
+    return Marks(prod.pk, long_pk, order.values_list("pk", flat=True)[max(0, n - 50)],
                  order.values_list("sending_domain", flat=True)[n - 1],
-                 max(1, math.ceil(DmarcReport.objects.count() / 50)),
+                 reports[max(0, reports.count() - 51)],
                  AuditEntry.objects.order_by("-at", "-id").values_list("pk", flat=True)[audit // 2], search,
                  order.filter(status="drift", dmarc_state="reject").count(),
                  order.filter(Q(sending_domain__contains=search) | Q(tenant__slug__contains=search)
@@ -90,16 +90,18 @@ def pages(m: Marks) -> list[Page]:
         Page("overview, filtered", "/partitions/prod/?status=drift&dmarc=reject"),
         Page("overview, search", f"/partitions/prod/?q={m.search}", admin=ADMIN_SEARCH),
         Page("overview, deep (?after=)", f"/partitions/prod/?after={m.deep_after}", first=first),
-        Page("overview, last (?page=)", f"/partitions/prod/?page={m.last_page}", first=first),
         Page("configuration, long history", f"/configurations/{m.long_pk}/"),
         Page("events feed (?type=Bounce)", f"/configurations/{m.long_pk}/?type=Bounce"),
         Page("DMARC reports", "/dmarc-reports/"),
-        Page("DMARC reports, last page", f"/dmarc-reports/?page={m.reports_last_page}", first="DMARC reports"),
+        Page("DMARC reports, last page (?after=)", f"/dmarc-reports/?after={m.reports_deep_after}",
+             first="DMARC reports"),
         Page("audit log", "/audit/"),
         Page("audit log, half-way (?after=)", f"/audit/?after={m.audit_half_way}", first="audit log"),
         Page("health", "/health/"),
-        Page(ADMIN, "/admin/tenants/emailconfiguration/", kind="admin"),
-        Page(ADMIN_SEARCH, f"/admin/tenants/emailconfiguration/?q={m.search}", kind="admin"),
+        # The same rows as the overview: prod's configurations (the admin's own partition filter).
+        Page(ADMIN, f"/admin/tenants/emailconfiguration/?partition__id__exact={m.partition_id}", kind="admin"),
+        Page(ADMIN_SEARCH, f"/admin/tenants/emailconfiguration/?partition__id__exact={m.partition_id}&q={m.search}",
+             kind="admin"),
         Page(FLOOR, None, kind="sql"),
     ]
 
