@@ -15,6 +15,7 @@ from .models import Heartbeat
 from .results import Check, Status, finding
 
 HEARTBEAT = "beat"  # the Heartbeat row beat's task keeps
+OVERDUE = timedelta(minutes=15)  # beat looks every 5 minutes whether a partition's sweep is due
 START_WORKER = ("start the worker and beat (`celery -A ardamail_admin worker --beat` locally, or the worker "
                 "and beat deployments) and read their logs")
 
@@ -72,22 +73,32 @@ def queue_check(now: datetime, among: list | None = None) -> Check:
 
 def sweep_check(partition: Partition, now: datetime) -> Check:
     """What the partition's last scheduled DNS sweep (provisioning.drift.sweep_due) found, and when;
-    a sweep that stopped, or none for twice its interval, is said with what to do."""
+    a sweep that stopped or is overdue is said with what to do, and none finished for twice its
+    interval is a problem (drift is not being looked for)."""
     row = DriftSweep.objects.filter(partition=partition).first()
     interval = timedelta(hours=settings.DRIFT_INTERVAL_HOURS)
     if row is None or row.started_at is None:
         return finding("DNS sweep", partition, Status.OK, "No DNS sweep has run yet: beat starts one within "
                                                           "5 minutes once the worker and beat run.")
+    last = row.finished_at  # the last sweep that finished (a failed one leaves it)
+    stale = last is None or now - last > 2 * interval
+    finished = (f"The last one that finished was at {_utc(last)}, {_age(last, now)} ago." if last
+                else "None has finished yet.")
     if row.error:
-        return finding("DNS sweep", partition, Status.WARNING,
-                       f"The DNS sweep started at {_utc(row.started_at)} stopped: {row.error} It is tried again at "
-                       f"{_utc(row.next_at)}; if it keeps stopping, check the DNS role and the hosted zone above.")
+        return finding("DNS sweep", partition, Status.PROBLEM if stale else Status.WARNING,
+                       f"The DNS sweep started at {_utc(row.started_at)} stopped: {row.error.rstrip('.')}. It is tried "
+                       f"again at {_utc(row.next_at)}. {finished} If it keeps stopping, check the DNS role and the "
+                       "hosted zone above.")
     found = (f"{row.checked} configuration(s) checked, {row.drifted} in drift, {row.skipped} busy "
              f"(left for the next sweep)")
-    if now - row.finished_at > 2 * interval:
+    if stale:
         return finding("DNS sweep", partition, Status.PROBLEM,
-                       f"The last DNS sweep finished at {_utc(row.finished_at)}, {_age(row.finished_at, now)} ago "
-                       f"({found}): drift is not being looked for; {START_WORKER}.")
+                       f"The last DNS sweep finished at {_utc(last)}, {_age(last, now)} ago ({found}): drift is not "
+                       f"being looked for; {START_WORKER}.")
+    if row.next_at is not None and now - row.next_at > OVERDUE:
+        return finding("DNS sweep", partition, Status.WARNING,
+                       f"Swept at {_utc(row.started_at)}: {found}. The next sweep is overdue since "
+                       f"{_utc(row.next_at)}: check that beat runs.")
     return finding("DNS sweep", partition, Status.OK,
-                   f"Swept at {_utc(row.started_at)} in {_age(row.started_at, row.finished_at)}: "
+                   f"Swept at {_utc(row.started_at)} in {_age(row.started_at, last)}: "
                    f"{found}. Next at {_utc(row.next_at)}.")

@@ -204,8 +204,10 @@ def check_run(*, configuration_id: int, providers: Providers, token, trigger: st
 SWEEP_CHUNK = 500  # configurations held, judged and written together
 SWEEP_LEASE = timedelta(hours=1)  # a sweep whose worker died is started again after this
 # What a sweep's verdict on a configuration rests on: it is written only if none of these changed
-# between loading the row and holding it (a DMARC step, a repair or a check meanwhile).
-SWEEP_SEEN = ("status", "drift_checked_at", *RECORDS_SOURCE)
+# between loading the row and holding it (a DMARC step, a repair or a check meanwhile). Only rows
+# nobody held when loaded are swept: a person's step under way may not have reached DNS yet, and a
+# hold that ran out is the dispatcher's to resend (tenants.lifecycle.take_stranded), not a sweep's.
+SWEEP_SEEN = ("status", "holder", "drift_checked_at", "dkim_rotation", *RECORDS_SOURCE)
 
 
 @dataclass
@@ -218,7 +220,7 @@ class SweepResult:
 
 
 def sweep(partition: Partition, providers: Providers, *, trigger: str = "schedule", now: datetime | None = None,
-          among=None) -> SweepResult:
+          among=None, between_chunks=None) -> SweepResult:
     """Check the records of every DNS-watched configuration of `partition` against one read of its
     zone, in pages (integrations.dns: about the zone's size / 300 Route53 calls), instead of one read
     per configuration. `among` narrows the configurations (the command line's visible ones).
@@ -226,14 +228,15 @@ def sweep(partition: Partition, providers: Providers, *, trigger: str = "schedul
     A DKIM rotation under way is left to its own check (it writes at the providers). Rows are loaded,
     the zone is read, then each chunk is held only if nothing its verdict rests on changed since it
     was loaded (`SWEEP_SEEN`); a person's action that takes a row over later wins as it does over
-    any check. Raises ProviderError if the zone cannot be read: nothing is written then."""
+    any check. `between_chunks` is called after each chunk (sweep_due renews its claim). Raises
+    ProviderError if the zone cannot be read: nothing is written then."""
     now = now or timezone.now()
     rows = (EmailConfiguration.objects.all() if among is None else among).filter(
         partition=partition, status__in=WATCHED).exclude(dkim_host="").exclude(
         dkim_rotation__in=dkim_rotation.ADVANCING)
-    configurations = list(rows.only("pk", "sending_domain", "partition_id", "dkim_rotation", *SWEEP_SEEN)
-                          .order_by("sending_domain"))
-    result = SweepResult(partition.name)
+    loaded = list(rows.only("pk", "sending_domain", "partition_id", *SWEEP_SEEN).order_by("sending_domain"))
+    configurations = [c for c in loaded if c.holder is None]
+    result = SweepResult(partition.name, skipped=len(loaded) - len(configurations))
     if not configurations:
         return result
     desired = {}
@@ -260,6 +263,8 @@ def sweep(partition: Partition, providers: Providers, *, trigger: str = "schedul
                 problems = [c for c in checks if c.status != RecordStatus.OK]
                 result.drifted += bool(problems)
                 result.problems += [(configuration.sending_domain, c) for c in problems]
+        if between_chunks is not None:
+            between_chunks()
     log.info("DNS sweep (%s) of %s: %d checked, %d in drift, %d skipped", trigger, partition.name,
              result.checked, result.drifted, result.skipped)
     return result
@@ -289,28 +294,35 @@ def _write_chunk(token, judged: list[tuple[EmailConfiguration, list[RecordCheck]
 
 def sweep_due(providers: Providers, *, now: datetime | None = None) -> list[SweepResult]:
     """Beat's DNS sweep: every partition whose sweep is due (every DRIFT_INTERVAL_HOURS) and not under
-    way is swept; its DriftSweep row says when, what was found, or why it stopped."""
-    now = now or timezone.now()
+    way is swept; its DriftSweep row says when, what was found, or why it stopped. Each partition is
+    claimed, read and timed when its turn comes (unless `now` pins the time, as tests do)."""
     results = []
-    for partition in Partition.objects.order_by("name"):
+    for pk in Partition.objects.order_by("name").values_list("pk", flat=True):
+        partition, moment = Partition.objects.get(pk=pk), now or timezone.now()
         DriftSweep.objects.get_or_create(partition=partition)
-        claimed = DriftSweep.objects.filter(
-            Q(next_at__isnull=True) | Q(next_at__lte=now), Q(running_until__isnull=True) | Q(running_until__lt=now),
-            partition=partition).update(running_until=now + SWEEP_LEASE)
+        claim = DriftSweep.objects.filter(partition=partition)
+        claimed = claim.filter(
+            Q(next_at__isnull=True) | Q(next_at__lte=moment), Q(running_until__isnull=True) | Q(running_until__lt=moment),
+        ).update(running_until=moment + SWEEP_LEASE)
         if not claimed:
             continue
         try:
-            result = sweep(partition, providers, now=now)
-        except ProviderError as exc:
-            log.warning("DNS sweep of %s failed: %s", partition.name, exc.message)
-            DriftSweep.objects.filter(partition=partition).update(
-                running_until=None, started_at=now, finished_at=None, error=exc.message,
-                next_at=timezone.now() + DNS_CHECK_RETRY)
+            result = sweep(partition, providers, now=moment, between_chunks=lambda: claim.update(
+                running_until=timezone.now() + SWEEP_LEASE))
+        except Exception as exc:  # noqa: BLE001 - one partition's failure must not stop the others' sweeps
+            said = (exc.message if isinstance(exc, ProviderError)
+                    else f"an error in the sweep itself ({type(exc).__name__}; the worker's log has it).")
+            if isinstance(exc, ProviderError):
+                log.warning("DNS sweep of %s failed: %s", partition.name, said)
+            else:
+                log.exception("DNS sweep of %s failed", partition.name)
+            # The last finished sweep's time and figures stay: the Health page judges staleness by them.
+            claim.update(running_until=None, started_at=moment, error=said,
+                         next_at=timezone.now() + DNS_CHECK_RETRY)
             continue
-        DriftSweep.objects.filter(partition=partition).update(
-            running_until=None, started_at=now, finished_at=timezone.now(), error="", checked=result.checked,
-            drifted=result.drifted, skipped=result.skipped,
-            next_at=now + timedelta(hours=settings.DRIFT_INTERVAL_HOURS))
+        claim.update(running_until=None, started_at=moment, finished_at=timezone.now(), error="",
+                     checked=result.checked, drifted=result.drifted, skipped=result.skipped,
+                     next_at=moment + timedelta(hours=settings.DRIFT_INTERVAL_HOURS))
         results.append(result)
     return results
 

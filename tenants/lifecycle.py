@@ -279,8 +279,11 @@ def take_unchanged(work: str, seen: dict[int, dict], *, now: datetime) -> tuple[
         return token, []
     fields = sorted({name for values in seen.values() for name in values})
     with transaction.atomic():
+        # Free: nobody holds it, or a check whose hold ran out (a person's queued work whose hold ran
+        # out is the dispatcher's to send again, take_stranded).
         current = (EmailConfiguration.objects.select_for_update(skip_locked=True)
-                   .filter(_free(now), pk__in=list(seen)).values("pk", *fields))
+                   .filter(Q(holder__isnull=True) | Q(held_until__lt=now, held_for__in=PREEMPTIBLE), pk__in=list(seen))
+                   .values("pk", *fields))
         ids = sorted(row["pk"] for row in current if all(row[f] == v for f, v in seen[row["pk"]].items()))
         if ids:
             EmailConfiguration.objects.filter(pk__in=ids).update(holder=token, held_for=work,

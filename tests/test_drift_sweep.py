@@ -134,7 +134,10 @@ def test_the_beat_task_sweeps_each_due_partition_once_per_interval(harness, prod
     calls = len(harness.route53_calls)
     assert sweep_due(harness.providers) == []  # not due again until next_at
     assert len(harness.route53_calls) == calls
-    assert [r.partition for r in sweep_due(harness.providers, now=record.next_at)] == ["demo", "dev", "prod", "stage"]
+    # Each partition's next sweep is due a day after its own began.
+    assert [r.partition for r in sweep_due(harness.providers, now=record.next_at)] == ["demo", "dev", "prod"]
+    latest = max(DriftSweep.objects.values_list("next_at", flat=True))
+    assert [r.partition for r in sweep_due(harness.providers, now=latest)] == ["demo", "dev", "prod", "stage"]
 
 
 def test_a_sweep_under_way_is_not_started_twice(harness, prod):
@@ -203,15 +206,39 @@ def test_the_health_page_says_what_the_last_sweep_found_and_when(harness, prod, 
     assert stale.status == "problem" and "drift is not being looked for" in stale.sentence
 
 
-def test_the_health_page_says_why_the_last_sweep_stopped(harness, prod):
+def test_the_health_page_says_why_the_last_sweep_stopped_and_when_one_last_finished(harness, prod, settings):
     many_active(harness, prod, 1)
+    good = prod.hosted_zone_id
     prod.hosted_zone_id = "ZNOSUCHZONE"
     prod.save()
     sweep_due(harness.providers)
     finding = sweep_finding(prod)
-    assert finding.status == "warning"
+    assert finding.status == "problem"  # none has ever finished: drift is not being looked for
     assert finding.sentence.startswith("The DNS sweep started at ") and "stopped: " in finding.sentence
-    assert "It is tried again at " in finding.sentence
+    assert "It is tried again at " in finding.sentence and "None has finished yet." in finding.sentence
+    prod.hosted_zone_id = good
+    prod.save()
+    DriftSweep.objects.filter(partition=prod).update(next_at=None)
+    sweep_due(harness.providers)
+    last = DriftSweep.objects.get(partition=prod).finished_at
+    prod.hosted_zone_id = "ZNOSUCHZONE"
+    prod.save()
+    sweep_due(harness.providers, now=timezone.now() + timedelta(hours=settings.DRIFT_INTERVAL_HOURS))
+    finding = sweep_finding(prod)
+    assert finding.status == "warning"
+    assert f"The last one that finished was at {last.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" in finding.sentence
+    # Failing for more than twice the interval since the last finished sweep is a problem.
+    later = last + timedelta(hours=2 * settings.DRIFT_INTERVAL_HOURS + 1)
+    assert sweep_finding(prod, now=later).status == "problem"
+
+
+def test_the_health_page_says_when_the_next_sweep_is_overdue(harness, prod):
+    many_active(harness, prod, 1)
+    sweep_due(harness.providers)
+    record = DriftSweep.objects.get(partition=prod)
+    finding = sweep_finding(prod, now=record.next_at + timedelta(minutes=20))
+    assert finding.status == "warning" and "The next sweep is overdue since" in finding.sentence
+    assert sweep_finding(prod, now=record.next_at + timedelta(minutes=10)).status == "ok"
 
 
 # --- the lifecycle's batch hold for a sweep ----------------------------------------------------
@@ -235,3 +262,31 @@ def test_a_batch_hold_takes_only_free_rows_still_as_seen_and_gives_back_only_its
     assert rows[free.pk].holder is None and rows[free.pk].drift_checked_at == now
     assert rows[taken_over.pk].holder == person.token and rows[taken_over.pk].drift_checked_at is None
     assert take_unchanged(Work.CHECK_DNS, {}, now=now)[1] == []
+
+
+def test_a_person_s_work_whose_hold_ran_out_is_left_to_the_dispatcher(harness, prod):
+    """A DMARC step whose message was lost keeps its hold's kind, so take_stranded sends it again."""
+    stranded, other = many_active(harness, prod, 2)
+    take(stranded.pk, Work.RAMP, expect={S.ACTIVE})
+    EmailConfiguration.objects.filter(pk=stranded.pk).update(held_until=timezone.now() - timedelta(minutes=10))
+    result = sweep(prod, harness.providers)
+    assert (result.checked, result.skipped) == (1, 1)
+    stranded.refresh_from_db()
+    assert stranded.held_for == Work.RAMP and stranded.drift_checked_at is None
+
+
+def test_a_partition_whose_sweep_fails_itself_does_not_stop_the_others(harness, prod, caplog):
+    many_active(harness, prod, 1)
+    zone_id = harness.zone_ids[prod.mail_zone].split("/")[-1]
+
+    def broken(params, **kwargs):
+        if params.get("HostedZoneId", "").endswith(zone_id):
+            raise RuntimeError("a bug")
+
+    harness.session._session.get_component("event_emitter").register(
+        "before-parameter-build.route53.ListResourceRecordSets", broken)
+    assert [r.partition for r in sweep_due(harness.providers)] == ["demo", "dev", "stage"]
+    record = DriftSweep.objects.get(partition=prod)
+    assert record.error == "an error in the sweep itself (RuntimeError; the worker's log has it)."
+    assert record.running_until is None and record.next_at > timezone.now()
+    assert "DNS sweep of prod failed" in caplog.text

@@ -715,3 +715,43 @@ def test_a_name_whose_types_straddle_a_page_continues_at_the_next_type(client, z
     assert sorted((r.name, r.type) for r in found) == [(ZONE, "NS")] * 4 + [(both, "MX"), (both, "TXT")]
     assert [{k: v for k, v in p.items() if k.startswith("Start")} for _, p in calls] == [
         {"StartRecordName": ZONE}, {"StartRecordName": both, "StartRecordType": "TXT"}]
+
+
+def test_a_name_that_is_a_prefix_of_a_hyphenated_sibling_is_not_taken_for_passed(client, zone_id, calls):
+    """Route53 sorts with the trailing dot: com.…acme.orders-x. comes before com.…acme.orders., so a page
+    ending at orders-x has not passed orders (without the dot it would look passed, and be missed)."""
+    zone = client.zone(ZONE, zone_id=zone_id)
+    zone.upsert([DnsRecord(name=f"a{i:03d}.acme.{ZONE}", type="TXT", value="x") for i in range(300)])
+    wanted = DnsRecord(name=f"orders.acme.{ZONE}", type="TXT", value="at the sending domain itself")
+    zone.upsert([DnsRecord(name=f"orders-x.acme.{ZONE}", type="TXT", value="a sibling"), wanted])
+    calls.clear()
+    found = zone.read([f"a000.acme.{ZONE}", wanted.name])
+    assert sorted(r.name for r in found) == [f"a000.acme.{ZONE}", wanted.name]
+    assert [p["StartRecordName"] for _, p in calls] == [f"a000.acme.{ZONE}", wanted.name]
+
+
+def test_the_listing_order_reads_octal_escapes_as_the_characters_route53_sorts_by():
+    from integrations.dns.route53 import listing_key
+
+    assert listing_key("\\052.acme.example.com.") == listing_key("*.acme.example.com") == "com.example.acme.*."
+    assert listing_key("\\052.acme.example.com") < listing_key("2fa.acme.example.com")
+
+
+def listing_answer(body: str):
+    xml = ('<?xml version="1.0"?>\n<ListResourceRecordSetsResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
+           f"<ResourceRecordSets></ResourceRecordSets>{body}<MaxItems>300</MaxItems></ListResourceRecordSetsResponse>")
+    return lambda url: AWSResponse(url, 200, {"content-type": "text/xml"}, _Body(xml.encode()))
+
+
+@pytest.mark.parametrize("body, said", [
+    ("<IsTruncated>true</IsTruncated>", "Route53 said there was more but not where it goes on."),
+    (f"<IsTruncated>true</IsTruncated><NextRecordName>b.{ZONE}.</NextRecordName><NextRecordType>TXT</NextRecordType>",
+     f"Route53's listing did not move on from b.{ZONE}."),
+])
+def test_a_listing_that_cannot_go_on_is_a_provider_error_not_a_loop(client, zone_id, body, said):
+    answer = listing_answer(body)
+    client._client.meta.events.register("before-send.route53.ListResourceRecordSets",
+                                        lambda request, **kw: answer(request.url))
+    with pytest.raises(ProviderError) as exc:
+        client.zone(ZONE, zone_id=zone_id).read([f"a.{ZONE}", f"b.{ZONE}", f"c.{ZONE}"])
+    assert exc.value.message == f"Could not read the records at a.{ZONE}: {said}" and exc.value.transient

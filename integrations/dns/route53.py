@@ -5,6 +5,7 @@ ProviderError that says what failed and whether retrying can help. The Route53 b
 on here is written down, with its sources, in docs/providers/route53.md (cited as #anchors).
 """
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -136,7 +137,10 @@ def _logical_value(rtype: str, value: str) -> str:
 def listing_key(name: str) -> str:
     """Where ListResourceRecordSets sorts a name: its labels reversed, with the trailing dot, compared
     in ASCII (#listing-records); the dot matters beside characters below it, such as "-"."""
-    return ".".join(reversed(normalise_name(name).split("."))) + "."
+    # Route53 writes some characters as octal escapes (\052 for "*", #txt-values) but sorts them as
+    # the character itself.
+    name = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), normalise_name(name))
+    return ".".join(reversed(name.split("."))) + "."
 
 
 def _strip_prefix(aws_id: str) -> str:
@@ -363,6 +367,8 @@ class Route53Zone:
         if not wanted:
             return []
         keep = set(wanted)
+        # One configuration's names, or a whole zone's (a sweep): the sentence names what was read.
+        what = f"read the records at {wanted[0]}" if len(keep) <= 10 else f"list the records of the zone {self.name}"
         found: list[dict] = []
         position, start, pages = 0, {"StartRecordName": wanted[0]}, 0
         while True:
@@ -370,12 +376,15 @@ class Route53Zone:
                 self._route53.pause_between_pages()
             pages += 1
             answer = self._route53.call(
-                f"read the records at {wanted[position]}", "list_resource_record_sets",
+                what, "list_resource_record_sets",
                 HostedZoneId=self.zone_id, MaxItems=str(LIST_PAGE), **start,
             )
             found.extend(s for s in answer["ResourceRecordSets"] if normalise_name(s["Name"]) in keep)
             if not answer.get("IsTruncated"):
                 return found
+            if not answer.get("NextRecordName"):
+                raise ProviderError(f"Could not {what}: Route53 said there was more but not where it goes on.",
+                                    provider=PROVIDER, transient=True)
             # Every name that sorts before the next page's first set has been listed (or is not there).
             next_name = normalise_name(answer["NextRecordName"])
             next_key = listing_key(next_name)
@@ -383,7 +392,13 @@ class Route53Zone:
                 position += 1
             if position == len(wanted):
                 return found
-            if wanted[position] == next_name:  # the rest of this name's types: continue exactly there
+            previous = start
+            if wanted[position] == next_name:  # the rest of this name's sets: continue exactly there
                 start = {"StartRecordName": next_name, "StartRecordType": answer["NextRecordType"]}
+                if answer.get("NextRecordIdentifier"):  # weighted, latency, … sets of one name and type
+                    start["StartRecordIdentifier"] = answer["NextRecordIdentifier"]
             else:
                 start = {"StartRecordName": wanted[position]}
+            if start == previous:
+                raise ProviderError(f"Could not {what}: Route53's listing did not move on from "
+                                    f"{start['StartRecordName']}.", provider=PROVIDER, transient=True)
