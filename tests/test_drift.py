@@ -354,3 +354,17 @@ def test_only_a_persons_queued_work_is_sent_again_by_hold(db):
 
     with pytest.raises(ValueError):
         take_stranded("check_dns", now=timezone.now(), limit=1)
+
+
+def test_check_drift_exits_1_when_a_partition_could_not_be_read(harness, configured_partitions, capsys, settings):
+    settings.AWS_ENDPOINT_URL = None
+    activated(harness, configured_partitions)
+    prod = configured_partitions["prod"]
+    prod.hosted_zone_id = "ZNOSUCHZONE"
+    prod.save()
+    with pytest.raises(SystemExit) as exc:
+        call_command("check_drift", "--partition", "prod")
+    assert exc.value.code == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("partition prod: could not read the zone prod.ardamails.com: ")
+    assert out[-1].endswith(", 1 partition(s) could not be read.")

@@ -23,7 +23,7 @@ class Command(BaseCommand):
             actor.visible(Partition.objects.all(), "name").order_by("name"))
         visible = actor.visible(EmailConfiguration.objects.all())
         providers = Providers.default()
-        checked = drifted = busy = errors = 0
+        checked = drifted = busy = errors = failed = 0
         for each in partitions:
             try:
                 result = sweep(each, providers, trigger="manual", among=visible)
@@ -39,12 +39,19 @@ class Command(BaseCommand):
             for pk, domain in rotating.order_by("sending_domain").values_list("pk", "sending_domain"):
                 try:
                     problems = [c for c in check_here(pk, providers) if c.status != "ok"]
-                except (ProviderError, ActionRefused) as exc:
+                except ActionRefused as exc:
                     busy += 1
+                    self.stdout.write(f"{domain}: not checked: {exc.message}")
+                    continue
+                except ProviderError as exc:
+                    failed += 1
                     self.stdout.write(f"{domain}: could not check: {exc.message}")
                     continue
                 checked, drifted = checked + 1, drifted + bool(problems)
                 for check in problems:
                     self.stdout.write(f"{domain}: {record_problem(check)}")
+        could_not = f", {failed} could not be checked" if failed else ""
         self.stdout.write(f"Checked {checked} configurations: {drifted} in drift, {busy} busy or changed meanwhile "
-                          f"(checked again by the next sweep), {errors} partition(s) could not be read.")
+                          f"(checked again by the next sweep){could_not}, {errors} partition(s) could not be read.")
+        if errors or failed:
+            raise SystemExit(1)  # for scripts: something could not be checked
