@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from events.models import DeliveryEvent
 from events.stats import roll_up
 from localdev.postmark_events import BackgroundPoster
 from provisioning.onboarding import configuration_onboard
@@ -16,6 +17,19 @@ from tests.test_browser import browser, log_in  # noqa: F401  (the browser fixtu
 from tests.test_browser_truth import new_page, wait_for_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def wait_for_event_row(page, record_type: str, poster: BackgroundPoster) -> None:
+    """The event's row in the feed; if it never comes, what the webhook got back and what was stored,
+    so a failure says whether the post, the store or the page's polling was missing."""
+    try:
+        page.wait_for_selector(f'#event-feed tr[data-event-type="{record_type}"]', timeout=90_000)
+    except Exception:
+        stored = list(DeliveryEvent.objects.values_list("record_type", "configuration_id", "message_id"))
+        raise AssertionError(
+            f"no {record_type} row: webhook answers {poster.answers}, stored {stored}, "
+            f"poll-ms {page.get_attribute('#live', 'data-poll-ms')}, "
+            f"message {page.inner_text('#action-message')!r}") from None
 
 
 def test_a_test_email_shows_its_delivery_and_a_bounce_shows_in_the_feed_and_the_rates(
@@ -34,14 +48,18 @@ def test_a_test_email_shows_its_delivery_and_a_bounce_shows_in_the_feed_and_the_
     page.fill("#test-email input[name=to]", "someone@example.com")
     started = time.monotonic()
     page.click("#test-email button[type=submit]")
-    page.wait_for_selector('#event-feed tr[data-event-type="Delivery"]', timeout=60_000)
+    # The send's own answer first: a refusal says why here rather than as a timeout below.
+    page.wait_for_function("!document.querySelector('#action-message').hidden && "
+                           "document.querySelector('#action-message').textContent !== 'Working…'", timeout=60_000)
+    assert "Postmark accepted the test email" in page.inner_text("#action-message"), page.inner_text("#action-message")
+    wait_for_event_row(page, "Delivery", local_providers.post_webhook)
     seconds = time.monotonic() - started
     assert "Delivered" in page.inner_text("#test-outcome")
     assert "someone@example.com" in page.inner_text("#event-feed")
 
     page.fill("#test-email input[name=to]", "hardbounce@bounce-testing.postmarkapp.com")
     page.click("#test-email button[type=submit]")
-    page.wait_for_selector('#event-feed tr[data-event-type="Bounce"]', timeout=60_000)
+    wait_for_event_row(page, "Bounce", local_providers.post_webhook)
     assert "HardBounce" in page.inner_text("#event-feed")
     assert "Bounced" in page.inner_text("#test-outcome")
     week = page.inner_text(".event-windows tbody tr:first-child")
