@@ -755,3 +755,31 @@ def test_a_listing_that_cannot_go_on_is_a_provider_error_not_a_loop(client, zone
     with pytest.raises(ProviderError) as exc:
         client.zone(ZONE, zone_id=zone_id).read([f"a.{ZONE}", f"b.{ZONE}", f"c.{ZONE}"])
     assert exc.value.message == f"Could not read the records at a.{ZONE}: {said}" and exc.value.transient
+
+
+INBOUND_MX = [DnsRecord(name="orders.acme.prod.ardamails.com", type="MX", value="10 mxwest.ardamails.net"),
+              DnsRecord(name="orders.acme.prod.ardamails.com", type="MX", value="20 mxeast.ardamails.net")]
+
+
+def test_it_writes_an_inbound_mx_set_as_priority_and_fully_qualified_host_and_reads_it_back(client, zone_id, calls):
+    client.zone(ZONE, zone_id=zone_id).upsert(INBOUND_MX)
+
+    change = calls[0][1]["ChangeBatch"]["Changes"]
+    assert [c["ResourceRecordSet"]["ResourceRecords"] for c in change] == [
+        [{"Value": "10 mxwest.ardamails.net."}, {"Value": "20 mxeast.ardamails.net."}]]  # one set (#mx-values)
+    found = client.zone(ZONE, zone_id=zone_id).read(["orders.acme.prod.ardamails.com"])
+    assert sorted((r.type, r.value) for r in found) == [("MX", "10 mxwest.ardamails.net"),
+                                                        ("MX", "20 mxeast.ardamails.net")]
+
+
+def test_the_plan_of_an_upsert_names_the_calls_it_makes_and_makes_none(client, zone_id, calls):
+    from integrations.dns.route53 import plan_upsert
+
+    planned = plan_upsert(ZONE, "", TENANT_RECORDS + INBOUND_MX)
+    assert [(c.provider, c.call) for c in planned] == [("route53", "ListHostedZonesByName"),
+                                                       ("route53", "ChangeResourceRecordSets")]
+    assert planned[1].purpose == f"UPSERT 4 record sets in {ZONE} in one change"
+    assert [c.call for c in plan_upsert(ZONE, zone_id, TENANT_RECORDS)] == ["ChangeResourceRecordSets"]
+    with pytest.raises(DnsNameOutsideZone):
+        plan_upsert(ZONE, zone_id, [replace(DMARC, name="_dmarc.x.notprod.ardamails.com")])
+    assert calls == []

@@ -13,7 +13,7 @@ from typing import Protocol
 from integrations import BeforeWrite
 
 Values = dict[tuple[str, str], list[str]]  # (name, type) -> logical values found there
-READ_TYPES = ("TXT", "CNAME")  # what a configuration publishes, and what `DnsZone.read` returns unless told
+READ_TYPES = ("TXT", "CNAME", "MX")  # what a configuration publishes, and what `DnsZone.read` returns unless told
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,10 @@ class DnsRecord:
     """One record as it should be (desired) or as it is (read back), in normalised form.
 
     name: FQDN, lowercase, no trailing dot ("_dmarc.orders.acme.prod.ardamails.com").
-    type: "TXT" | "CNAME" | "NS".
+    type: "TXT" | "CNAME" | "MX" | "NS".
     value: the logical value: for TXT the character-strings unquoted and joined with no separator;
-           for CNAME the target and for NS the name server, lowercase, no trailing dot.
+           for CNAME the target and for NS the name server, lowercase, no trailing dot; for MX
+           "<priority> <host>" ("10 mxwest.example.org"), the host likewise.
     ttl: seconds.
     purpose: what a desired record is for: "dkim" | "return_path" | "dmarc" for a configuration's,
              "spf" | "dmarc" | "delegation" for the root zone's (health.zones); "" for read-back ones.
@@ -42,6 +43,17 @@ class DnsRecord:
 
 def normalise_name(name: str) -> str:
     return name.lower().removesuffix(".")
+
+
+def mx_value(priority: int, host: str) -> str:
+    """An MX record's logical value: "10 mxwest.example.org"."""
+    return f"{int(priority)} {normalise_name(host)}"
+
+
+def split_mx(value: str) -> tuple[int, str]:
+    """"10 mxwest.example.org." -> (10, "mxwest.example.org")."""
+    priority, _, host = value.strip().partition(" ")
+    return int(priority), normalise_name(host.strip())
 
 
 def is_within_zone(name: str, zone: str) -> bool:

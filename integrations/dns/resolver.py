@@ -24,7 +24,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
-from . import DnsRecord, Values, normalise_name
+from . import DnsRecord, Values, mx_value, normalise_name
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ def _rdata_value(rtype: str, rdata) -> str:
     if rtype == "TXT":
         # A long value arrives as several character-strings that join with nothing between them.
         return b"".join(rdata.strings).decode("utf-8", errors="replace")
+    if rtype == "MX":
+        return mx_value(rdata.preference, rdata.exchange.to_text())
     return normalise_name(rdata.target.to_text())  # CNAME and NS both name a host
 
 

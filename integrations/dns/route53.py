@@ -25,10 +25,18 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 
 from ardamail_admin import metrics
-from integrations import BeforeWrite
+from integrations import BeforeWrite, PlannedCall
 from integrations.errors import DnsNameOutsideZone, ProviderError
 
-from . import READ_TYPES, DnsRecord, HostedZone, is_within_zone, normalise_name
+from . import (
+    READ_TYPES,
+    DnsRecord,
+    HostedZone,
+    is_within_zone,
+    mx_value,
+    normalise_name,
+    split_mx,
+)
 from .txt import quote_txt, unquote_txt
 
 PROVIDER = "route53"
@@ -118,6 +126,9 @@ def _api_value(record: DnsRecord) -> str:
         return quote_txt(record.value)
     if record.type == "CNAME":
         return normalise_name(record.value) + "."
+    if record.type == "MX":  # "10 mx.example.org" -> "10 mx.example.org." (#mx-values)
+        priority, host = split_mx(record.value)
+        return f"{priority} {host}."
     return record.value
 
 
@@ -131,7 +142,12 @@ def _records_from(rrset: dict) -> list[DnsRecord]:
 
 
 def _logical_value(rtype: str, value: str) -> str:
-    return unquote_txt(value) if rtype == "TXT" else normalise_name(value)
+    if rtype == "TXT":
+        return unquote_txt(value)
+    if rtype == "MX":
+        priority, host = split_mx(value)
+        return mx_value(priority, host)
+    return normalise_name(value)
 
 
 def listing_key(name: str) -> str:
@@ -145,6 +161,16 @@ def listing_key(name: str) -> str:
 
 def _strip_prefix(aws_id: str) -> str:
     return aws_id.rsplit("/", 1)[-1]  # "/hostedzone/Z123" -> "Z123", "/change/C123" -> "C123"
+
+
+def plan_upsert(zone_name: str, zone_id: str, records: list[DnsRecord]) -> list[PlannedCall]:
+    """The calls `Route53Zone.upsert` makes for these records: a zone lookup unless its id is known,
+    then one change of UPSERTs, a set per name and type (#change-batches)."""
+    _require_within_zone(records, zone_name)
+    calls = [] if zone_id else [PlannedCall(PROVIDER, "ListHostedZonesByName", f"find the zone {zone_name}")]
+    sets = _rrsets(records)
+    return calls + [PlannedCall(PROVIDER, "ChangeResourceRecordSets",
+                                f"UPSERT {len(sets)} record sets in {zone_name} in one change")]
 
 
 class Route53:

@@ -5,7 +5,7 @@ Each `ensure_*` finds before it creates, and resolves a race with another worker
 message never makes a second server, domain or webhook (docs/providers/postmark.md).
 """
 
-from integrations import BeforeWrite
+from integrations import BeforeWrite, PlannedCall
 from integrations.email import DkimKeys, DomainVerification, SendingDomain, Server
 from integrations.errors import ProviderError
 
@@ -17,6 +17,25 @@ NO_DELETE_ACCESS = 604  # server deletion not enabled on this account (#server-d
 DKIM_ALREADY_RENEWING = 505  # rotatedkim while a new key is pending (#dkim-rotation)
 
 __all__ = ["Postmark", "PostmarkAccount", "PostmarkClient", "PostmarkServer"]
+
+
+def plan_onboarding(*, server_name: str, delivery_type: str, domain: str, return_path_domain: str,
+                    webhook_url: str) -> list[PlannedCall]:
+    """The calls provisioning makes at Postmark for a new sending domain, in order, as the methods
+    below make them (find before create); the DNS step sits between the domain and the webhook."""
+    return [
+        PlannedCall("postmark", "GET /servers?name=…", f"look for the server '{server_name}'"),
+        PlannedCall("postmark", "POST /servers", f"create the server '{server_name}' ({delivery_type}) unless it exists"),
+        PlannedCall("postmark", "POST /domains", f"create the sending domain {domain} with the Return-Path "
+                                                 f"{return_path_domain} (found with GET /domains if it exists)"),
+        PlannedCall("postmark", "GET /webhooks", "look for the server's webhook (server token)"),
+        PlannedCall("postmark", "POST /webhooks", f"create the webhook {webhook_url} with the partition's Bearer "
+                                                  "secret for Delivery, Bounce and SpamComplaint unless it exists"),
+        PlannedCall("postmark", "PUT /domains/{id}/verifyDkim", "verification: ask Postmark to check the DKIM record "
+                                                                 "(repeated until verified)"),
+        PlannedCall("postmark", "PUT /domains/{id}/verifyReturnPath", "verification: ask Postmark to check the "
+                                                                       "Return-Path record"),
+    ]
 
 
 class Postmark:
