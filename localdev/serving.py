@@ -24,3 +24,16 @@ def serve(simulator, host: str = "127.0.0.1", port: int = 0, *, app=None):
     thread = threading.Thread(target=server.serve_forever, name="postmark-simulator", daemon=True)
     thread.start()
     return server, thread
+
+
+def serve_until_stopped(server) -> None:
+    """A simulator command's main loop: serve until SIGTERM or Ctrl-C, then shut the server down."""
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    server.shutdown()

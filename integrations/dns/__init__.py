@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from integrations import BeforeWrite
+from integrations.errors import DnsNameOutsideZone
 
 Values = dict[tuple[str, str], list[str]]  # (name, type) -> logical values found there
 READ_TYPES = ("TXT", "CNAME", "MX")  # what a configuration publishes, and what `DnsZone.read` returns unless told
@@ -54,6 +55,14 @@ def split_mx(value: str) -> tuple[int, str]:
     """"10 mxwest.example.org." -> (10, "mxwest.example.org")."""
     priority, _, host = value.strip().partition(" ")
     return int(priority), normalise_name(host.strip())
+
+
+def require_within_zone(records: Iterable["DnsRecord"], zone_name: str) -> None:
+    """Refuse, before any call, a record not inside the zone at a label boundary: what keeps one
+    tenant out of another's names (a provider's own check may be a plain string suffix, or none)."""
+    for record in records:
+        if not is_within_zone(record.name, zone_name):
+            raise DnsNameOutsideZone(record.name, normalise_name(zone_name))
 
 
 def is_within_zone(name: str, zone: str) -> bool:

@@ -26,7 +26,7 @@ from botocore.parsers import ResponseParserError
 
 from ardamail_admin import metrics
 from integrations import BeforeWrite, PlannedCall
-from integrations.errors import DnsNameOutsideZone, ProviderError
+from integrations.errors import ProviderError
 
 from . import (
     READ_TYPES,
@@ -35,6 +35,7 @@ from . import (
     is_within_zone,
     mx_value,
     normalise_name,
+    require_within_zone,
     split_mx,
 )
 from .txt import quote_txt, unquote_txt
@@ -101,14 +102,6 @@ def _client_error(exc: ClientError, operation: str) -> ProviderError:
     )
 
 
-def _require_within_zone(records: Iterable[DnsRecord], zone_name: str) -> None:
-    # moto only checks a plain string suffix (#moto), so it would accept "notprod.ardamails.com"
-    # in "prod.ardamails.com"; this check is what keeps one tenant out of another's names.
-    for record in records:
-        if not is_within_zone(record.name, zone_name):
-            raise DnsNameOutsideZone(record.name, normalise_name(zone_name))
-
-
 def _rrsets(records: Iterable[DnsRecord]) -> list[dict]:
     """One ResourceRecordSet per name+type: UPSERT replaces a whole set (#change-batches)."""
     grouped: dict[tuple[str, str], dict] = {}
@@ -166,7 +159,7 @@ def _strip_prefix(aws_id: str) -> str:
 def plan_upsert(zone_name: str, zone_id: str, records: list[DnsRecord]) -> list[PlannedCall]:
     """The calls `Route53Zone.upsert` makes for these records: a zone lookup unless its id is known,
     then one change of UPSERTs, a set per name and type (#change-batches)."""
-    _require_within_zone(records, zone_name)
+    require_within_zone(records, zone_name)
     calls = [] if zone_id else [PlannedCall(PROVIDER, "ListHostedZonesByName", f"find the zone {zone_name}")]
     sets = _rrsets(records)
     return calls + [PlannedCall(PROVIDER, "ChangeResourceRecordSets",
@@ -336,7 +329,7 @@ class Route53Zone:
 
     def upsert(self, records: list[DnsRecord], *, before_write: BeforeWrite | None = None) -> None:
         """Write all records in one all-or-nothing batch (#change-batches)."""
-        _require_within_zone(records, self.name)
+        require_within_zone(records, self.name)
         if not records:
             return  # Route53 rejects an empty Changes list; converging to "no difference" needs no call
         self._change([{"Action": "UPSERT", "ResourceRecordSet": rrset} for rrset in _rrsets(records)],
@@ -344,7 +337,7 @@ class Route53Zone:
 
     def delete(self, records: list[DnsRecord], *, before_write: BeforeWrite | None = None) -> None:
         """Delete the record sets at these names and types that exist now."""
-        _require_within_zone(records, self.name)
+        require_within_zone(records, self.name)
         wanted = {(normalise_name(r.name), r.type) for r in records}
         # DELETE must repeat the current TTL and values exactly (#change-batches): send them as listed.
         current = self._sets_of(wanted)
