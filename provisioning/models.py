@@ -11,9 +11,19 @@ class StepName(models.TextChoices):
     DOMAIN = "domain", "Postmark sending domain"
     DNS = "dns", "DNS records"
     WEBHOOK = "webhook", "Webhook"
+    CONFIG_SET = "config_set", "SES configuration set"
+    IDENTITY = "identity", "SES identities"
 
 
 STEP_ORDER = [StepName.SERVER, StepName.DOMAIN, StepName.DNS, StepName.WEBHOOK]
+# SES: the configuration set first (an identity is created with it as its default), then the
+# identity with its MAIL FROM domain in every region, then the records they asked for.
+SES_STEP_ORDER = [StepName.CONFIG_SET, StepName.IDENTITY, StepName.DNS]
+
+
+def step_order(partition: Partition) -> list[str]:
+    """The provisioning steps of a configuration in this partition, in order."""
+    return SES_STEP_ORDER if partition.email_provider == "ses" else STEP_ORDER
 
 
 class StepStatus(models.TextChoices):

@@ -12,6 +12,7 @@ ACCOUNT_TOKEN = "account token"  # the partition's provider account token can be
 WEBHOOK_SECRET = "webhook secret"  # the partition's webhook secret can be read
 ENCRYPTION_KEY = "encryption key"  # the partition's key can encrypt a new server token
 SERVER_TOKEN = "server token"  # the configuration's stored server token decrypts
+DNS_TOKEN = "dns token"  # the partition's DNS provider token can be read (Cloudflare; Route53 uses the AWS role)
 
 CREDENTIAL_ERRORS = (secrets.MissingSecret, InvalidEncryptionKey, TokenDecryptionError)
 
@@ -19,7 +20,8 @@ CREDENTIAL_ERRORS = (secrets.MissingSecret, InvalidEncryptionKey, TokenDecryptio
 def _check(configuration, need: str) -> None:
     partition = configuration.partition
     if need == ACCOUNT_TOKEN:
-        partition.read_secret(secrets.POSTMARK_ACCOUNT_TOKEN)
+        if partition.email_provider == "postmark":  # SES authenticates with the worker's AWS role
+            partition.read_secret(secrets.POSTMARK_ACCOUNT_TOKEN)
     elif need == WEBHOOK_SECRET:
         partition.webhook_secrets()
     elif need == ENCRYPTION_KEY:
@@ -27,7 +29,9 @@ def _check(configuration, need: str) -> None:
         encrypt("check", key_material=partition.read_secret(secrets.ENCRYPTION_KEY), secret_label=label)
     elif need == SERVER_TOKEN and configuration.has_server_token:
         configuration.server_token()
-    elif need != SERVER_TOKEN:
+    elif need == DNS_TOKEN and partition.dns_provider == "cloudflare":
+        partition.read_secret(secrets.CLOUDFLARE_API_TOKEN)
+    elif need not in (SERVER_TOKEN, DNS_TOKEN):
         raise ValueError(f"unknown credential need {need!r}")
 
 

@@ -325,16 +325,19 @@ def activity(configuration: EmailConfiguration, now: datetime | None = None) -> 
 
 
 def _provisioned(c: EmailConfiguration) -> bool:
-    return c.postmark_webhook_id is not None  # the webhook is the last provisioning step
+    if c.on_ses:  # the identities' records are known once the identity step is done
+        return bool(c.provider_records)
+    return c.postmark_webhook_id is not None  # the webhook is Postmark's last provisioning step
 
 
 def _offboard_needs(c: EmailConfiguration) -> tuple[str, ...]:
     needs = (credentials.ACCOUNT_TOKEN,) if c.postmark_server_id or c.postmark_domain_id else ()
-    return needs + ((credentials.SERVER_TOKEN,) if c.postmark_webhook_id else ())
+    return needs + ((credentials.SERVER_TOKEN,) if c.postmark_webhook_id else ()) + (credentials.DNS_TOKEN,)
 
 
 PROVISION_NEEDS = (credentials.ACCOUNT_TOKEN, credentials.ENCRYPTION_KEY, credentials.SERVER_TOKEN,
-                   credentials.WEBHOOK_SECRET)
+                   credentials.WEBHOOK_SECRET, credentials.DNS_TOKEN)
+DNS_NEEDS = (credentials.DNS_TOKEN,)
 
 
 @dataclass(frozen=True)
@@ -364,22 +367,22 @@ ACTIONS = {a.name: a for a in (
            needs=lambda c: (credentials.ACCOUNT_TOKEN,) if c.status in VERIFICATION_STATES else (),
            ready=lambda c: "" if _provisioned(c) else "Provisioning has not finished; retry provisioning instead."),
     Action("repair", "Repair DNS", roles.SUPPORT, RECORDS_PUBLISHED, Work.REPAIR,
-           "Nothing to repair: {domain} is {status}.",
-           ready=lambda c: "" if c.dkim_host else
-           f"{c.sending_domain} has no DKIM record from Postmark yet; finish provisioning first."),
+           "Nothing to repair: {domain} is {status}.", needs=lambda c: DNS_NEEDS,
+           ready=lambda c: "" if c.dkim_known else
+           f"{c.sending_domain} has no DKIM record from its email provider yet; finish provisioning first."),
     Action("ramp_dmarc", "Change DMARC", roles.SUPPORT, RECORDS_PUBLISHED | {S.PROVISIONING}, Work.RAMP,
-           "DMARC cannot change while {domain} is {status}."),
+           "DMARC cannot change while {domain} is {status}.", needs=lambda c: DNS_NEEDS),
     # Tightening to a reject level turns failing mail away: the email admins' call. Stepping back
     # (loosening) is everyone's, so that anyone can stop harm at once.
     Action("ramp_dmarc_to_reject", "Tighten DMARC to reject", roles.EMAIL_ADMIN, RECORDS_PUBLISHED | {S.PROVISIONING},
-           Work.RAMP, "DMARC cannot change while {domain} is {status}."),
+           Work.RAMP, "DMARC cannot change while {domain} is {status}.", needs=lambda c: DNS_NEEDS),
     Action("override_dmarc_dwell", "Override the minimum dwell", roles.EMAIL_ADMIN, RECORDS_PUBLISHED, Work.RAMP,
            "DMARC cannot change while {domain} is {status}."),
     # A forward step the aggregate reports do not (yet) say is safe.
     Action("override_dmarc_readiness", "Step forward without the reports' go-ahead", roles.EMAIL_ADMIN,
            RECORDS_PUBLISHED, Work.RAMP, "DMARC cannot change while {domain} is {status}."),
     Action("relax_dmarc", "Relax DMARC at once", roles.EMAIL_ADMIN, RECORDS_PUBLISHED | {S.PROVISIONING}, Work.RAMP,
-           "DMARC cannot change while {domain} is {status}."),
+           "DMARC cannot change while {domain} is {status}.", needs=lambda c: DNS_NEEDS),
     Action("send_test_email", "Send test email", roles.SUPPORT, DNS_WATCHED, None,
            "{domain} is {status}; a test email needs a verified (active) configuration.",
            needs=lambda c: (credentials.SERVER_TOKEN,)),
@@ -389,7 +392,8 @@ ACTIONS = {a.name: a for a in (
     Action("rotate_dkim", "Rotate DKIM key", roles.EMAIL_ADMIN, DNS_WATCHED, Work.ROTATE_DKIM,
            "{domain} is {status}; its DKIM key can be rotated once it is verified (active).",
            needs=lambda c: (credentials.ACCOUNT_TOKEN,),
-           ready=lambda c: "A DKIM key rotation is already under way; it finishes by itself."
+           ready=lambda c: "Amazon SES rotates its Easy DKIM keys by itself; there is nothing to rotate here."
+           if c.on_ses else "A DKIM key rotation is already under way; it finishes by itself."
            if c.dkim_rotation not in ("", DkimRotation.STOPPED)
            else "" if c.postmark_domain_id and c.dkim_host else "Provisioning has not finished.",
            relabel=lambda c: "Resume DKIM rotation" if c.dkim_rotation == DkimRotation.STOPPED else ""),

@@ -20,17 +20,47 @@ class DeliveryType(models.TextChoices):
     SANDBOX = "Sandbox", "Sandbox"
 
 
+class EmailProviderName(models.TextChoices):
+    POSTMARK = "postmark", "Postmark"
+    SES = "ses", "Amazon SES"
+
+
+class DnsProviderName(models.TextChoices):
+    ROUTE53 = "route53", "Route53"
+    CLOUDFLARE = "cloudflare", "Cloudflare"
+
+
+def parse_inbound_mx(text: str) -> tuple[tuple[int, str], ...]:
+    """"10 mxwest.example.org, 20 mxeast.example.org" -> ((10, "mxwest.example.org"), …); the
+    format is checked by tenants.partitions when the file is loaded."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        priority, _, host = item.partition(" ")
+        pairs.append((int(priority), host.strip().rstrip(".").lower()))
+    return tuple(pairs)
+
+
 class Partition(models.Model):
-    """A deployment partition; declared in deployment configuration and loaded by `sync_partitions`."""
+    """A deployment partition; declared in deployment configuration and loaded by `sync_partitions`.
+    Each chooses its email provider (Postmark or SES) and its DNS provider (Route53 or Cloudflare)."""
 
     name = models.CharField(max_length=63, unique=True, validators=[validate_partition_name])
     infrastructure = models.CharField(max_length=63, help_text="Alpha001 for prod/demo, Alpha002 for dev/stage.")
     mail_zone = models.CharField(
         max_length=253, help_text="From the partition's …-API-PartitionMailZoneName export, e.g. prod.ardamails.com."
     )
-    hosted_zone_id = models.CharField(max_length=64, blank=True, help_text="Route53 zone id; blank = look it up by name.")
+    hosted_zone_id = models.CharField(max_length=64, blank=True,
+                                      help_text="The DNS provider's zone id; blank = look it up by name.")
     delivery_type = models.CharField(max_length=16, choices=DeliveryType.choices)
     dns_role_arn = models.CharField(max_length=255, blank=True, help_text="Optional IAM role assumed for DNS writes.")
+    email_provider = models.CharField(max_length=16, choices=EmailProviderName.choices,
+                                      default=EmailProviderName.POSTMARK)
+    dns_provider = models.CharField(max_length=16, choices=DnsProviderName.choices, default=DnsProviderName.ROUTE53)
+    # SES only: the regions an identity is set up in (comma separated) and an optional SES tenant.
+    ses_regions = models.CharField(max_length=200, blank=True)
+    ses_tenant = models.CharField(max_length=64, blank=True)
+    # Optional inbound MX for every sending domain: "10 mxwest.example.org, 20 mxeast.example.org".
+    inbound_mx = models.CharField(max_length=500, blank=True)
     # Every DMARC record of the partition carries rua=mailto:<this> (docs/dmarc-reports.md).
     dmarc_report_address = models.CharField(max_length=254, blank=True)
     position = models.PositiveSmallIntegerField(default=0)
@@ -41,6 +71,12 @@ class Partition(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(delivery_type__in=DeliveryType.values), name="partition_delivery_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(email_provider__in=EmailProviderName.values), name="partition_email_provider_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(dns_provider__in=DnsProviderName.values), name="partition_dns_provider_valid"
             ),
         ]
 
@@ -63,8 +99,21 @@ class Partition(models.Model):
             raise secrets.MissingSecret(self.secret_label(secrets.WEBHOOK_SECRET))
         return values
 
+    @property
+    def inbound_mx_hosts(self) -> tuple[tuple[int, str], ...]:
+        return parse_inbound_mx(self.inbound_mx)
+
+    @property
+    def ses_region_list(self) -> tuple[str, ...]:
+        return tuple(r.strip() for r in self.ses_regions.split(",") if r.strip())
+
+    def secret_names(self) -> tuple[str, ...]:
+        """The secrets this partition's providers need (secrets.py names them)."""
+        return secrets.needed(email_provider=self.email_provider, dns_provider=self.dns_provider)
+
     def missing_secrets(self) -> list[str]:
-        return secrets.missing_secrets(infrastructure=self.infrastructure, partition=self.name)
+        return secrets.missing_secrets(infrastructure=self.infrastructure, partition=self.name,
+                                       names=self.secret_names())
 
 
 class Tenant(models.Model):
@@ -155,6 +204,12 @@ class EmailConfiguration(models.Model):
     dkim_host = models.CharField(max_length=253, blank=True)
     dkim_value = models.TextField(blank=True)  # public key, not a secret
     return_path_target = models.CharField(max_length=253, blank=True)  # the CNAME target Postmark gave
+    # Amazon SES (a partition whose email_provider is "ses"): the records every region asked for
+    # (its three DKIM CNAMEs, the MAIL FROM MX and SPF) as [name, type, value, purpose] lists, and
+    # each region's last verification answer, {region: {"verification", "dkim", "mail_from",
+    # "error", "checked_at"}} (provisioning.ses_workflow).
+    provider_records = models.JSONField(default=list, blank=True)
+    region_status = models.JSONField(default=dict, blank=True)
     # DKIM key rotation (provisioning.dkim_rotation): the new key published beside the current one
     # until Postmark signs with it, then the old (revoked) key kept until Postmark says it is safe
     # to remove. Public keys, not secrets.
@@ -265,6 +320,15 @@ class EmailConfiguration(models.Model):
     @property
     def has_server_token(self) -> bool:
         return bool(self.server_token_encrypted)
+
+    @property
+    def dkim_known(self) -> bool:
+        """The email provider has said which DKIM records to publish (Postmark's key, SES's CNAMEs)."""
+        return bool(self.dkim_host or self.provider_records)
+
+    @property
+    def on_ses(self) -> bool:
+        return self.partition.email_provider == EmailProviderName.SES
 
     def encrypt_server_token(self, token: str) -> str:
         return crypto.encrypt(

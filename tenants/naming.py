@@ -40,6 +40,11 @@ def return_path_domain(*, domain: str) -> str:
     return f"pm-bounces.{domain}"
 
 
+def mail_from_domain(*, domain: str) -> str:
+    """Amazon SES's custom MAIL FROM domain (the envelope sender, for aligned SPF): mail.<domain>."""
+    return f"mail.{domain}"
+
+
 def dmarc_name(*, domain: str) -> str:
     return f"_dmarc.{domain}"
 

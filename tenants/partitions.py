@@ -1,5 +1,6 @@
 """Load partitions from deployment configuration (a TOML file) into the database, idempotently."""
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,7 +10,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import audit
-from .models import AuditAction, DeliveryType, Partition
+from .models import (
+    AuditAction,
+    DeliveryType,
+    DnsProviderName,
+    EmailProviderName,
+    Partition,
+)
 from .roles import ensure_partition_permissions
 from .validation import (
     validate_dns_label,
@@ -18,7 +25,12 @@ from .validation import (
 )
 
 FIELDS = ("name", "infrastructure", "mail_zone", "hosted_zone_id", "delivery_type", "dns_role_arn",
-          "dmarc_report_address")
+          "dmarc_report_address", "email_provider", "dns_provider", "ses_regions", "ses_tenant", "inbound_mx")
+DEFAULTS = {"email_provider": EmailProviderName.POSTMARK, "dns_provider": DnsProviderName.ROUTE53}
+DEFAULT_SES_REGIONS = "us-east-1,us-west-2"
+AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+SES_TENANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MX_ITEM_RE = re.compile(r"^([0-9]{1,5}) +([a-z0-9.-]+?)\.?$")
 
 
 def find_partition(name: str) -> Partition | None:
@@ -51,7 +63,7 @@ def _clean_entry(raw: dict, position: int) -> dict:
     for key in ("name", "infrastructure", "mail_zone", "delivery_type", "dmarc_report_address"):
         if not str(raw.get(key, "")).strip():
             raise PartitionConfigError(f"{where}: '{key}' is required.")
-    entry = {key: str(raw.get(key, "")).strip() for key in FIELDS}
+    entry = {key: str(raw.get(key, DEFAULTS.get(key, ""))).strip() for key in FIELDS}
     entry["mail_zone"] = entry["mail_zone"].rstrip(".").lower()
     entry["dmarc_report_address"] = entry["dmarc_report_address"].lower()
     try:
@@ -63,7 +75,61 @@ def _clean_entry(raw: dict, position: int) -> dict:
         raise PartitionConfigError(f"{where}: {exc.messages[0]}") from None
     if entry["delivery_type"] not in DeliveryType.values:
         raise PartitionConfigError(f"{where}: delivery_type must be Live or Sandbox, not '{entry['delivery_type']}'.")
+    return _clean_providers(entry, where)
+
+
+def _clean_providers(entry: dict, where: str) -> dict:
+    """The providers a partition uses and what they need: SES regions and tenant, inbound MX."""
+    for key, choices in (("email_provider", EmailProviderName), ("dns_provider", DnsProviderName)):
+        if entry[key] not in choices.values:
+            raise PartitionConfigError(f"{where}: {key} must be one of {', '.join(choices.values)}, "
+                                       f"not '{entry[key]}'.")
+    if entry["email_provider"] == EmailProviderName.SES:
+        regions = [r.strip() for r in (entry["ses_regions"] or DEFAULT_SES_REGIONS).split(",")]
+        bad = [r for r in regions if not AWS_REGION_RE.match(r)]
+        if bad or not regions:
+            raise PartitionConfigError(f"{where}: ses_regions must be AWS regions separated by commas, such as "
+                                       f"'{DEFAULT_SES_REGIONS}'; '{bad[0] if bad else ''}' is not one.")
+        if len(set(regions)) != len(regions):
+            raise PartitionConfigError(f"{where}: ses_regions names a region twice.")
+        entry["ses_regions"] = ",".join(regions)
+        if entry["ses_tenant"] and not SES_TENANT_RE.match(entry["ses_tenant"]):
+            raise PartitionConfigError(f"{where}: ses_tenant must be 1 to 64 letters, digits, '_' or '-'.")
+    elif entry["ses_regions"] or entry["ses_tenant"]:
+        raise PartitionConfigError(f"{where}: ses_regions and ses_tenant are for email_provider = \"ses\" only.")
+    entry["inbound_mx"] = _clean_mx(entry["inbound_mx"], where)
     return entry
+
+
+def _clean_mx(text: str, where: str) -> str:
+    """"10 mxwest.example.org, 20 mxeast.example.org": priorities 0-65535 and host names."""
+    items = []
+    for item in filter(None, (part.strip().lower() for part in text.split(","))):
+        match = MX_ITEM_RE.match(item)
+        if not match or int(match.group(1)) > 65535:
+            raise PartitionConfigError(f"{where}: inbound_mx must be '<priority> <host>' items separated by commas, "
+                                       f"such as '10 mxwest.example.org, 20 mxeast.example.org'; '{item}' is not one.")
+        host = match.group(2)
+        try:
+            for label in host.split("."):
+                validate_dns_label(label, what="inbound MX host label")
+        except ValidationError as exc:
+            raise PartitionConfigError(f"{where}: inbound_mx: {exc.messages[0]}") from None
+        if "." not in host:
+            raise PartitionConfigError(f"{where}: inbound_mx host '{host}' must be a fully qualified name.")
+        items.append(f"{int(match.group(1))} {host}")
+    return ", ".join(items)
+
+
+def load_files(paths: str | Path) -> list[dict]:
+    """Every partition of the files named (one path, or several separated by commas)."""
+    entries = []
+    for path in [p.strip() for p in str(paths).split(",") if p.strip()]:
+        entries += load_file(Path(path))
+    names = [e["name"] for e in entries]
+    if len(set(names)) != len(names):
+        raise PartitionConfigError(f"The partitions files {paths} declare a partition name twice.")
+    return entries
 
 
 def load_file(path: Path) -> list[dict]:
@@ -100,7 +166,8 @@ def sync_partitions(entries: list[dict], *, actor=None) -> SyncResult:
             changed["position"] = position
         # The sending domain, the Postmark account (infrastructure) and the server type are baked
         # into what was provisioned; changing them under existing configurations would orphan it.
-        fixed = [k for k in ("mail_zone", "infrastructure", "delivery_type") if k in changed]
+        fixed = [k for k in ("mail_zone", "infrastructure", "delivery_type", "email_provider", "dns_provider",
+                             "ses_regions") if k in changed]
         if fixed and partition.configurations.exists():
             what = ", ".join(f"{k.replace('_', ' ')} ({getattr(partition, k)} → {changed[k]})" for k in fixed)
             raise PartitionConfigError(

@@ -17,7 +17,20 @@ from django.views.decorators.debug import sensitive_variables
 POSTMARK_ACCOUNT_TOKEN = "EmailPostmarkAccountToken"
 ENCRYPTION_KEY = "EmailEncryptionKey"
 WEBHOOK_SECRET = "EmailWebhookSecret"
-ALL_SECRETS = (POSTMARK_ACCOUNT_TOKEN, ENCRYPTION_KEY, WEBHOOK_SECRET)
+CLOUDFLARE_API_TOKEN = "EmailCloudflareApiToken"  # a partition whose DNS is at Cloudflare (Zone:Read, DNS:Edit)
+ALL_SECRETS = (POSTMARK_ACCOUNT_TOKEN, ENCRYPTION_KEY, WEBHOOK_SECRET)  # a Postmark + Route53 partition's
+
+
+def needed(*, email_provider: str = "postmark", dns_provider: str = "route53") -> tuple[str, ...]:
+    """The secrets a partition with these providers reads. The encryption key and the webhook
+    secret are every partition's (stored tokens, the event webhook); the rest follow the providers
+    (SES and Route53 authenticate with the worker's AWS role, not a secret)."""
+    names = [ENCRYPTION_KEY, WEBHOOK_SECRET]
+    if email_provider == "postmark":
+        names.insert(0, POSTMARK_ACCOUNT_TOKEN)
+    if dns_provider == "cloudflare":
+        names.append(CLOUDFLARE_API_TOKEN)
+    return tuple(names)
 
 
 class MissingSecret(Exception):
@@ -76,10 +89,10 @@ def read_secret(*, infrastructure: str, partition: str, name: str) -> str:
     return value
 
 
-def missing_secrets(*, infrastructure: str, partition: str) -> list[str]:
+def missing_secrets(*, infrastructure: str, partition: str, names: tuple[str, ...] = ALL_SECRETS) -> list[str]:
     """Full names of this partition's secrets that are not configured or cannot be read (for the UI)."""
-    names = (secret_name(infrastructure=infrastructure, partition=partition, name=n) for n in ALL_SECRETS)
-    return [full for full in names if not _readable(full)]
+    full_names = (secret_name(infrastructure=infrastructure, partition=partition, name=n) for n in names)
+    return [full for full in full_names if not _readable(full)]
 
 
 def _readable(full_name: str) -> bool:

@@ -84,3 +84,73 @@ def test_bad_partition_files_are_refused_with_a_reason(db, tmp_path, body, messa
     with pytest.raises(PartitionConfigError) as exc:
         load_file(path)
     assert message in str(exc.value)
+
+
+PROVIDERS = ('[[partition]]\nname="lab"\ninfrastructure="Alpha003"\nmail_zone="lab.ardamails.net"\n'
+             'delivery_type="Live"\ndmarc_report_address="dmarc@ardamails.net"\n')
+
+
+def test_a_partition_chooses_its_providers_and_the_defaults_are_postmark_and_route53(db, tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text(PROVIDERS + 'email_provider="ses"\ndns_provider="cloudflare"\nses_tenant="xisx"\n'
+                    'inbound_mx="10 MXWEST.ardamails.net., 20   mxeast.ardamails.net"\n'
+                    + PROVIDERS.replace('"lab"', '"plain"').replace("lab.", "plain."))
+    sync_partitions(load_file(path))
+    lab, plain = Partition.objects.get(name="lab"), Partition.objects.get(name="plain")
+    assert (lab.email_provider, lab.dns_provider, lab.ses_regions, lab.ses_tenant) == (
+        "ses", "cloudflare", "us-east-1,us-west-2", "xisx")
+    assert lab.inbound_mx == "10 mxwest.ardamails.net, 20 mxeast.ardamails.net"
+    assert lab.inbound_mx_hosts == ((10, "mxwest.ardamails.net"), (20, "mxeast.ardamails.net"))
+    assert lab.ses_region_list == ("us-east-1", "us-west-2")
+    assert lab.secret_names() == ("EmailEncryptionKey", "EmailWebhookSecret", "EmailCloudflareApiToken")
+    assert (plain.email_provider, plain.dns_provider, plain.inbound_mx) == ("postmark", "route53", "")
+    assert plain.secret_names() == ("EmailPostmarkAccountToken", "EmailEncryptionKey", "EmailWebhookSecret")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('email_provider="mailgun"\n', "email_provider must be one of postmark, ses, not 'mailgun'."),
+    ('dns_provider="gandi"\n', "dns_provider must be one of route53, cloudflare, not 'gandi'."),
+    ('email_provider="ses"\nses_regions="us-east-1,moon-1"\n',
+     "ses_regions must be AWS regions separated by commas, such as 'us-east-1,us-west-2'; 'moon-1' is not one."),
+    ('email_provider="ses"\nses_regions="us-east-1, us-east-1"\n', "ses_regions names a region twice."),
+    ('email_provider="ses"\nses_tenant="x y"\n', "ses_tenant must be 1 to 64 letters, digits, '_' or '-'."),
+    ('ses_regions="us-east-1"\n', 'ses_regions and ses_tenant are for email_provider = "ses" only.'),
+    ('inbound_mx="mxwest.ardamails.net"\n',
+     "inbound_mx must be '<priority> <host>' items separated by commas, such as "
+     "'10 mxwest.example.org, 20 mxeast.example.org'; 'mxwest.ardamails.net' is not one."),
+    ('inbound_mx="70000 mx.ardamails.net"\n', "inbound_mx must be '<priority> <host>' items separated by commas, "
+     "such as '10 mxwest.example.org, 20 mxeast.example.org'; '70000 mx.ardamails.net' is not one."),
+    ('inbound_mx="10 mx"\n', "inbound_mx host 'mx' must be a fully qualified name."),
+    ('inbound_mx="10 -mx.ardamails.net"\n', "inbound_mx: "),
+])
+def test_provider_settings_are_checked_with_a_sentence_and_nothing_is_loaded(db, tmp_path, extra, message):
+    path = tmp_path / "p.toml"
+    path.write_text(PROVIDERS + extra)
+    with pytest.raises(PartitionConfigError) as exc:
+        sync_partitions(load_file(path))
+    assert str(exc.value).startswith("partition #1: " + message)
+    assert not Partition.objects.exists()
+
+
+def test_a_partition_in_use_cannot_change_its_providers(partitions, tmp_path):
+    tenant = Tenant.objects.create(slug="acme", display_name="Acme")
+    EmailConfiguration.objects.create(tenant=tenant, partition=partitions["prod"], config_slug="orders")
+    path = tmp_path / "p.toml"
+    path.write_text('[[partition]]\nname="prod"\ninfrastructure="Alpha001"\nmail_zone="prod.ardamails.com"\n'
+                    'delivery_type="Live"\ndmarc_report_address="dmarc@ardamails.com"\ndns_provider="cloudflare"\n')
+    with pytest.raises(PartitionConfigError) as exc:
+        sync_partitions(load_file(path))
+    assert str(exc.value) == ("Partition prod has email configurations; its dns provider (route53 → cloudflare) "
+                              "cannot change.")
+
+
+def test_several_files_load_in_order_and_a_name_in_two_is_refused(db, settings, tmp_path):
+    from tenants.partitions import load_files
+
+    local = settings.BASE_DIR / "deploy" / "partitions.local.toml"
+    mixed = settings.BASE_DIR / "deploy" / "partitions.mixed.toml"
+    names = [e["name"] for e in load_files(f"{local}, {mixed}")]
+    assert names[:4] == ["dev", "stage", "prod", "demo"] and "lab" in names
+    assert settings.PARTITIONS_FILE == f"{local},{mixed}"  # local mode reads both
+    with pytest.raises(PartitionConfigError, match="declare a partition name twice"):
+        load_files(f"{local},{local}")
