@@ -11,7 +11,7 @@ from datetime import datetime
 
 import boto3
 
-from integrations import BeforeWrite
+from integrations import BeforeWrite, PlannedCall
 from integrations.dns import DnsRecord, is_within_zone, normalise_name
 from integrations.errors import ProviderError
 
@@ -26,6 +26,7 @@ from .client import (
 )
 from .records import desired_records as records_wanted
 from .results import (
+    AccountState,
     ConfigurationSetSetup,
     EventTarget,
     IdentitySetup,
@@ -60,6 +61,35 @@ def _same_destination(current: dict, desired: dict) -> bool:
             and sorted(current.get("MatchingEventTypes", [])) == sorted(desired["MatchingEventTypes"])
             and current.get("SnsDestination") == desired.get("SnsDestination")
             and current.get("EventBridgeDestination") == desired.get("EventBridgeDestination"))
+
+
+def plan_onboarding(*, regions: tuple[str, ...], domain: str, mail_from_domain: str, configuration_set: str,
+                    tenant_name: str = "") -> tuple[list[PlannedCall], list[PlannedCall]]:
+    """The calls provisioning makes at SES for a new domain, as the methods below make them (find
+    before create), split where the DNS step comes: (before DNS, after DNS)."""
+    before: list[PlannedCall] = []
+    for region in regions:
+        where = f"ses {region}"
+        before += [PlannedCall(where, "GetConfigurationSet", f"look for the configuration set {configuration_set}"),
+                   PlannedCall(where, "CreateConfigurationSet", f"create {configuration_set} unless it exists")]
+        if tenant_name:
+            before += [PlannedCall(where, "GetTenant", f"look for the tenant {tenant_name}"),
+                       PlannedCall(where, "CreateTenant", f"create the tenant {tenant_name} unless it exists")]
+    for region in regions:
+        where = f"ses {region}"
+        before += [PlannedCall(where, "GetEmailIdentity", f"look for the identity {domain}"),
+                   PlannedCall(where, "CreateEmailIdentity", f"create {domain} with Easy DKIM and the configuration "
+                                                             f"set {configuration_set} unless it exists"),
+                   PlannedCall(where, "PutEmailIdentityMailFromAttributes",
+                               f"set its MAIL FROM domain to {mail_from_domain} (on MX failure: SES's own)")]
+    if tenant_name:
+        for region in regions:
+            before += [PlannedCall(f"ses {region}", "CreateTenantResourceAssociation",
+                                   f"associate the identity and the configuration set with the tenant {tenant_name}")]
+    after = [PlannedCall(f"ses {region}", "GetEmailIdentity", "verification: read DKIM and MAIL FROM status "
+                                                              "(repeated until both are SUCCESS)")
+             for region in regions]
+    return before, after
 
 
 class Ses:
@@ -255,6 +285,30 @@ class Ses:
                     EventDestinationName=EVENT_DESTINATION_NAME, EventDestination=desired)
         return "updated", f"{region} now publishes bounces, complaints and deliveries to {where}."
 
+    def ensure_tenant(self, tenant_name: str | None = None, *, before_write: BeforeWrite | None = None) -> dict[str, bool]:
+        """The SES tenant in every region (#tenants): {region: created now}; nothing, and no call, without
+        a tenant name. A tenant has no settings of ours to converge: existing is all there is to find."""
+        tenant = self.tenant_name if tenant_name is None else tenant_name
+        if not tenant:
+            return {}
+        result = {}
+        for region in self.regions:
+            try:
+                self._call(region, f"read the tenant {tenant}", "get_tenant", TenantName=tenant)
+                result[region] = False
+                continue
+            except ProviderError as exc:
+                if not exc.not_found:
+                    raise
+            try:
+                self._write(region, before_write, f"create the tenant {tenant}", "create_tenant", TenantName=tenant)
+                result[region] = True
+            except ProviderError as exc:
+                if exc.error_code != ALREADY_EXISTS:
+                    raise
+                result[region] = False  # another worker created it meanwhile
+        return result
+
     def associate_tenant(self, domain: str, tenant_name: str | None = None, *, configuration_set: str = "",
                          before_write: BeforeWrite | None = None) -> list[TenantAssociation]:
         """Associate the identity (and the configuration set, when named) with the SES tenant in every
@@ -277,6 +331,22 @@ class Ses:
                         raise
                     created = False  # an association has no attributes: existing is all there is to find
                 result.append(TenantAssociation(region=region, tenant_name=tenant, resource_arn=arn, created=created))
+        return result
+
+    # the account
+
+    def account_states(self) -> dict[str, AccountState]:
+        """GetAccount in every region: the cheap read the health page makes (#account)."""
+        result = {}
+        for region in self.regions:
+            answer = self._call(region, "read the account", "get_account")
+            quota = answer.get("SendQuota") or {}
+            result[region] = AccountState(
+                region=region, sending_enabled=bool(answer.get("SendingEnabled")),
+                production_access=bool(answer.get("ProductionAccessEnabled")),
+                max_24_hour_send=float(quota.get("Max24HourSend", 0)),
+                sent_last_24_hours=float(quota.get("SentLast24Hours", 0)),
+                enforcement_status=answer.get("EnforcementStatus", ""))
         return result
 
     # sending

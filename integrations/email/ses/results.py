@@ -79,3 +79,15 @@ class RegionVerification:
     @property
     def verified(self) -> bool:
         return self.dkim_status == "SUCCESS" and self.mail_from_status == "SUCCESS"
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """GetAccount in one region (#account): may it send, outside the sandbox, how much."""
+
+    region: str
+    sending_enabled: bool
+    production_access: bool  # False: the sandbox (verified recipients only, 200 a day, #account)
+    max_24_hour_send: float  # -1: unlimited
+    sent_last_24_hours: float
+    enforcement_status: str  # HEALTHY | PROBATION | SHUTDOWN
