@@ -47,6 +47,8 @@ def local_stack(workdir: Path, *, database_url: str, broker_url: str):
         "SECRETS_DIR": str(workdir / "secrets"), "AWS_ENDPOINT_URL": f"http://{host}:{port}",
         "BROKER_DIR": str(workdir / "broker"), "CELERY_BROKER_URL": broker_url,
         "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "LOG_LEVEL": "WARNING",
+        # The Postmark + Route53 partitions: this stack serves Postmark and moto, not SES or Cloudflare.
+        "PARTITIONS_FILE": str(ROOT / "deploy" / "partitions.local.toml"),
     }
     os.environ.update(env)
     import django

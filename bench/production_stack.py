@@ -68,6 +68,8 @@ def production_env(workdir: Path, *, database_url: str, broker_url: str, aws_end
         "SECRETS_DIR": str(workdir / "secret"), "STATIC_ROOT": str(workdir / "static"),
         "AWS_ENDPOINT_URL": aws_endpoint, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
         "METRICS_TOKEN": pysecrets.token_urlsafe(24), "LOG_FORMAT": "json", "LOG_LEVEL": "INFO",
+        # The Postmark + Route53 partitions: this stack serves Postmark and moto, not SES or Cloudflare.
+        "PARTITIONS_FILE": str(ROOT / "deploy" / "partitions.local.toml"),
     }
 
 

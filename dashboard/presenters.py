@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from events import dmarc_reports, stats
 from events.models import DeliveryEvent, RecordType
@@ -19,7 +20,7 @@ from provisioning import dkim_rotation
 from provisioning.dmarc import NEEDS_EMAIL_ADMIN, RAMP, dmarc_allowed_targets
 from provisioning.drift import read_sources
 from provisioning.models import RecordCheck, StepName, StepStatus
-from provisioning.providers import Providers
+from provisioning.providers import Providers, ses_configuration_set
 from provisioning.records import (
     PURPOSE_LABELS,
     RecordStatus,
@@ -29,6 +30,7 @@ from provisioning.records import (
     dmarc_record,
 )
 from provisioning.steps import webhook_url
+from tenants import naming
 from tenants.lifecycle import ACTIONS, RETIRED, actions_for, activity, is_held, refusal
 from tenants.models import (
     AuditAction,
@@ -90,8 +92,10 @@ def record_rows(configuration: EmailConfiguration, steps, checks) -> list[Record
     dns_written = any(s.name == StepName.DNS and s.status == StepStatus.DONE for s in steps)
     by_key = {(c.name, c.type): c for c in checks}
     zone = configuration.partition.mail_zone
-    # What Postmark verifies: the key it signs with, and the Return-Path (a rotation's other key: None).
-    verified = {"dkim": configuration.dkim_verified, "return_path": configuration.return_path_verified}
+    # What the provider verifies: the key it signs with (SES: every region's CNAMEs), and the Return-Path
+    # or MAIL FROM (a rotation's other key: None).
+    verified = {"dkim": configuration.dkim_verified, "return_path": configuration.return_path_verified,
+                "mail_from": configuration.return_path_verified}  # SES: every region's MAIL FROM
     rows = []
     for record in desired_for(configuration):
         published, found, source, checked_at = _published(configuration, dns_written,
@@ -144,8 +148,9 @@ def test_email_outcome(configuration: EmailConfiguration, now=None) -> TestEmail
     event = (DeliveryEvent.objects.filter(configuration=configuration, message_id=configuration.test_email_message_id)
              .order_by("occurred_at", "pk").first())
     follow_until = configuration.test_email_sent_at + timedelta(seconds=settings.TEST_EMAIL_FOLLOW_SECONDS)
+    # SES's events go to its event destination, not here: nothing to wait for on the page.
     return TestEmailOutcome(configuration.test_email_to, configuration.test_email_sent_at, event,
-                            waiting=event is None and now < follow_until)
+                            waiting=event is None and now < follow_until and not configuration.on_ses)
 
 
 def chart_rows(summary: stats.Summary) -> list[dict]:
@@ -212,6 +217,20 @@ def reports_context(configuration: EmailConfiguration) -> dict:
     }
 
 
+def region_rows(configuration: EmailConfiguration) -> list[dict]:
+    """SES: each configured region's last answer (what the verification check kept), with when."""
+    if not configuration.on_ses:
+        return []
+    rows = []
+    for region in configuration.partition.ses_region_list:
+        kept = (configuration.region_status or {}).get(region) or {}
+        checked = parse_datetime(kept["checked_at"]) if kept.get("checked_at") else None
+        rows.append({"region": region, "verification": kept.get("verification", ""), "dkim": kept.get("dkim", ""),
+                     "mail_from": kept.get("mail_from", ""), "verified": bool(kept.get("verified")),
+                     "checked_at": checked, "reason": kept.get("reason", "SES has not been asked yet.")})
+    return rows
+
+
 def configuration_context(configuration: EmailConfiguration, *, user, event_filter: dict | None = None) -> dict:
     actor = Actor.of(user)
     steps = list(configuration.steps.all())
@@ -239,6 +258,9 @@ def configuration_context(configuration: EmailConfiguration, *, user, event_filt
         "webhook_url": webhook_url(configuration),
         "dmarc_record": dmarc_record(configuration, configuration.dmarc_state).value,
         "server_name": configuration.identity().server_name,
+        "regions": region_rows(configuration),
+        "mail_from_domain": naming.mail_from_domain(domain=configuration.sending_domain),
+        "ses_configuration_set": ses_configuration_set(configuration.partition) if configuration.on_ses else "",
         # Only a link into the real Postmark (local mode's simulator has no pages), and never a
         # provider's answer taken as a trusted URL.
         "server_link": link if link.startswith("https://") and settings.POSTMARK_API_URL == REAL_POSTMARK else "",
@@ -302,14 +324,21 @@ def _relax_targets(configuration: EmailConfiguration, actions: dict) -> list[tup
     return [(state, DmarcState(state).label) for state in reversed(RAMP[:max(current - 1, 0)])]
 
 
-def status_document(configuration: EmailConfiguration, providers: Providers) -> dict:
-    """`manage.py status`: the stored state, and the records as DNS holds them now (read live)."""
+def status_document(configuration: EmailConfiguration, providers: Providers | None) -> dict:
+    """`manage.py status`: the stored state, and the records as DNS holds them now (read live). Without
+    `providers` (the page's JSON export) the records are as last checked, each with when."""
     desired = desired_for(configuration)
-    try:
-        differences, read_error = compare(desired, read_sources(configuration, desired, providers)), ""
-    except ProviderError as exc:
-        differences, read_error = [], exc.message
-    by_key = {d.record.key: d for d in differences}
+    read_error = ""
+    if providers is None:
+        checks = {(c.name, c.type): c for c in configuration.record_checks.all()}
+        records = [_checked_entry(r, checks.get(r.key)) for r in desired]
+    else:
+        try:
+            differences = compare(desired, read_sources(configuration, desired, providers))
+        except ProviderError as exc:
+            differences, read_error = [], exc.message
+        by_key = {d.record.key: d for d in differences}
+        records = [_record_entry(r, by_key.get(r.key)) for r in desired]
     return {
         "sending_domain": configuration.sending_domain,
         "from": configuration.from_address,
@@ -334,27 +363,49 @@ def status_document(configuration: EmailConfiguration, providers: Providers) -> 
             if configuration.dkim_revoked_host else "",
             "rotation_error": configuration.dkim_rotation_error,
         },
+        "providers": {"email": configuration.partition.email_provider, "dns": configuration.partition.dns_provider},
         "postmark": {
             "server_id": configuration.postmark_server_id,
             "domain_id": configuration.postmark_domain_id,
             "webhook_id": configuration.postmark_webhook_id,
             "server_token_stored": configuration.has_server_token,
         },
+        "identities": identities_document(configuration),
         "verification": {
             "dkim_verified": configuration.dkim_verified,
             "return_path_verified": configuration.return_path_verified,
             "checked_at": _iso(configuration.verification_checked_at),
+            "regions": [{**row, "checked_at": _iso(row["checked_at"])} for row in region_rows(configuration)],
         },
         "steps": [
             {"name": s.name, "status": s.status, "attempts": s.attempts, "last_error": s.last_error,
              "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at)}
             for s in configuration.steps.all()
         ],
-        "records": [_record_entry(r, by_key.get(r.key)) for r in desired],
+        "records": records,
         "records_error": read_error,
+        "exported_at": timezone.now().isoformat(),
         "events": events_document(configuration),
         "dmarc_reports": reports_document(configuration),
     }
+
+
+def identities_document(configuration: EmailConfiguration) -> list[dict]:
+    """What exists at the email provider for it: the Postmark server, domain and webhook, or the SES
+    identity in each region with the DKIM CNAMEs that region asked for."""
+    if not configuration.on_ses:
+        return [{"provider": "postmark", "server_name": configuration.identity().server_name,
+                 "server_id": configuration.postmark_server_id, "domain_id": configuration.postmark_domain_id,
+                 "webhook_id": configuration.postmark_webhook_id, "webhook_url": webhook_url(configuration)}]
+    tokens: dict[str, list[str]] = {}
+    for name, rtype, _value, purpose, _ttl, *rest in configuration.provider_records or ():
+        if purpose == "dkim" and rest:
+            tokens.setdefault(rest[0], []).append(name)
+    return [{"provider": "ses", "region": region, "identity": configuration.sending_domain,
+             "mail_from_domain": naming.mail_from_domain(domain=configuration.sending_domain),
+             "configuration_set": ses_configuration_set(configuration.partition),
+             "tenant": configuration.partition.ses_tenant, "dkim_records": tokens.get(region, [])}
+            for region in configuration.partition.ses_region_list]
 
 
 def reports_document(configuration: EmailConfiguration, *, days: int | None = None) -> dict:
@@ -392,6 +443,13 @@ def _record_entry(record, difference) -> dict:
     if difference is None:
         return {**asdict(record), "published": RecordStatus.UNKNOWN.value, "found": []}
     return {**asdict(record), "published": difference.status, "found": list(difference.found)}
+
+
+def _checked_entry(record, check: RecordCheck | None) -> dict:
+    if check is None:
+        return {**asdict(record), "published": RecordStatus.UNKNOWN.value, "found": [], "checked_at": None}
+    return {**asdict(record), "published": check.status, "found": check.found.splitlines(),
+            "checked_at": _iso(check.checked_at), "source": check.source}
 
 
 def _iso(moment) -> str | None:

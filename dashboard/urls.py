@@ -19,6 +19,7 @@ urlpatterns = [
     path("onboard/bulk/<int:pk>/live/", views.bulk_batch_live, name="bulk_batch_live"),
     path("configurations/<int:pk>/", views.configuration_detail, name="configuration"),
     path("configurations/<int:pk>/live/", views.configuration_live, name="configuration_live"),
+    path("configurations/<int:pk>/export.json", views.configuration_export, name="configuration_export"),
     re_path(r"^configurations/(?P<pk>[0-9]+)/records\.(?P<fmt>csv|txt)$", views.configuration_records,
             name="configuration_records"),
     path("configurations/<int:pk>/retry/", views.configuration_retry_view, name="retry"),

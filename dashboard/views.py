@@ -33,6 +33,7 @@ from provisioning.onboarding import (
     configuration_onboard_again,
     configuration_retry,
 )
+from provisioning.plan import onboarding_plan
 from provisioning.providers import Providers
 from provisioning.sending import configuration_send_test_email
 from provisioning.verification import configuration_check_now
@@ -69,6 +70,7 @@ from .presenters import (
     record_rows,
     records_csv,
     settled_row,
+    status_document,
     zone_file_lines,
 )
 
@@ -281,6 +283,12 @@ def onboard(request):
     data = request.POST if request.method == "POST" else None  # an empty POST is still a submission
     actor = Actor.of(request.user)
     form = OnboardForm(data, initial={"partition": request.GET.get("partition")}, actor=actor)
+    if request.method == "POST" and form.is_valid() and request.POST.get("preview"):
+        # Plan before apply: what Onboard would do, with nothing created and no provider called.
+        data = form.cleaned_data
+        plan = onboarding_plan(partition=data["partition"], tenant_slug=data["tenant_slug"],
+                               config_slug=data["config_slug"], from_local_part=data["from_local_part"])
+        return render(request, "dashboard/onboard.html", {"form": form, "plan": plan})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -454,6 +462,16 @@ def configuration_live(request, pk):
         if have.get(name) != fragment["version"]:
             changed[name] = fragment
     return JsonResponse({"poll_ms": context["poll_ms"], "fragments": changed})
+
+
+@require_GET
+def configuration_export(request, pk):
+    """The onboarding as a JSON report (`manage.py status --json` without the live DNS read): records
+    as last checked, identities at the provider, verification per region; never a token."""
+    configuration = _configuration(request, pk)
+    response = JsonResponse(status_document(configuration, None), json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="{configuration.sending_domain}.json"'
+    return response
 
 
 @require_GET

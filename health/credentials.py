@@ -21,10 +21,11 @@ NAMED = 3  # sending domains named in a sentence; the rest are counted
 
 
 def secrets_check(partition: Partition) -> Check:
-    troubles = [trouble for name in secrets.ALL_SECRETS if (trouble := _secret_trouble(partition, name))]
+    names = partition.secret_names()
+    troubles = [trouble for name in names if (trouble := _secret_trouble(partition, name))]
     if troubles:
         return finding("secrets", partition, Status.PROBLEM, " ".join(troubles))
-    return finding("secrets", partition, Status.OK, f"All {len(secrets.ALL_SECRETS)} secrets are present.")
+    return finding("secrets", partition, Status.OK, f"All {len(names)} secrets are present.")
 
 
 def _secret_trouble(partition: Partition, name: str) -> str:
@@ -123,8 +124,33 @@ def _undecryptable_sentence(label: str, total: int, failed: list[str], tried: in
             "after the current one, and run `manage.py rotate_encryption_key`.")
 
 
+def ses_account_check(partition: Partition, providers: Providers) -> Check:
+    """SES: GetAccount in every region the partition sends from; sending paused, the sandbox or a
+    reputation under review are said by region."""
+    try:
+        states = providers.ses(partition).account_states()
+    except ProviderError as exc:
+        return finding("SES account", partition, Status.PROBLEM, provider_trouble(exc))
+    problems = [f"{r}: sending is paused (SendingEnabled false)" for r, a in states.items() if not a.sending_enabled]
+    problems += [f"{r}: the account's reputation status is {a.enforcement_status}" for r, a in states.items()
+                 if a.enforcement_status and a.enforcement_status != "HEALTHY"]
+    if problems:
+        return finding("SES account", partition, Status.PROBLEM, "; ".join(problems) + ".")
+    sandbox = [r for r, a in states.items() if not a.production_access]
+    used = ", ".join(f"{r} {a.sent_last_24_hours:,.0f} of "
+                     f"{'unlimited' if a.max_24_hour_send < 0 else f'{a.max_24_hour_send:,.0f}'} in 24 h"
+                     for r, a in states.items())
+    if sandbox and partition.delivery_type == "Live":
+        return finding("SES account", partition, Status.WARNING,
+                       f"SES is in the sandbox in {', '.join(sandbox)}: only verified recipients receive mail "
+                       f"(request production access there). Sent: {used}.")
+    return finding("SES account", partition, Status.OK, f"SES can send in every region: {used}.")
+
+
 def account_check(partition: Partition, providers: Providers) -> Check:
-    """One cheap read with the account token: Postmark lists one server."""
+    """One cheap read with the account token: Postmark lists one server (SES: GetAccount per region)."""
+    if partition.email_provider == "ses":
+        return ses_account_check(partition, providers)
     label = partition.secret_label(secrets.POSTMARK_ACCOUNT_TOKEN)
     try:
         account = providers.account(partition)

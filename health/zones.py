@@ -8,6 +8,7 @@ it (the provider's API, else public DNS and the root zone's own name servers).
 from integrations.dns import DnsRecord, HostedZone, is_within_zone, resolver
 from integrations.errors import ProviderError
 from provisioning.providers import Providers
+from tenants import secrets
 from tenants.models import Partition
 
 from .clients import timeouts
@@ -30,7 +31,10 @@ def delegation_records(zone: HostedZone) -> list[DnsRecord]:
 def hosted_zone_check(partition: Partition, providers: Providers) -> tuple[Check, HostedZone | None]:
     """The zone exists, is the one public zone of the mail zone's name, and has name servers; the
     zone is returned for the delegation check."""
-    dns = providers.dns_for(partition)
+    try:
+        dns = providers.dns_for(partition)
+    except secrets.MissingSecret as exc:  # the Cloudflare token (the secrets check says so too)
+        return finding("hosted zone", partition, Status.WARNING, f"Not checked: {exc}"), None
     try:
         ids = [partition.hosted_zone_id] if partition.hosted_zone_id else dns.find_zones(partition.mail_zone)
         zone = dns.hosted_zone(partition.mail_zone, zone_id=ids[0]) if len(ids) == 1 else None
@@ -80,6 +84,13 @@ def delegation_check(partition: Partition, zone: HostedZone | None, root: RootZo
     if zone is None:
         return finding("delegation", partition, Status.WARNING,
                        "Not checked: the partition's hosted zone was not found (see hosted zone).")
+    if partition.dns_provider != "route53" and not is_within_zone(zone.name, root.name):
+        # A zone of its own at another DNS provider (the SES pipeline plan's Cloudflare domains): its
+        # registrar delegates it, not our root zone.
+        return finding("delegation", partition, Status.OK,
+                       f"The mail zone {zone.name} is its own domain at {partition.get_dns_provider_display()}, "
+                       f"outside the root zone {root.name}: its registrar delegates it to "
+                       f"{', '.join(zone.name_servers)} (not checked here).")
     if zone.name == root.name or not is_within_zone(zone.name, root.name):
         return finding("delegation", partition, Status.PROBLEM,
                        f"The mail zone {zone.name} is not below the root zone {root.name}: set MAIL_ROOT_ZONE "

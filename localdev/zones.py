@@ -7,6 +7,7 @@ Zones are created through the DNS-provider interface (integrations.dns), like ev
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import connections
 
 from health.apex import apex_records
 from health.zones import delegation_records
@@ -79,3 +80,34 @@ def dns_lookup(dns: DnsProvider) -> Callable[[str, str], list[str]]:
         return []
 
     return lookup
+
+
+def partitions_dns_lookup(providers: Providers | None = None, *,
+                          partitions: list[Partition] | None = None) -> Callable[[str, str], list[str]]:
+    """What SES sees in DNS locally. Partitions may keep their zones at different providers (Route53,
+    Cloudflare), so a name is read at the provider of the partition with the most specific mail zone
+    above it, else at the first partition's, which holds the root zone (localdev.zones)."""
+    providers = providers or Providers.default()
+
+    def lookup(fqdn: str, rtype: str) -> list[str]:
+        # Read each time unless given: a partition synced meanwhile is seen.
+        known = list(Partition.objects.all()) if partitions is None else partitions
+        holding = sorted((p for p in known if is_within_zone(fqdn, p.mail_zone)),
+                         key=lambda p: len(p.mail_zone), reverse=True)
+        chosen = (holding or known)[:1]
+        return dns_lookup(providers.dns_for(chosen[0]))(fqdn, rtype) if chosen else []
+
+    return lookup
+
+
+def closing_connections(app):
+    """WSGI wrapper: each request runs in its own thread, and the DNS lookups open a database
+    connection in it; close it when the request ends, as Django does after a request."""
+
+    def wrapped(environ, start_response):
+        try:
+            return app(environ, start_response)
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    return wrapped

@@ -2,14 +2,16 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from integrations.dns import route53
+from integrations.dns import cloudflare, route53
 from integrations.email.postmark import client as postmark
 
 
 def lease_minimum_seconds() -> float:
     """The longest one provider call can take, plus a margin: a hold is renewed before each call,
     so its lease must outlast any one of them, or a live run's row could be handed to a second run."""
-    return max(postmark.call_budget_seconds(settings.POSTMARK_TIMEOUT_SECONDS), route53.CALL_BUDGET_SECONDS) + 5
+    # SES's boto clients use Route53's timeouts and attempts (integrations.email.ses.client).
+    return max(postmark.call_budget_seconds(settings.POSTMARK_TIMEOUT_SECONDS), route53.CALL_BUDGET_SECONDS,
+               cloudflare.call_budget_seconds(settings.CLOUDFLARE_TIMEOUT_SECONDS)) + 5
 
 
 def check_lease() -> None:

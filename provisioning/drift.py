@@ -95,10 +95,22 @@ def drift_message(problems: list[RecordCheck]) -> str:
 
 
 def _rows(configuration: EmailConfiguration, differences: list[Difference], now: datetime) -> list[RecordCheck]:
-    return sorted((RecordCheck(configuration=configuration, name=d.record.name, type=d.record.type,
-                               purpose=d.record.purpose, expected=d.record.value, found="\n".join(d.found),
-                               status=d.status, source=d.source, checked_at=now) for d in differences),
-                  key=lambda c: c.purpose)
+    """One row per name and type: a set of several values (an inbound MX with two hosts) is one
+    row whose expected values are one per line, judged as a whole."""
+    rows: dict[tuple[str, str], RecordCheck] = {}
+    for d in differences:
+        row = rows.get(d.record.key)
+        if row is None:
+            rows[d.record.key] = RecordCheck(
+                configuration=configuration, name=d.record.name, type=d.record.type, purpose=d.record.purpose,
+                expected=d.record.value, found="\n".join(d.found), status=d.status, source=d.source, checked_at=now)
+        else:
+            row.expected += "\n" + d.record.value
+            if d.status != RecordStatus.OK:
+                row.status, row.found, row.source = d.status, "\n".join(d.found), d.source
+            elif row.status == RecordStatus.OK:
+                row.found = row.expected
+    return sorted(rows.values(), key=lambda c: c.purpose)
 
 
 def _save_checks(configuration: EmailConfiguration, checks: list[RecordCheck]) -> list[RecordCheck]:
@@ -164,7 +176,7 @@ def drift_check(*, configuration_id: int, providers: Providers, trigger: str, to
     if hold is None:
         return []
     configuration = EmailConfiguration.objects.load(configuration_id)
-    if configuration.status not in RECORDS_PUBLISHED or not configuration.dkim_host:
+    if configuration.status not in RECORDS_PUBLISHED or not configuration.dkim_known:
         hold.release()
         return []
     changed = False

@@ -143,8 +143,13 @@ def _retry_delay() -> timedelta:
 
 def _remove_everything(configuration: EmailConfiguration, hold: Hold, providers: Providers) -> str:
     partition = configuration.partition
-    if configuration.dkim_host or configuration.postmark_domain_id:
+    if configuration.dkim_known or configuration.postmark_domain_id:
         providers.zone(partition).delete(desired_for(configuration), before_write=hold.renew)
+    if configuration.on_ses:
+        hold.renew()
+        gone = providers.ses(partition).delete_identity(configuration.sending_domain)
+        _forget(hold, configuration, provider_records=[], region_status={})
+        return f"Offboarded: DNS records removed and the SES identity deleted in {', '.join(gone)}."
     if configuration.postmark_webhook_id:
         hold.renew()
         providers.server(configuration).delete_webhook(webhook_id=configuration.postmark_webhook_id)

@@ -41,6 +41,7 @@ def _fresh_fields(now) -> dict:
         last_error="", due_at=now, offboarded_by="", dkim_rotation="", dkim_rotation_started_at=None,
         dkim_pending_host="", dkim_pending_value="", dkim_revoked_host="", dkim_revoked_value="",
         dkim_key_activated_at=None, dkim_rotation_checked_at=None, dkim_rotation_error="",
+        provider_records=[], region_status={},
     )
 
 

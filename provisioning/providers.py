@@ -13,8 +13,9 @@ from integrations.dns import DnsProvider, DnsZone
 from integrations.dns.route53 import Route53
 from integrations.email import EmailAccount, EmailProvider, EmailServer
 from integrations.email.postmark import Postmark, PostmarkClient
+from integrations.email.ses import EventTarget, Ses
 from tenants import secrets
-from tenants.models import EmailConfiguration, Partition
+from tenants.models import DnsProviderName, EmailConfiguration, Partition
 
 # A Route53 client (boto3 session, assumed-role credentials, zone-id cache) costs tens of
 # milliseconds and, with a role, an STS call to build: keep one per process and role, and build
@@ -40,19 +41,74 @@ def route53_for_partition(partition: Partition) -> Route53:
 def forget_cached_clients() -> None:
     with _route53_lock:
         _route53.clear()
+        _ses.clear()
+
+
+def cloudflare_for_partition(partition: Partition) -> DnsProvider:
+    """The partition's Cloudflare account, with its API token read now (a rotated file is picked up)."""
+    from integrations.dns.cloudflare import Cloudflare
+
+    return Cloudflare(base_url=settings.CLOUDFLARE_API_URL, token=partition.read_secret(secrets.CLOUDFLARE_API_TOKEN),
+                      timeout=settings.CLOUDFLARE_TIMEOUT_SECONDS, account_id=settings.CLOUDFLARE_ACCOUNT_ID)
+
+
+def dns_for_partition(partition: Partition) -> DnsProvider:
+    """The DNS provider the partition declares (PARTITIONS_FILE's dns_provider)."""
+    if partition.dns_provider == DnsProviderName.CLOUDFLARE:
+        return cloudflare_for_partition(partition)
+    return route53_for_partition(partition)
+
+
+def ses_configuration_set(partition: Partition) -> str:
+    return settings.SES_CONFIGURATION_SET.format(partition=partition.name)
+
+
+_ses: dict[tuple, tuple[float, Ses]] = {}
+
+
+def ses_event_destinations(partition: Partition) -> dict[str, EventTarget]:
+    """Each region's SNS topic for bounces, complaints and deliveries (SES_EVENT_TOPIC_ARN), if any.
+    The account is SES_ACCOUNT_ID's; a template naming {account} without it names no topic."""
+    template = settings.SES_EVENT_TOPIC_ARN
+    if not template or ("{account}" in template and not settings.SES_ACCOUNT_ID):
+        return {}
+    return {region: EventTarget(sns_topic_arn=template.format(region=region, account=settings.SES_ACCOUNT_ID,
+                                                              partition=partition.name))
+            for region in partition.ses_region_list}
+
+
+def ses_for_partition(partition: Partition) -> Ses:
+    """The partition's SES in its regions (one per process and settings, rebuilt now and then like
+    Route53's: building clients costs, and SES authenticates with the worker's AWS role)."""
+    key = (settings.SES_ENDPOINT_URL or settings.AWS_ENDPOINT_URL or None, partition.ses_region_list,
+           partition.ses_tenant, ses_configuration_set(partition), settings.SES_EVENT_TOPIC_ARN)
+    now = time.monotonic()
+    with _route53_lock:
+        cached = _ses.get(key)
+        if cached is None or now - cached[0] > ROUTE53_CLIENT_TTL_SECONDS:
+            cached = (now, Ses(regions=partition.ses_region_list, endpoint_url=key[0], tenant_name=partition.ses_tenant,
+                               configuration_set=key[3], account_id=settings.SES_ACCOUNT_ID,
+                               event_destinations=ses_event_destinations(partition)))
+            _ses[key] = cached
+    return cached[1]
 
 
 @dataclass
 class Providers:
-    """The email and DNS provider of each partition (one of each today: Postmark and Route53)."""
+    """The email and DNS provider of each partition, as the partition declares them."""
 
     email_for: Callable[[Partition], EmailProvider]
     dns_for: Callable[[Partition], DnsProvider]
+    ses_for: Callable[[Partition], Ses] = ses_for_partition
+
+    def ses(self, partition: Partition) -> Ses:
+        """The partition's Amazon SES (email_provider = "ses")."""
+        return self.ses_for(partition)
 
     @classmethod
     def default(cls) -> "Providers":
         postmark = Postmark(PostmarkClient.from_settings())
-        return cls(email_for=lambda partition: postmark, dns_for=route53_for_partition)
+        return cls(email_for=lambda partition: postmark, dns_for=dns_for_partition)
 
     def account(self, partition: Partition) -> EmailAccount:
         """The partition's email-provider account (reads its account token: MissingSecret if absent)."""

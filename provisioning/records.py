@@ -4,22 +4,24 @@ holds compares with them. Pure functions, no I/O.
 Provisioning, repair and the DMARC ramp publish `desired_for()`; drift checks, `manage.py status`,
 the configuration page and offboarding read DNS back and judge it with `compare()`, so every
 place says the same thing about the same record. There is no per-tenant SPF record (the partition
-apex carries it) and no MX (docs/design.md#dns-records).
+apex carries it); an inbound MX only where the partition declares one (docs/design.md#dns-records).
 """
 
 from dataclasses import dataclass
 
 from django.db import models
 
-from integrations.dns import DnsRecord, Values
+from integrations.dns import DnsRecord, Values, mx_value
 from tenants import naming
 from tenants.models import DmarcState
 
 DKIM_TTL = 3600
 RETURN_PATH_TTL = 3600
+INBOUND_MX_TTL = 3600
 DMARC_TTL = 300  # short, so a ramp step (or a step back) takes effect within minutes
 PURPOSE_LABELS = {"dkim": "DKIM", "dkim_new": "DKIM (new key)", "dkim_old": "DKIM (old key)",
-                  "return_path": "Return-Path", "dmarc": "DMARC"}
+                  "return_path": "Return-Path", "dmarc": "DMARC", "inbound_mx": "Inbound",
+                  "mail_from": "MAIL FROM"}
 
 # Each ramp state is one record that is valid under RFC 7489 and RFC 9989 alike: the test states
 # pair RFC 9989's t=y with RFC 7489's pct=0, which both specs read as "apply the next policy down",
@@ -49,10 +51,11 @@ def dmarc_value(state: str, report_address: str = "") -> str:
 
 
 def desired_records(*, domain: str, dkim_host: str, dkim_value: str, return_path_target: str,
-                    dmarc_state: str, report_address: str = "", dkim_keys: tuple[tuple[str, str, str], ...] = ()
-                    ) -> list[DnsRecord]:
+                    dmarc_state: str, report_address: str = "", dkim_keys: tuple[tuple[str, str, str], ...] = (),
+                    inbound_mx: tuple[tuple[int, str], ...] = ()) -> list[DnsRecord]:
     """The records a sending domain needs; DKIM and Return-Path once the provider has said what they are.
-    `dkim_keys`: during a DKIM rotation, the other key's (purpose, host, value), published beside it."""
+    `dkim_keys`: during a DKIM rotation, the other key's (purpose, host, value), published beside it.
+    `inbound_mx`: the partition's (priority, host) pairs for mail to the domain, one MX set."""
     records = []
     for purpose, host, value in (("dkim", dkim_host, dkim_value), *dkim_keys):
         if host and value:
@@ -62,17 +65,26 @@ def desired_records(*, domain: str, dkim_host: str, dkim_value: str, return_path
                                  return_path_target.rstrip(".").lower(), RETURN_PATH_TTL, "return_path"))
     records.append(DnsRecord(naming.dmarc_name(domain=domain), "TXT", dmarc_value(dmarc_state, report_address),
                              DMARC_TTL, "dmarc"))
+    records += [DnsRecord(domain, "MX", mx_value(priority, host), INBOUND_MX_TTL, "inbound_mx")
+                for priority, host in inbound_mx]
     return records
 
 
+def provider_records(configuration) -> list[DnsRecord]:
+    """The records an SES configuration's regions asked for (kept on the row by provisioning)."""
+    return [DnsRecord(name, rtype, value, ttl, purpose)
+            for name, rtype, value, purpose, ttl, *_ in configuration.provider_records or ()]
+
+
 def desired_for(configuration, *, dmarc_state: str | None = None) -> list[DnsRecord]:
-    return desired_records(
+    return provider_records(configuration) + desired_records(
         domain=configuration.sending_domain, dkim_host=configuration.dkim_host, dkim_value=configuration.dkim_value,
         return_path_target=configuration.return_path_target,
         dmarc_state=dmarc_state or configuration.dmarc_state,
         report_address=configuration.partition.dmarc_report_address,
         dkim_keys=(("dkim_new", configuration.dkim_pending_host, configuration.dkim_pending_value),
                    ("dkim_old", configuration.dkim_revoked_host, configuration.dkim_revoked_value)),
+        inbound_mx=configuration.partition.inbound_mx_hosts,
     )
 
 
@@ -98,18 +110,22 @@ class Difference:
 
 
 def compare(desired: list[DnsRecord], sources: list[tuple[str, Values]]) -> list[Difference]:
-    """A record is ok only if every source holds exactly its one value.
+    """A record is ok only if every source holds exactly the values desired at its name and type
+    (one, but for an MX set of several hosts).
 
     A second value at the name is a difference too: two DMARC records mean no DMARC policy at all,
     and a stray DKIM string breaks the key (docs/providers/route53.md#two-dmarc-records).
     """
+    wanted: dict[tuple[str, str], list[str]] = {}
+    for record in desired:
+        wanted.setdefault(record.key, []).append(record.value)
     result = []
     for record in desired:
         verdict = Difference(record, RecordStatus.OK, (record.value,),
                              sources[0][0] if len(sources) == 1 else f"{sources[0][0]}+dns")
         for source, values in sources:
             found = tuple(values.get(record.key, []))
-            if found != (record.value,):
+            if sorted(found) != sorted(wanted[record.key]):
                 status = RecordStatus.MISSING if not found else RecordStatus.DIFFERENT
                 verdict = Difference(record, status, found, source)
                 break

@@ -21,7 +21,7 @@ from tenants.lifecycle import PROVISION_NEEDS, Hold, Lost, resume, take
 from tenants.models import ConfigurationStatus, EmailConfiguration, Work
 
 from . import dispatch
-from .models import STEP_ORDER, ProvisioningStep, StepStatus
+from .models import ProvisioningStep, StepStatus, step_order
 from .providers import Providers
 from .results import Outcome, WorkOutcome
 from .steps import STEP_FUNCTIONS
@@ -37,14 +37,15 @@ def backoff_seconds(attempt: int) -> float:
 
 
 def steps_of(configuration: EmailConfiguration) -> list[ProvisioningStep]:
-    """The configuration's four step rows in order, created as pending the first time."""
+    """The configuration's step rows in order (its email provider's steps), created as pending the first time."""
+    order = step_order(configuration.partition)
     existing = {s.name: s for s in configuration.steps.all()}
     missing = [ProvisioningStep(configuration=configuration, name=name, position=i)
-               for i, name in enumerate(STEP_ORDER) if name not in existing]
+               for i, name in enumerate(order) if name not in existing]
     if missing:
         ProvisioningStep.objects.bulk_create(missing, ignore_conflicts=True)
         existing = {s.name: s for s in configuration.steps.all()}
-    return [existing[name] for name in STEP_ORDER]
+    return [existing[name] for name in order]
 
 
 def _record(step: ProvisioningStep, **fields) -> None:

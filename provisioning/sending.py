@@ -16,6 +16,15 @@ from .providers import Providers
 from .results import ActionResult
 
 
+def _send(configuration: EmailConfiguration, providers: Providers, *, to: str, subject: str, text_body: str) -> str:
+    """Through the tenant's own Postmark server, or SES's first region with the partition's configuration set."""
+    if configuration.on_ses:
+        ses = providers.ses(configuration.partition)
+        return ses.send(ses.regions[0], configuration.from_address, to, subject, text_body)
+    return providers.server(configuration).send(from_address=configuration.from_address, to=to, subject=subject,
+                                                text_body=text_body)
+
+
 def configuration_send_test_email(*, configuration_id: int, actor: Actor, to: str, providers: Providers) -> ActionResult:
     """Check the role, the state and the address first (nothing is sent otherwise), then send
     through the tenant's own server."""
@@ -31,12 +40,10 @@ def configuration_send_test_email(*, configuration_id: int, actor: Actor, to: st
                          outcome=AuditOutcome.PENDING, details={"to": to})
     try:
         with audit.finishing(entry):
-            message_id = providers.server(configuration).send(
-                from_address=configuration.from_address, to=to,
-                subject=f"Test email from {configuration.sending_domain}",
-                text_body=(f"This is a test email sent by {actor.name} from ardamail-admin for tenant "
-                           f"{configuration.tenant.display_name} ({configuration.partition.name}).\n"),
-            )
+            message_id = _send(configuration, providers, to=to,
+                               subject=f"Test email from {configuration.sending_domain}",
+                               text_body=(f"This is a test email sent by {actor.name} from ardamail-admin for tenant "
+                                          f"{configuration.tenant.display_name} ({configuration.partition.name}).\n"))
     except ProviderError as exc:
         raise ActionRefused(str(exc)) from exc
     # Not the configuration's state: what its page follows until the provider reports the outcome.
@@ -44,7 +51,11 @@ def configuration_send_test_email(*, configuration_id: int, actor: Actor, to: st
     EmailConfiguration.objects.filter(Q(test_email_sent_at__isnull=True) | Q(test_email_sent_at__lte=asked_at),
                                       pk=configuration.pk).update(
         test_email_message_id=message_id[:100], test_email_to=to, test_email_sent_at=asked_at)
-    if configuration.partition.delivery_type == DeliveryType.SANDBOX:
+    if configuration.on_ses:
+        region = configuration.partition.ses_region_list[0]
+        result = ActionResult(f"Amazon SES ({region}) accepted the test email to {to}; MessageId {message_id or '?'}. "
+                              "Its delivery or bounce is published to the partition's SES event destination.")
+    elif configuration.partition.delivery_type == DeliveryType.SANDBOX:
         result = ActionResult(f"Postmark accepted the test email to {to} (Sandbox server: accepted, never delivered, "
                               f"so only a bounce can come back); MessageID {message_id or '?'}.")
     else:

@@ -1,4 +1,5 @@
-"""The four provisioning steps. Each converges: run twice, it changes nothing the second time.
+"""The provisioning steps (Postmark's four, SES's three). Each converges: run twice, it changes
+nothing the second time.
 
 Each step first looks at what the row already records, then asks the provider to ensure the
 object (find before create) and writes the answer to the row at once, through the run's hold.
@@ -9,9 +10,10 @@ lease ran out and another run took over) can neither call a provider to write no
 
 from django.conf import settings
 
-from tenants import secrets
+from integrations.email.ses.records import dkim_records
+from tenants import naming, secrets
 from tenants.lifecycle import Hold, Lost
-from tenants.models import ConfigurationStatus, EmailConfiguration
+from tenants.models import ConfigurationStatus, EmailConfiguration, Partition
 
 from .providers import Providers
 from .records import desired_for
@@ -49,8 +51,12 @@ def publish_dns(configuration: EmailConfiguration, hold: Hold, providers: Provid
     providers.zone(configuration.partition).upsert(desired_for(configuration), before_write=hold.renew)
 
 
+def webhook_url_for(partition: Partition) -> str:
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/webhooks/postmark/{partition.name}/"
+
+
 def webhook_url(configuration: EmailConfiguration) -> str:
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/webhooks/postmark/{configuration.partition.name}/"
+    return webhook_url_for(configuration.partition)
 
 
 def ensure_webhook(configuration: EmailConfiguration, hold: Hold, providers: Providers) -> None:
@@ -62,9 +68,34 @@ def ensure_webhook(configuration: EmailConfiguration, hold: Hold, providers: Pro
     _save(hold, configuration, postmark_webhook_id=webhook_id, webhook_secret_fingerprint=secrets.fingerprint(secret))
 
 
+def ensure_ses_configuration_set(configuration: EmailConfiguration, hold: Hold, providers: Providers) -> None:
+    """The partition's configuration set in every region (shared by its identities; events where
+    configured), and its SES tenant if it names one."""
+    ses = providers.ses(configuration.partition)
+    ses.ensure_configuration_set(before_write=hold.renew)
+    ses.ensure_tenant(before_write=hold.renew)
+
+
+def ensure_ses_identity(configuration: EmailConfiguration, hold: Hold, providers: Providers) -> None:
+    """The domain as an Easy DKIM identity with its MAIL FROM domain in every region, associated with
+    the partition's SES tenant if it names one; the records every region asked for are kept on the row."""
+    ses = providers.ses(configuration.partition)
+    domain = configuration.sending_domain
+    identities = ses.ensure_identity(domain, mail_from_domain=naming.mail_from_domain(domain=domain),
+                                     before_write=hold.renew)
+    ses.associate_tenant(domain, configuration_set=ses.configuration_set, before_write=hold.renew)
+    region_of = {(r.name, r.type, r.value): region for region, identity in identities.items()
+                 for r in dkim_records(domain, identity)}
+    records = [[r.name, r.type, r.value, r.purpose, r.ttl, region_of.get((r.name, r.type, r.value), "")]
+               for r in ses.desired_records(domain, identities)]
+    _save(hold, configuration, provider_records=records)
+
+
 STEP_FUNCTIONS = {
     "server": ensure_server,
     "domain": ensure_domain,
     "dns": publish_dns,
     "webhook": ensure_webhook,
+    "config_set": ensure_ses_configuration_set,
+    "identity": ensure_ses_identity,
 }

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from integrations.email import DomainVerification
 from integrations.errors import ProviderError
 from tenants import audit
 from tenants.credentials import CREDENTIAL_ERRORS
@@ -40,6 +41,8 @@ VERIFYING = ConfigurationStatus.VERIFYING
 
 
 def _missing_records(configuration: EmailConfiguration, *, dkim: bool, return_path: bool) -> list[str]:
+    if configuration.region_status:  # SES: each region's own sentence
+        return [r["reason"] for r in configuration.region_status.values() if not r["verified"]]
     verified = {"dkim": dkim, "return_path": return_path}
     return [f"{PURPOSE_LABELS[r.purpose]} {r.type} {r.name} was not found"
             for r in desired_for(configuration) if r.purpose in verified and not verified[r.purpose]]
@@ -99,6 +102,22 @@ def _record_error(hold, configuration, *, trigger: str, now: datetime, message: 
     return check
 
 
+def ask_provider(configuration: EmailConfiguration, providers: Providers, now: datetime
+                 ) -> tuple[DomainVerification, dict | None]:
+    """Ask the email provider whether it sees the domain's records: Postmark's two flags, or every
+    SES region's DKIM and MAIL FROM status (the gate: all regions; each region's answer is kept)."""
+    if not configuration.on_ses:
+        answer = providers.account(configuration.partition).verify_domain(domain_id=configuration.postmark_domain_id)
+        return answer, None
+    regions = providers.ses(configuration.partition).verification(configuration.sending_domain)
+    status = {region: {"verification": v.verification_status, "dkim": v.dkim_status, "mail_from": v.mail_from_status,
+                       "error": v.error_type, "reason": v.reason, "verified": v.verified,
+                       "checked_at": now.isoformat()}
+              for region, v in regions.items()}
+    return DomainVerification(dkim=all(v.dkim_status == "SUCCESS" for v in regions.values()),
+                              return_path=all(v.mail_from_status == "SUCCESS" for v in regions.values())), status
+
+
 def verification_check(*, configuration_id: int, providers: Providers, trigger: str, token=None,
                        now: datetime | None = None) -> VerificationCheck | None:
     """Ask Postmark once, record the answer and move the configuration on; None if it is not verifying.
@@ -115,7 +134,7 @@ def verification_check(*, configuration_id: int, providers: Providers, trigger: 
         hold.release()
         return None
     try:
-        answer = providers.account(configuration.partition).verify_domain(domain_id=configuration.postmark_domain_id)
+        answer, regions = ask_provider(configuration, providers, now)
     except ProviderError as exc:
         return _record_error(hold, configuration, trigger=trigger, now=now, message=exc.message,
                              permanent=not exc.transient)
@@ -124,11 +143,16 @@ def verification_check(*, configuration_id: int, providers: Providers, trigger: 
     check = VerificationCheck.objects.create(configuration=configuration, ran_at=now, trigger=trigger,
                                              dkim_verified=answer.dkim, return_path_verified=answer.return_path)
     flags = {"dkim_verified": answer.dkim, "return_path_verified": answer.return_path,
-             "verification_checked_at": now}
+             "verification_checked_at": now, **({"region_status": regions} if regions is not None else {})}
+    if regions is not None:
+        configuration.region_status = regions  # what a give-up reason below names
+    failed = [r["reason"] for r in (regions or {}).values() if "FAILED" in (r["dkim"], r["mail_from"])]
     if answer.dkim and answer.return_path:
         if configuration.dkim_key_activated_at is None:  # the key's age counts from here
             flags["dkim_key_activated_at"] = now
         _activate(hold, configuration, now, providers, **flags)
+    elif failed:  # SES has stopped looking in a region: waiting cannot help; "Check now" asks again
+        _fail(hold, now, f"Verification stopped: {'; '.join(failed)}.", **flags)
     elif _timed_out(configuration, now):
         _fail(hold, now, _give_up_reason(configuration, dkim=answer.dkim, return_path=answer.return_path), **flags)
     else:

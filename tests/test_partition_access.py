@@ -83,6 +83,7 @@ def _c(world):
 SCOPED_BY_OBJECT = {
     "configuration": (_c, "get", None),
     "configuration_live": (_c, "get", None),
+    "configuration_export": (_c, "get", None),
     "retry": (_c, "post", {}),
     "check_now": (_c, "post", {}),
     "repair": (_c, "post", {}),
@@ -128,6 +129,8 @@ def test_the_same_views_work_for_the_persons_own_partition(limited, world):
     assert limited.get(reverse("dashboard:configuration", args=[dev.pk])).status_code == 200
     assert limited.get(reverse("dashboard:partition", args=["dev"])).status_code == 200
     assert limited.get(reverse("dashboard:configuration_records", args=[dev.pk, "csv"])).status_code == 200
+    export = limited.get(reverse("dashboard:configuration_export", args=[dev.pk]))
+    assert export.status_code == 200 and export.json()["sending_domain"] == dev.sending_domain
 
 
 @pytest.mark.parametrize("fmt", ["csv", "txt"])

@@ -212,7 +212,11 @@ BULK_ONBOARD_PER_MINUTE = env.float("BULK_ONBOARD_PER_MINUTE", default=120.0)  #
 BULK_ONBOARD_MAX_ROWS = env.int("BULK_ONBOARD_MAX_ROWS", default=5000)  # rows in one file
 
 # --- Partitions and secrets --------------------------------------------------
-PARTITIONS_FILE = env.path("PARTITIONS_FILE", default=BASE_DIR / "deploy" / "partitions.local.toml")
+# One TOML file, or several separated by commas (read in order; a name may appear once in all).
+# Local mode declares the four Postmark + Route53 partitions and, beside them, two on the
+# second provider pair (deploy/partitions.mixed.toml).
+PARTITIONS_FILE = env.str("PARTITIONS_FILE", default=",".join(
+    str(BASE_DIR / "deploy" / name) for name in ("partitions.local.toml", "partitions.mixed.toml")))
 SECRETS_DIR = env.path("SECRETS_DIR", default="/app/secret")
 
 # --- Providers ----------------------------------------------------------------
@@ -220,6 +224,19 @@ POSTMARK_API_URL = env("POSTMARK_API_URL", default="https://api.postmarkapp.com"
 POSTMARK_TIMEOUT_SECONDS = env.float("POSTMARK_TIMEOUT_SECONDS", default=10.0)
 AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL", default=None)
 AWS_REGION = env("AWS_DEFAULT_REGION", default="us-east-1")
+# Amazon SES (partitions with email_provider = "ses"): the endpoint (blank: AWS's own for each
+# region) and the configuration set every identity sends through, one per partition.
+SES_ENDPOINT_URL = env("SES_ENDPOINT_URL", default=None)
+SES_CONFIGURATION_SET = env("SES_CONFIGURATION_SET", default="ardamail-{partition}")
+SES_ACCOUNT_ID = env("SES_ACCOUNT_ID", default="")  # blank: asked of STS (GetCallerIdentity) once
+# The SNS topic each region's configuration set publishes bounces, complaints and deliveries to,
+# with {region}, {account} and {partition} filled in; blank: no event destination (the page says so).
+SES_EVENT_TOPIC_ARN = env("SES_EVENT_TOPIC_ARN", default="")
+CLOUDFLARE_API_URL = env("CLOUDFLARE_API_URL", default="https://api.cloudflare.com/client/v4")
+# Seconds per Cloudflare request phase; with its 429 back-off one call may take 11× this (plus
+# waits), which WORK_LEASE_SECONDS must outlast (provisioning.apps.check_lease).
+CLOUDFLARE_TIMEOUT_SECONDS = env.float("CLOUDFLARE_TIMEOUT_SECONDS", default=5.0)
+CLOUDFLARE_ACCOUNT_ID = env("CLOUDFLARE_ACCOUNT_ID", default="")  # only to create zones (local mode)
 # Public base URL of this dashboard; Postmark webhooks point at {base}/webhooks/postmark/.
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 

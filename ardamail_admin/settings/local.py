@@ -1,8 +1,10 @@
 """Local mode: SQLite, filesystem broker, simulated providers (see `make run`).
 
-`manage.py run_local` serves a moto Route53 on LOCAL_MOTO_PORT and the Postmark simulator on
-LOCAL_POSTMARK_PORT; the defaults below point every process (web, worker, commands) at them.
-Set POSTMARK_API_URL / AWS_ENDPOINT_URL (and real credentials) to go live instead.
+`manage.py run_local` serves a moto Route53 on LOCAL_MOTO_PORT, the Postmark simulator on
+LOCAL_POSTMARK_PORT, the SES v2 simulator on LOCAL_SES_PORT and the Cloudflare simulator on
+LOCAL_CLOUDFLARE_PORT; the defaults below point every process (web, worker, commands) at them.
+Set POSTMARK_API_URL / AWS_ENDPOINT_URL / SES_ENDPOINT_URL / CLOUDFLARE_API_URL (and real
+credentials) to go live instead.
 """
 
 import os
@@ -17,6 +19,15 @@ LOCAL_MOTO_PORT = env.int("LOCAL_MOTO_PORT", default=8001)
 LOCAL_POSTMARK_PORT = env.int("LOCAL_POSTMARK_PORT", default=8002)
 POSTMARK_API_URL = env("POSTMARK_API_URL", default=f"http://127.0.0.1:{LOCAL_POSTMARK_PORT}")
 AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL", default=f"http://127.0.0.1:{LOCAL_MOTO_PORT}")
+LOCAL_SES_PORT = env.int("LOCAL_SES_PORT", default=8003)
+LOCAL_CLOUDFLARE_PORT = env.int("LOCAL_CLOUDFLARE_PORT", default=8004)
+# Regions whose DKIM the SES simulator fails at once, to see one region fail while another passes.
+LOCAL_SES_FAIL_DKIM_REGIONS = env.list("LOCAL_SES_FAIL_DKIM_REGIONS", default=[])
+SES_ENDPOINT_URL = env("SES_ENDPOINT_URL", default=f"http://127.0.0.1:{LOCAL_SES_PORT}")
+SES_ACCOUNT_ID = env("SES_ACCOUNT_ID", default="123456789012")  # the simulator's; it has no STS to ask
+SES_EVENT_TOPIC_ARN = env("SES_EVENT_TOPIC_ARN", default="arn:aws:sns:{region}:{account}:ardamail-{partition}-events")
+CLOUDFLARE_API_URL = env("CLOUDFLARE_API_URL", default=f"http://127.0.0.1:{LOCAL_CLOUDFLARE_PORT}/client/v4")
+CLOUDFLARE_ACCOUNT_ID = env("CLOUDFLARE_ACCOUNT_ID", default="0" * 31 + "1")  # the simulator's account
 if AWS_ENDPOINT_URL.startswith("http://127.0.0.1"):
     # moto accepts any credentials, but boto3 refuses to sign without some.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")

@@ -1,3 +1,4 @@
+import json
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -5,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from dashboard.cli import act, check_here, follow_progress, run_inline
 from dashboard.forms import OnboardForm, form_errors
 from provisioning.onboarding import configuration_onboard
+from provisioning.plan import onboarding_plan
 from tenants.lifecycle import PROVISIONING_OVER, VERIFICATION_OVER
 from tenants.roles import Actor
 
@@ -23,6 +25,9 @@ class Command(BaseCommand):
                             help="with --wait: keep following until DNS verification makes it active")
         parser.add_argument("--inline", action="store_true", help="run the workflow in this process (no worker)")
         parser.add_argument("--timeout", type=float, default=300.0, help="seconds --wait follows progress")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="print the provider calls and DNS records onboarding would make; change nothing")
+        parser.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
 
     def handle(self, *args, **o):
         form = OnboardForm(data={
@@ -32,6 +37,13 @@ class Command(BaseCommand):
         if not form.is_valid():
             raise CommandError(form_errors(form))
         data = form.cleaned_data
+        if o["dry_run"]:
+            plan = onboarding_plan(partition=data["partition"], tenant_slug=data["tenant_slug"],
+                                   config_slug=data["config_slug"], from_local_part=data["from_local_part"])
+            self.stdout.write(json.dumps(plan.as_dict(), indent=2) if o["json"] else "\n".join(plan.lines()))
+            return
+        if o["json"]:
+            raise CommandError("--json goes with --dry-run.")
         result = act(lambda: configuration_onboard(
             partition=data["partition"], tenant_slug=data["tenant_slug"],
             tenant_display_name=data["tenant_display_name"], config_slug=data["config_slug"],

@@ -32,8 +32,13 @@ class Command(BaseCommand):
         if doc["last_error"]:
             w(f"  last error: {doc['last_error']}")
         v = doc["verification"]
-        w(f"  DKIM verified: {yes_no(v['dkim_verified'])}  Return-Path verified: {yes_no(v['return_path_verified'])}"
+        w(f"  providers: {doc['providers']['email']} + {doc['providers']['dns']}")
+        second = "MAIL FROM" if doc["providers"]["email"] == "ses" else "Return-Path"
+        w(f"  DKIM verified: {yes_no(v['dkim_verified'])}  {second} verified: {yes_no(v['return_path_verified'])}"
           f"  last checked: {v['checked_at'] or 'never'}  DMARC: {doc['dmarc_state']}")
+        for region in v["regions"]:  # SES: each region's own answer
+            w(f"    {region['region']:<10} DKIM {region['dkim'] or '-':<8} MAIL FROM {region['mail_from'] or '-':<8} "
+              f"{region['reason']}")
         k = doc["dkim"]
         if k["selector"]:
             w(f"  DKIM key: {k['selector']} since {k['key_activated_at'] or 'not yet verified'}"
@@ -42,7 +47,7 @@ class Command(BaseCommand):
               + (f"  ({k['rotation_error']})" if k["rotation_error"] else ""))
         w("  steps:")
         for s in doc["steps"]:
-            line = f"    {s['name']:<8} {s['status']:<9} attempts {s['attempts']}"
+            line = f"    {s['name']:<10} {s['status']:<9} attempts {s['attempts']}"
             w(line + (f"  {s['last_error']}" if s["last_error"] else ""))
         w("  records (read from DNS now):" + (f" could not read them: {doc['records_error']}" if doc["records_error"] else ""))
         for r in doc["records"]:

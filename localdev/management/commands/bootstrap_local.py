@@ -45,8 +45,9 @@ class Command(BaseCommand):
             secrets.POSTMARK_ACCOUNT_TOKEN: f"local-account-{partition.infrastructure.lower()}",
             secrets.ENCRYPTION_KEY: generate_key(),
             secrets.WEBHOOK_SECRET: pysecrets.token_urlsafe(32),
+            secrets.CLOUDFLARE_API_TOKEN: pysecrets.token_urlsafe(30),  # the Cloudflare simulator scopes it
         }
-        for name, value in values.items():
+        for name, value in ((n, v) for n, v in values.items() if n in partition.secret_names()):
             path = secrets_dir / partition.secret_label(name)
             if not path.exists():
                 path.write_text(value + "\n", encoding="utf-8")

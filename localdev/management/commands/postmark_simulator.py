@@ -1,16 +1,18 @@
 import json
-import signal
 import threading
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from integrations.dns.route53 import Route53
 from localdev.postmark_events import BackgroundPoster
 from localdev.postmark_simulator import PostmarkSimulator
-from localdev.serving import serve
-from localdev.zones import dns_lookup, simulator_account_tokens
+from localdev.serving import serve, serve_until_stopped
+from localdev.zones import (
+    closing_connections,
+    partitions_dns_lookup,
+    simulator_account_tokens,
+)
 
 
 def persisting(simulator: PostmarkSimulator, path: Path):
@@ -30,7 +32,8 @@ def persisting(simulator: PostmarkSimulator, path: Path):
 
 
 class Command(BaseCommand):
-    help = "Serve the Postmark simulator (local mode). It verifies DKIM/Return-Path against Route53 (moto)."
+    help = ("Serve the Postmark simulator (local mode). It verifies DKIM/Return-Path against each partition's DNS "
+            "(moto's Route53, the Cloudflare simulator).")
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=getattr(settings, "LOCAL_POSTMARK_PORT", 8002))
@@ -38,10 +41,9 @@ class Command(BaseCommand):
                             help="where servers, domains and webhooks are kept between runs ('' = memory only)")
 
     def handle(self, *args, port, state_file, **options):
-        route53 = Route53(endpoint_url=settings.AWS_ENDPOINT_URL, region=settings.AWS_REGION)
         # Deliveries and bounces are posted to the webhooks the dashboard registered, as Postmark does.
         # A rotated DKIM key's old record is "safe to remove" after two minutes here (Postmark: later).
-        simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(), dns_lookup=dns_lookup(route53),
+        simulator = PostmarkSimulator(account_tokens=simulator_account_tokens(), dns_lookup=partitions_dns_lookup(),
                                       post_webhook=BackgroundPoster(), revoked_key_safe_after_seconds=120)
         app = simulator
         if state_file:
@@ -51,12 +53,6 @@ class Command(BaseCommand):
                 simulator.restore(json.loads(path.read_text(encoding="utf-8")))
                 self.stdout.write(f"Restored {len(simulator.dump()['servers'])} simulated server(s) from {path}")
             app = persisting(simulator, path)
-        server, thread = serve(simulator, host="127.0.0.1", port=port, app=app)
+        server, thread = serve(simulator, host="127.0.0.1", port=port, app=closing_connections(app))
         self.stdout.write(f"Postmark simulator on http://127.0.0.1:{server.server_address[1]}")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
-        server.shutdown()
+        serve_until_stopped(server)

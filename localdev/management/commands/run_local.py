@@ -46,8 +46,8 @@ def _interrupt(signum, frame):
 
 class Command(BaseCommand):
     help = (
-        "Local mode: run moto (Route53), the Postmark simulator, a Celery worker with beat and the web "
-        "server, all on 127.0.0.1. Ctrl-C stops everything."
+        "Local mode: run moto (Route53), the Cloudflare, Postmark and SES simulators, a Celery worker with "
+        "beat and the web server, all on 127.0.0.1. Ctrl-C stops everything."
     )
 
     def add_arguments(self, parser):
@@ -76,12 +76,20 @@ class Command(BaseCommand):
         moto_port, pm_port = settings.LOCAL_MOTO_PORT, settings.LOCAL_POSTMARK_PORT
         procs.append(subprocess.Popen([sys.executable, "-m", "localdev.moto_strict", "-H", "127.0.0.1", "-p", str(moto_port)], env=env))
         wait_for_port(moto_port)
+        # Partitions whose DNS is at Cloudflare: the simulator serves their zones, each to its token.
+        procs.append(subprocess.Popen([*manage, "cloudflare_simulator", "--port", str(settings.LOCAL_CLOUDFLARE_PORT)],
+                                      env=env))
+        wait_for_port(settings.LOCAL_CLOUDFLARE_PORT)
         zones = ensure_local_zones()
-        self.stdout.write(f"moto Route53 on :{moto_port} with zones {', '.join(sorted(zones))}")
+        self.stdout.write(f"moto Route53 on :{moto_port}, the Cloudflare simulator on :{settings.LOCAL_CLOUDFLARE_PORT}; "
+                          f"zones {', '.join(sorted(zones))}")
         if republished := republish_local_dns():
-            self.stdout.write(f"Re-published the DNS records of {republished} configuration(s) into moto")
+            self.stdout.write(f"Re-published the DNS records of {republished} configuration(s) (the simulated DNS "
+                              "keeps nothing between runs)")
         procs.append(subprocess.Popen([*manage, "postmark_simulator", "--port", str(pm_port)], env=env))
         wait_for_port(pm_port)
+        procs.append(subprocess.Popen([*manage, "ses_simulator", "--port", str(settings.LOCAL_SES_PORT)], env=env))
+        wait_for_port(settings.LOCAL_SES_PORT)
         beat_schedule = settings.BASE_DIR / "var" / "celerybeat-schedule"
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "ardamail_admin", "worker", "--beat", "--schedule",
