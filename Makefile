@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint install install-dev browser clean bench serve smoke deploy-check resilience
+.PHONY: run test lint install install-dev browser relay-services clean bench serve smoke deploy-check resilience
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
 
+# Debian's Postfix (left unconfigured), its LMDB tables, OpenSSH's server and sudo, for tests/test_postfix_relay.py.
+relay-services:
+	@test -x /usr/sbin/sshd -a -x /usr/sbin/postfix -a -x /usr/bin/sudo -a -e /usr/lib/postfix/postfix-lmdb.so || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections && \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix postfix-lmdb openssh-server sudo >/dev/null; }
+
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap_local
@@ -35,7 +43,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check --select F,E9,I --exclude .venv .
 
 # The suite, then the fault matrix (each test runs once; the matrix prints its table last).
-test: install-dev browser lint
+test: install-dev browser relay-services lint
 	$(PY) -m pytest -m "not resilience" $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory resilience
 

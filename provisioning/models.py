@@ -13,6 +13,7 @@ class StepName(models.TextChoices):
     WEBHOOK = "webhook", "Webhook"
     CONFIG_SET = "config_set", "SES configuration set"
     IDENTITY = "identity", "SES identities"
+    RELAY = "relay", "Postfix relay"  # after verification (provisioning/after_verification.py)
 
 
 STEP_ORDER = [StepName.SERVER, StepName.DOMAIN, StepName.DNS, StepName.WEBHOOK]

@@ -37,7 +37,7 @@ from tenants.models import (
 )
 from tenants.roles import Actor
 
-from . import dispatch
+from . import after_verification, dispatch
 from .providers import Providers
 from .records import desired_for
 from .results import ActionResult, Outcome, WorkOutcome
@@ -143,6 +143,7 @@ def _retry_delay() -> timedelta:
 
 def _remove_everything(configuration: EmailConfiguration, hold: Hold, providers: Providers) -> str:
     partition = configuration.partition
+    after_verification.undo(configuration, hold, providers)  # the relay before the records it relies on
     if configuration.dkim_known or configuration.postmark_domain_id:
         providers.zone(partition).delete(desired_for(configuration), before_write=hold.renew)
     if configuration.on_ses:

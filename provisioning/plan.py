@@ -20,6 +20,7 @@ from integrations.email import postmark
 from integrations.email.ses import IdentitySetup
 from integrations.email.ses import records as ses_records
 from integrations.email.ses.provider import plan_onboarding as ses_plan
+from integrations.relay.postfix import plan_relay_domain as relay_plan
 from tenants import naming
 from tenants.models import (
     DnsProviderName,
@@ -123,17 +124,20 @@ def onboarding_plan(*, partition: Partition, tenant_slug: str, config_slug: str,
                 dns_provider=partition.dns_provider, again=again)
     if partition.email_provider == EmailProviderName.SES:
         _plan_ses(plan, partition, domain)
-        return _noted(plan)
+        return _noted(plan, partition)
     plan.records = _records(partition, domain, "Postmark")
     calls = postmark.plan_onboarding(server_name=identity.server_name, delivery_type=partition.delivery_type,
                                      domain=domain, return_path_domain=identity.return_path_domain,
                                      webhook_url=webhook_url_for(partition))
     # In the order provisioning runs them: server, domain, DNS, webhook; then verification.
     plan.calls = calls[:3] + _dns_calls(partition, plan.records) + calls[3:]
-    return _noted(plan)
+    return _noted(plan, partition)
 
 
-def _noted(plan: Plan) -> Plan:
+def _noted(plan: Plan, partition: Partition) -> Plan:
+    if partition.relay_ssh:  # after verification (provisioning/after_verification.py)
+        plan.calls += relay_plan(target=partition.relay_ssh, domain=plan.sending_domain,
+                                 transport=partition.relay_transport)
     if plan.again:
         plan.notes.append(f"{plan.sending_domain} was onboarded before: onboarding it again keeps its history and "
                           "provisions it afresh (finding, not duplicating, what still exists at the providers).")

@@ -14,6 +14,8 @@ from integrations.dns.route53 import Route53
 from integrations.email import EmailAccount, EmailProvider, EmailServer
 from integrations.email.postmark import Postmark, PostmarkClient
 from integrations.email.ses import EventTarget, Ses
+from integrations.relay import Relay
+from integrations.relay.postfix import PostfixRelay
 from tenants import secrets
 from tenants.models import DnsProviderName, EmailConfiguration, Partition
 
@@ -93,6 +95,13 @@ def ses_for_partition(partition: Partition) -> Ses:
     return cached[1]
 
 
+def relay_for_partition(partition: Partition) -> Relay:
+    """The partition's Postfix relay host, with its SSH key read now (never kept)."""
+    user, host, port = partition.relay_target
+    return PostfixRelay(host, port, username=user, private_key=partition.read_secret(secrets.RELAY_SSH_KEY),
+                        host_key=partition.relay_host_key, config_directory=partition.relay_config_directory)
+
+
 @dataclass
 class Providers:
     """The email and DNS provider of each partition, as the partition declares them."""
@@ -100,10 +109,15 @@ class Providers:
     email_for: Callable[[Partition], EmailProvider]
     dns_for: Callable[[Partition], DnsProvider]
     ses_for: Callable[[Partition], Ses] = ses_for_partition
+    relay_for: Callable[[Partition], Relay] = relay_for_partition
 
     def ses(self, partition: Partition) -> Ses:
         """The partition's Amazon SES (email_provider = "ses")."""
         return self.ses_for(partition)
+
+    def relay(self, partition: Partition) -> Relay:
+        """The partition's mail relay host (its after-verification step)."""
+        return self.relay_for(partition)
 
     @classmethod
     def default(cls) -> "Providers":

@@ -28,7 +28,7 @@ from tenants.models import (
     Work,
 )
 
-from . import dispatch
+from . import after_verification, dispatch
 from .drift import check_records
 from .models import VerificationCheck
 from .providers import Providers
@@ -148,6 +148,14 @@ def verification_check(*, configuration_id: int, providers: Providers, trigger: 
         configuration.region_status = regions  # what a give-up reason below names
     failed = [r["reason"] for r in (regions or {}).values() if "FAILED" in (r["dkim"], r["mail_from"])]
     if answer.dkim and answer.return_path:
+        try:  # the partition's steps after verification (a Postfix relay), before it is active
+            after_verification.run(configuration, hold, providers)
+        except after_verification.StepFailed as exc:
+            if exc.transient and not _timed_out(configuration, now):
+                _reschedule(hold, configuration, now, last_error=str(exc), **flags)
+            else:
+                _fail(hold, now, f"Verified, but {exc}", **flags)
+            return check
         if configuration.dkim_key_activated_at is None:  # the key's age counts from here
             flags["dkim_key_activated_at"] = now
         _activate(hold, configuration, now, providers, **flags)

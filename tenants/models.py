@@ -61,6 +61,12 @@ class Partition(models.Model):
     ses_tenant = models.CharField(max_length=64, blank=True)
     # Optional inbound MX for every sending domain: "10 mxwest.example.org, 20 mxeast.example.org".
     inbound_mx = models.CharField(max_length=500, blank=True)
+    # Optional, after verification: a Postfix relay host (over SSH) that is told to relay each
+    # verified domain to `relay_transport` (provisioning/after_verification.py, docs/design.md).
+    relay_ssh = models.CharField(max_length=300, blank=True, help_text="user@host[:port] of the relay host.")
+    relay_host_key = models.TextField(blank=True, help_text="The relay host's SSH public key line, pinned.")
+    relay_transport = models.CharField(max_length=300, blank=True, help_text="e.g. smtp:[mail.example.org]")
+    relay_config_directory = models.CharField(max_length=300, blank=True, default="/etc/postfix")
     # Every DMARC record of the partition carries rua=mailto:<this> (docs/dmarc-reports.md).
     dmarc_report_address = models.CharField(max_length=254, blank=True)
     position = models.PositiveSmallIntegerField(default=0)
@@ -107,9 +113,17 @@ class Partition(models.Model):
     def ses_region_list(self) -> tuple[str, ...]:
         return tuple(r.strip() for r in self.ses_regions.split(",") if r.strip())
 
+    @property
+    def relay_target(self) -> tuple[str, str, int]:
+        """relay_ssh as (user, host, port)."""
+        user, _, rest = self.relay_ssh.rpartition("@")
+        host, _, port = rest.partition(":")
+        return user, host, int(port or 22)
+
     def secret_names(self) -> tuple[str, ...]:
         """The secrets this partition's providers need (secrets.py names them)."""
-        return secrets.needed(email_provider=self.email_provider, dns_provider=self.dns_provider)
+        return secrets.needed(email_provider=self.email_provider, dns_provider=self.dns_provider,
+                              relay=bool(self.relay_ssh))
 
     def missing_secrets(self) -> list[str]:
         return secrets.missing_secrets(infrastructure=self.infrastructure, partition=self.name,

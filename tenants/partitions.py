@@ -25,8 +25,13 @@ from .validation import (
 )
 
 FIELDS = ("name", "infrastructure", "mail_zone", "hosted_zone_id", "delivery_type", "dns_role_arn",
-          "dmarc_report_address", "email_provider", "dns_provider", "ses_regions", "ses_tenant", "inbound_mx")
-DEFAULTS = {"email_provider": EmailProviderName.POSTMARK, "dns_provider": DnsProviderName.ROUTE53}
+          "dmarc_report_address", "email_provider", "dns_provider", "ses_regions", "ses_tenant", "inbound_mx",
+          "relay_ssh", "relay_host_key", "relay_transport", "relay_config_directory")
+DEFAULTS = {"email_provider": EmailProviderName.POSTMARK, "dns_provider": DnsProviderName.ROUTE53,
+            "relay_config_directory": "/etc/postfix"}
+RELAY_SSH_RE = re.compile(r"^([a-z_][a-z0-9_.-]{0,31})@([a-z0-9.-]+)(?::([0-9]{1,5}))?$")
+TRANSPORT_RE = re.compile(r"(?:smtp|relay):(\[[a-z0-9.-]+\]|[a-z0-9.-]+)(?::([0-9]{1,5}))?")
+HOST_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}( .*)?$")
 DEFAULT_SES_REGIONS = "us-east-1,us-west-2"
 AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
 SES_TENANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -98,6 +103,34 @@ def _clean_providers(entry: dict, where: str) -> dict:
     elif entry["ses_regions"] or entry["ses_tenant"]:
         raise PartitionConfigError(f"{where}: ses_regions and ses_tenant are for email_provider = \"ses\" only.")
     entry["inbound_mx"] = _clean_mx(entry["inbound_mx"], where)
+    return _clean_relay(entry, where)
+
+
+def _clean_relay(entry: dict, where: str) -> dict:
+    """The Postfix relay step's settings: all of ssh, host key and transport, or none."""
+    keys = ("relay_ssh", "relay_host_key", "relay_transport")
+    given = [k for k in keys if entry[k]]
+    if not given:
+        return entry
+    if len(given) != len(keys):
+        missing = ", ".join(k for k in keys if not entry[k])
+        raise PartitionConfigError(f"{where}: a Postfix relay needs relay_ssh, relay_host_key and relay_transport; "
+                                   f"{missing} missing.")
+    match = RELAY_SSH_RE.match(entry["relay_ssh"])
+    if not match or (match.group(3) and not 0 < int(match.group(3)) < 65536):
+        raise PartitionConfigError(f"{where}: relay_ssh must be user@host or user@host:port, "
+                                   f"not '{entry['relay_ssh']}'.")
+    if not HOST_KEY_RE.match(entry["relay_host_key"]):
+        raise PartitionConfigError(f"{where}: relay_host_key must be the relay host's public key line, such as "
+                                   "'ssh-ed25519 AAAA…' (from `ssh-keyscan <host>`).")
+    # The shape integrations.relay.postfix accepts too (it checks again before any call).
+    entry["relay_transport"] = entry["relay_transport"].lower()
+    match = TRANSPORT_RE.fullmatch(entry["relay_transport"])
+    if not match or (match.group(2) and not 0 < int(match.group(2)) < 65536):
+        raise PartitionConfigError(f"{where}: relay_transport must be written as smtp:[mail.example.org] or "
+                                   f"smtp:[mail.example.org]:25, not '{entry['relay_transport']}'.")
+    if not entry["relay_config_directory"].startswith("/"):
+        raise PartitionConfigError(f"{where}: relay_config_directory must be an absolute path.")
     return entry
 
 

@@ -18,10 +18,11 @@ POSTMARK_ACCOUNT_TOKEN = "EmailPostmarkAccountToken"
 ENCRYPTION_KEY = "EmailEncryptionKey"
 WEBHOOK_SECRET = "EmailWebhookSecret"
 CLOUDFLARE_API_TOKEN = "EmailCloudflareApiToken"  # a partition whose DNS is at Cloudflare (Zone:Read, DNS:Edit)
+RELAY_SSH_KEY = "EmailRelaySshKey"  # the private key (PEM) the Postfix relay step logs in with
 ALL_SECRETS = (POSTMARK_ACCOUNT_TOKEN, ENCRYPTION_KEY, WEBHOOK_SECRET)  # a Postmark + Route53 partition's
 
 
-def needed(*, email_provider: str = "postmark", dns_provider: str = "route53") -> tuple[str, ...]:
+def needed(*, email_provider: str = "postmark", dns_provider: str = "route53", relay: bool = False) -> tuple[str, ...]:
     """The secrets a partition with these providers reads. The encryption key and the webhook
     secret are every partition's (stored tokens, the event webhook); the rest follow the providers
     (SES and Route53 authenticate with the worker's AWS role, not a secret)."""
@@ -30,6 +31,8 @@ def needed(*, email_provider: str = "postmark", dns_provider: str = "route53") -
         names.insert(0, POSTMARK_ACCOUNT_TOKEN)
     if dns_provider == "cloudflare":
         names.append(CLOUDFLARE_API_TOKEN)
+    if relay:
+        names.append(RELAY_SSH_KEY)
     return tuple(names)
 
 

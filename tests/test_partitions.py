@@ -154,3 +154,35 @@ def test_several_files_load_in_order_and_a_name_in_two_is_refused(db, settings, 
     assert settings.PARTITIONS_FILE == f"{local},{mixed}"  # local mode reads both
     with pytest.raises(PartitionConfigError, match="declare a partition name twice"):
         load_files(f"{local},{local}")
+
+
+RELAY = ('relay_ssh="postfix-admin@mxeast.ardamails.net:2222"\nrelay_host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"\n'
+         'relay_transport="SMTP:[mail.ardamails.net]"\n')
+
+
+def test_a_partition_may_name_a_postfix_relay_for_after_verification(db, tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text(PROVIDERS + RELAY)
+    sync_partitions(load_file(path))
+    lab = Partition.objects.get(name="lab")
+    assert lab.relay_target == ("postfix-admin", "mxeast.ardamails.net", 2222)
+    assert (lab.relay_transport, lab.relay_config_directory) == ("smtp:[mail.ardamails.net]", "/etc/postfix")
+    assert lab.secret_names()[-1] == "EmailRelaySshKey"
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('relay_ssh="a@b.example"\n', "a Postfix relay needs relay_ssh, relay_host_key and relay_transport; "
+                                  "relay_host_key, relay_transport missing."),
+    (RELAY.replace("postfix-admin@", ""), "relay_ssh must be user@host or user@host:port"),
+    (RELAY.replace(":2222", ":99999"), "relay_ssh must be user@host or user@host:port"),
+    (RELAY.replace("ssh-ed25519 AAAA", "AAAA"), "relay_host_key must be the relay host's public key line"),
+    (RELAY.replace("SMTP:[mail.ardamails.net]", "smtp:[mail.ardamails.net];rm -rf /"),
+     "relay_transport must be written as smtp:[mail.example.org]"),
+    (RELAY + 'relay_config_directory="etc/postfix"\n', "relay_config_directory must be an absolute path."),
+])
+def test_relay_settings_are_checked_with_a_sentence(db, tmp_path, extra, message):
+    path = tmp_path / "p.toml"
+    path.write_text(PROVIDERS + extra)
+    with pytest.raises(PartitionConfigError) as exc:
+        sync_partitions(load_file(path))
+    assert str(exc.value).startswith("partition #1: " + message)
