@@ -96,10 +96,13 @@ class OnboardForm(forms.Form):
         validate_from_local_part(value)
         return value
 
-    def __init__(self, *args, actor=None, **kwargs):
-        """`actor`: who submits it; a partition it may not work in is not offered, and refused with why."""
+    def __init__(self, *args, actor=None, check_credentials: bool = True, **kwargs):
+        """`actor`: who submits it; a partition it may not work in is not offered, and refused with why.
+        `check_credentials=False` (a plan: Preview, --dry-run) reads no secret: a partition may be
+        planned for before its secrets exist."""
         super().__init__(*args, **kwargs)
         self.actor = actor
+        self.check_credentials = check_credentials
         if actor is not None and actor.partitions is not None:
             field = self.fields["partition"]
             field.widget.choices = [(v, label) for v, label in field.choices if not v or str(v) in actor.partitions]
@@ -110,7 +113,8 @@ class OnboardForm(forms.Form):
         if outside:
             raise ValidationError(outside)
         # Refused before anything is created or any provider is called (tenants.credentials).
-        problem = credentials_problem(EmailConfiguration(partition=partition), PROVISION_NEEDS)
+        problem = credentials_problem(EmailConfiguration(partition=partition), PROVISION_NEEDS) \
+            if self.check_credentials else ""
         if problem:
             raise ValidationError(f"Partition {partition.name} cannot be onboarded into yet: {problem}")
         return partition

@@ -31,7 +31,15 @@ from provisioning.records import (
 )
 from provisioning.steps import webhook_url
 from tenants import naming
-from tenants.lifecycle import ACTIONS, RETIRED, actions_for, activity, is_held, refusal
+from tenants.lifecycle import (
+    ACTIONS,
+    RETIRED,
+    actions_for,
+    activity,
+    check_now_not_ready,
+    is_held,
+    refusal,
+)
 from tenants.models import (
     AuditAction,
     ConfigurationStatus,
@@ -66,7 +74,7 @@ class RecordRow:
     found: str
     source: str  # where the last read found it so ("route53", "dns:<server>")
     checked_at: object  # when DNS was last read for it (None: never)
-    verified: bool | None  # None: Postmark does not verify this record
+    verified: bool | None  # None: the email provider does not verify this record
 
     @property
     def label(self) -> str:
@@ -80,9 +88,15 @@ class RecordRow:
                         expected=self.value, found=self.found.splitlines(), source=self.source)
 
 
-def _published(configuration, dns_written: bool, check: RecordCheck | None) -> tuple[str, str, str, object]:
+def _published(configuration, dns_written: bool, check: RecordCheck | None,
+               value: str | None = None) -> tuple[str, str, str, object]:
+    """Where a desired record stands, as last observed. `value`: one value of a set of several at one
+    name (an MX set): judged by itself, present or missing, when the set as a whole is not ok."""
     if configuration.status == ConfigurationStatus.OFFBOARDED:
         return "removed", "", "", configuration.status_changed_at  # offboarding deleted them then
+    if check is not None and value is not None and "\n" in check.expected and check.status != RecordStatus.OK:
+        present = value in check.found.splitlines()
+        return (RecordStatus.OK if present else RecordStatus.MISSING), check.found, check.source, check.checked_at
     if check is not None:
         return check.status, check.found, check.source, check.checked_at
     return ("written" if dns_written else "pending"), "", "", None
@@ -92,18 +106,28 @@ def record_rows(configuration: EmailConfiguration, steps, checks) -> list[Record
     dns_written = any(s.name == StepName.DNS and s.status == StepStatus.DONE for s in steps)
     by_key = {(c.name, c.type): c for c in checks}
     zone = configuration.partition.mail_zone
-    # What the provider verifies: the key it signs with (SES: every region's CNAMEs), and the Return-Path
-    # or MAIL FROM (a rotation's other key: None).
-    verified = {"dkim": configuration.dkim_verified, "return_path": configuration.return_path_verified,
-                "mail_from": configuration.return_path_verified}  # SES: every region's MAIL FROM
+    # What the provider verifies: the key it signs with, and the Return-Path (a rotation's other key:
+    # None); on SES each region's CNAMEs by its DKIM status and the MAIL FROM MX by its MAIL FROM status
+    # (the SPF TXT beside it is not what SES checks).
+    verified = {"dkim": configuration.dkim_verified, "return_path": configuration.return_path_verified}
+    regions = configuration.region_status or {}
+    region_of = {(name, rtype): rest[0] for name, rtype, _v, _p, _t, *rest in configuration.provider_records or ()
+                 if rest}
     rows = []
     for record in desired_for(configuration):
         published, found, source, checked_at = _published(configuration, dns_written,
-                                                          by_key.get((record.name, record.type)))
+                                                          by_key.get((record.name, record.type)), record.value)
+        if configuration.on_ses:  # a region's CNAMEs by its own DKIM status, the MAIL FROM MX by every region's
+            region = regions.get(region_of.get(record.key, ""))
+            row_verified = ((region or {}).get("dkim") == "SUCCESS" if record.purpose == "dkim" and region
+                            else configuration.return_path_verified if (record.purpose, record.type) == (
+                                "mail_from", "MX") else None)
+        else:
+            row_verified = verified.get(record.purpose)
         zone_value = quote_txt(record.value) if record.type == "TXT" else record.value + "."
         relative = record.name[: -len(zone) - 1] if record.name.endswith("." + zone) else record.name
         rows.append(RecordRow(record.purpose, record.type, record.name, relative, record.value, zone_value,
-                              record.ttl, published, found, source, checked_at, verified.get(record.purpose)))
+                              record.ttl, published, found, source, checked_at, row_verified))
     return rows
 
 
@@ -331,7 +355,7 @@ def status_document(configuration: EmailConfiguration, providers: Providers | No
     read_error = ""
     if providers is None:
         checks = {(c.name, c.type): c for c in configuration.record_checks.all()}
-        records = [_checked_entry(r, checks.get(r.key)) for r in desired]
+        records = [_checked_entry(configuration, r, checks.get(r.key)) for r in desired]
     else:
         try:
             differences = compare(desired, read_sources(configuration, desired, providers))
@@ -353,7 +377,7 @@ def status_document(configuration: EmailConfiguration, providers: Providers | No
         "dkim": {
             "selector": dkim_rotation.selector(configuration.dkim_host) if configuration.dkim_host else "",
             "key_activated_at": _iso(configuration.dkim_key_activated_at),
-            "key_too_old": dkim_rotation.key_too_old(configuration),
+            "key_too_old": dkim_rotation.key_too_old(configuration) and not configuration.on_ses,
             "rotation": configuration.dkim_rotation,
             "rotation_started_at": _iso(configuration.dkim_rotation_started_at),
             "rotation_checked_at": _iso(configuration.dkim_rotation_checked_at),
@@ -394,9 +418,12 @@ def identities_document(configuration: EmailConfiguration) -> list[dict]:
     """What exists at the email provider for it: the Postmark server, domain and webhook, or the SES
     identity in each region with the DKIM CNAMEs that region asked for."""
     if not configuration.on_ses:
+        if not (configuration.postmark_server_id or configuration.postmark_domain_id):
+            return []  # none made yet, or all removed by offboarding
         return [{"provider": "postmark", "server_name": configuration.identity().server_name,
                  "server_id": configuration.postmark_server_id, "domain_id": configuration.postmark_domain_id,
                  "webhook_id": configuration.postmark_webhook_id, "webhook_url": webhook_url(configuration)}]
+    # What provisioning recorded: the regions whose identity gave DKIM records (none once offboarded).
     tokens: dict[str, list[str]] = {}
     for name, rtype, _value, purpose, _ttl, *rest in configuration.provider_records or ():
         if purpose == "dkim" and rest:
@@ -404,8 +431,8 @@ def identities_document(configuration: EmailConfiguration) -> list[dict]:
     return [{"provider": "ses", "region": region, "identity": configuration.sending_domain,
              "mail_from_domain": naming.mail_from_domain(domain=configuration.sending_domain),
              "configuration_set": ses_configuration_set(configuration.partition),
-             "tenant": configuration.partition.ses_tenant, "dkim_records": tokens.get(region, [])}
-            for region in configuration.partition.ses_region_list]
+             "tenant": configuration.partition.ses_tenant, "dkim_records": names}
+            for region, names in tokens.items()]
 
 
 def reports_document(configuration: EmailConfiguration, *, days: int | None = None) -> dict:
@@ -445,11 +472,13 @@ def _record_entry(record, difference) -> dict:
     return {**asdict(record), "published": difference.status, "found": list(difference.found)}
 
 
-def _checked_entry(record, check: RecordCheck | None) -> dict:
-    if check is None:
-        return {**asdict(record), "published": RecordStatus.UNKNOWN.value, "found": [], "checked_at": None}
-    return {**asdict(record), "published": check.status, "found": check.found.splitlines(),
-            "checked_at": _iso(check.checked_at), "source": check.source}
+def _checked_entry(configuration, record, check: RecordCheck | None) -> dict:
+    """One record as last observed, the page's rule (`_published`): an offboarded one is removed."""
+    published, found, source, checked_at = _published(configuration, False, check)
+    if published == "pending":
+        published = RecordStatus.UNKNOWN.value
+    return {**asdict(record), "published": published, "found": found.splitlines(), "checked_at": _iso(checked_at),
+            "source": source}
 
 
 def _iso(moment) -> str | None:
@@ -472,7 +501,8 @@ def _attention_reason(c: EmailConfiguration, code: str) -> tuple[str, str]:
     """The sentence, and the action that answers it."""
     error = (c.last_error.splitlines() or [""])[0][:200]
     if code == Attention.FAILED:
-        return f"Failed: {error}", "check_now" if c.postmark_webhook_id else "retry"
+        # Provisioning finished and checking again can help: Check now; else (an SES region stopped) Retry.
+        return f"Failed: {error}", "retry" if check_now_not_ready(c) else "check_now"
     if code == Attention.OFFBOARDING_STOPPED:
         return error or "Offboarding stopped.", "offboard"
     if code == Attention.STALLED:
@@ -487,10 +517,11 @@ def _attention_reason(c: EmailConfiguration, code: str) -> tuple[str, str]:
     if code == Attention.DRIFT:
         ramp = "" if c.dmarc_state == DmarcState.REJECT else " DMARC cannot be tightened until it is repaired."
         return (error or "DNS drift.") + ramp, "repair"
+    second, provider = ("MAIL FROM", "Amazon SES in every region") if c.on_ses else ("Return-Path", "Postmark")
     unverified = " and ".join(name for name, ok in (("DKIM", c.dkim_verified),
-                                                    ("Return-Path", c.return_path_verified)) if not ok)
+                                                    (second, c.return_path_verified)) if not ok)
     return (f"Not verified after {settings.ATTENTION_UNVERIFIED_HOURS} hours: "
-            f"{unverified or 'the records'} not seen by Postmark yet."), "check_now"
+            f"{unverified or 'the records'} not seen by {provider} yet."), "check_now"
 
 
 def attention_rows(configurations, actor: Actor) -> list[AttentionRow]:

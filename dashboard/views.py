@@ -282,8 +282,10 @@ def configuration_list(request):
 def onboard(request):
     data = request.POST if request.method == "POST" else None  # an empty POST is still a submission
     actor = Actor.of(request.user)
-    form = OnboardForm(data, initial={"partition": request.GET.get("partition")}, actor=actor)
-    if request.method == "POST" and form.is_valid() and request.POST.get("preview"):
+    preview = request.method == "POST" and request.POST.get("preview") == "1"
+    form = OnboardForm(data, initial={"partition": request.GET.get("partition")}, actor=actor,
+                       check_credentials=not preview)
+    if preview and form.is_valid():
         # Plan before apply: what Onboard would do, with nothing created and no provider called.
         data = form.cleaned_data
         plan = onboarding_plan(partition=data["partition"], tenant_slug=data["tenant_slug"],

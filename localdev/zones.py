@@ -13,6 +13,7 @@ from health.apex import apex_records
 from health.zones import delegation_records
 from integrations.dns import DnsProvider, is_within_zone, normalise_name
 from provisioning.providers import Providers
+from provisioning.drift import DKIM_KNOWN
 from provisioning.records import desired_for
 from tenants import secrets
 from tenants.lifecycle import RECORDS_PUBLISHED
@@ -54,10 +55,11 @@ def simulator_account_tokens() -> dict[str, str]:
 
 
 def republish_local_dns(providers: Providers | None = None) -> int:
-    """moto keeps nothing between runs: publish every live configuration's records into it again."""
+    """moto and the Cloudflare simulator keep nothing between runs: publish every live configuration's
+    records into them again."""
     providers = providers or Providers.default()
     configurations = (EmailConfiguration.objects.select_related("tenant", "partition")
-                      .exclude(dkim_host="").filter(status__in=RECORDS_PUBLISHED))
+                      .filter(DKIM_KNOWN, status__in=RECORDS_PUBLISHED))
     count = 0
     for configuration in configurations:
         providers.zone(configuration.partition).upsert(desired_for(configuration))

@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 ACTIVE, DRIFT = ConfigurationStatus.ACTIVE, ConfigurationStatus.DRIFT
 WATCHED = DNS_WATCHED  # on the DNS-check schedule, and moved between these two by a check
 # The fields a configuration's desired records come from (provisioning.records.desired_for).
+# The provider has said which DKIM records to publish (EmailConfiguration.dkim_known, in SQL).
+DKIM_KNOWN = ~Q(dkim_host="") | ~Q(provider_records=[])
 RECORDS_SOURCE = ("dmarc_state", "dkim_host", "dkim_value", "return_path_target", "dkim_pending_host",
                   "dkim_pending_value", "dkim_revoked_host", "dkim_revoked_value")
 
@@ -244,9 +246,11 @@ def sweep(partition: Partition, providers: Providers, *, trigger: str = "schedul
     ProviderError if the zone cannot be read: nothing is written then."""
     now = now or timezone.now()
     rows = (EmailConfiguration.objects.all() if among is None else among).filter(
-        partition=partition, status__in=WATCHED).exclude(dkim_host="").exclude(
-        dkim_rotation__in=dkim_rotation.ADVANCING)
-    loaded = list(rows.only("pk", "sending_domain", "partition_id", *SWEEP_SEEN).order_by("sending_domain"))
+        DKIM_KNOWN, partition=partition, status__in=WATCHED).exclude(dkim_rotation__in=dkim_rotation.ADVANCING)
+    # provider_records (SES's records) is loaded too, but not compared when held: it changes only
+    # while provisioning, never while a configuration is watched.
+    loaded = list(rows.only("pk", "sending_domain", "partition_id", "provider_records", *SWEEP_SEEN)
+                  .order_by("sending_domain"))
     configurations = [c for c in loaded if c.holder is None]
     result = SweepResult(partition.name, skipped=len(loaded) - len(configurations))
     if not configurations:

@@ -38,6 +38,7 @@ from tenants.models import (
 from tenants.roles import Actor
 
 from . import after_verification, dispatch
+from .models import ProvisioningStep, StepName
 from .providers import Providers
 from .records import desired_for
 from .results import ActionResult, Outcome, WorkOutcome
@@ -147,10 +148,16 @@ def _remove_everything(configuration: EmailConfiguration, hold: Hold, providers:
     if configuration.dkim_known or configuration.postmark_domain_id:
         providers.zone(partition).delete(desired_for(configuration), before_write=hold.renew)
     if configuration.on_ses:
-        hold.renew()
-        gone = providers.ses(partition).delete_identity(configuration.sending_domain)
+        # Only an identity provisioning set out to create is ours to delete (not one it refused, or
+        # never reached: a draft's domain may be someone else's identity).
+        tried = ProvisioningStep.objects.filter(configuration=configuration, name=StepName.IDENTITY,
+                                                attempts__gt=0).exists()
+        deleted = providers.ses(partition).delete_identity(configuration.sending_domain,
+                                                           before_write=hold.renew) if tried else {}
         _forget(hold, configuration, provider_records=[], region_status={})
-        return f"Offboarded: DNS records removed and the SES identity deleted in {', '.join(gone)}."
+        regions = [region for region, done in deleted.items() if done]
+        return ("Offboarded: DNS records removed and the SES identity deleted in " + ", ".join(regions) + "."
+                if regions else "Offboarded: DNS records removed; no SES identity of ours was left to delete.")
     if configuration.postmark_webhook_id:
         hold.renew()
         providers.server(configuration).delete_webhook(webhook_id=configuration.postmark_webhook_id)

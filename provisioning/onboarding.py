@@ -7,6 +7,7 @@ still saved and the person is told so; the dispatcher sends the work once the br
 """
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from tenants import audit
@@ -25,7 +26,7 @@ from tenants.roles import Actor
 from tenants.validation import duplicate_message
 
 from . import dispatch
-from .models import ProvisioningStep, RecordCheck, StepStatus
+from .models import ProvisioningStep, RecordCheck, StepName, StepStatus
 from .results import ActionResult
 
 S = ConfigurationStatus
@@ -129,9 +130,14 @@ def configuration_retry(*, configuration_id: int, actor: Actor, queue: bool = Tr
     with transaction.atomic():
         hold = take_for("retry", configuration, actor, to=S.PROVISIONING if status == S.FAILED else None,
                         queued=queue, last_error="", due_at=timezone.now())
-        # A retry resumes from the failed step with a fresh attempt budget; done steps stay done.
-        ProvisioningStep.objects.filter(configuration_id=configuration_id, status=StepStatus.FAILED).update(
-            status=StepStatus.PENDING, attempts=0)
+        # A retry resumes from the failed step with a fresh attempt budget; done steps stay done. On
+        # SES the identity and DNS steps run again too (they converge): a region SES failed, or whose
+        # identity is gone, is set up afresh there (docs/providers/ses.md#dkim-failed).
+        again = [StepName.IDENTITY, StepName.DNS] if configuration.on_ses else []
+        ProvisioningStep.objects.filter(Q(status=StepStatus.FAILED) | Q(name__in=again),
+                                        configuration_id=configuration_id).update(status=StepStatus.PENDING, attempts=0)
+        if again:  # verification starts over once provisioning is done again (tenants.lifecycle._provisioned)
+            EmailConfiguration.objects.filter(pk=configuration_id).update(verification_started_at=None)
         audit.record(AuditAction.RETRY, actor=actor, configuration=configuration, before=status,
                      after=S.PROVISIONING if status == S.FAILED else status, outcome=AuditOutcome.STARTED,
                      message="Provisioning queued from the step that failed.",

@@ -13,6 +13,8 @@ real onboarding makes at the transport.
 
 from dataclasses import asdict, dataclass, field
 
+from django.conf import settings
+
 from integrations import PlannedCall
 from integrations.dns import DnsRecord
 from integrations.dns import route53 as route53_dns
@@ -29,7 +31,7 @@ from tenants.models import (
     Partition,
 )
 
-from .providers import ses_configuration_set
+from .providers import ses_configuration_set, ses_event_destinations
 from .records import PURPOSE_LABELS, desired_records
 from .steps import webhook_url_for
 
@@ -161,5 +163,7 @@ def _plan_ses(plan: Plan, partition: Partition, domain: str) -> None:
                                                         report_address=partition.dmarc_report_address,
                                                         inbound_mx=partition.inbound_mx_hosts)]
     before, after = ses_plan(regions=regions, domain=domain, mail_from_domain=mail_from,
-                             configuration_set=ses_configuration_set(partition), tenant_name=partition.ses_tenant)
+                             configuration_set=ses_configuration_set(partition), tenant_name=partition.ses_tenant,
+                             events=bool(ses_event_destinations(partition)),
+                             account_known=bool(settings.SES_ACCOUNT_ID))
     plan.calls = before + _dns_calls(partition, plan.records) + after

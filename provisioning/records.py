@@ -138,6 +138,7 @@ def describe(*, purpose: str, type: str, name: str, status: str, expected: str, 
     """"DKIM TXT <name> is missing (expected '<value>')": for the page, the error and the command line."""
     what = f"{PURPOSE_LABELS.get(purpose, purpose)} {type} {name}"
     where = f" at {source}" if source.startswith("dns:") else ""  # the provider's own API needs no naming
+    expected = expected.replace("\n", "', '")  # a set of several values (an MX set): one per line
     if status == RecordStatus.MISSING:
         return f"{what} is missing{where} (expected '{expected}')"
     if status == RecordStatus.OK:

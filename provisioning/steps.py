@@ -16,7 +16,7 @@ from tenants.lifecycle import Hold, Lost
 from tenants.models import ConfigurationStatus, EmailConfiguration, Partition
 
 from .providers import Providers
-from .records import desired_for
+from .records import desired_for, provider_records
 
 
 def _save(hold: Hold, configuration: EmailConfiguration, **fields) -> None:
@@ -88,6 +88,11 @@ def ensure_ses_identity(configuration: EmailConfiguration, hold: Hold, providers
                  for r in dkim_records(domain, identity)}
     records = [[r.name, r.type, r.value, r.purpose, r.ttl, region_of.get((r.name, r.type, r.value), "")]
                for r in ses.desired_records(domain, identities)]
+    # A region set up afresh (its DKIM had failed) has new tokens: its old CNAMEs go from DNS.
+    wanted = {(name, rtype) for name, rtype, *_ in records}
+    stale = [r for r in provider_records(configuration) if r.key not in wanted]
+    if stale:
+        providers.zone(configuration.partition).delete(stale, before_write=hold.renew)
     _save(hold, configuration, provider_records=records)
 
 

@@ -41,8 +41,9 @@ VERIFYING = ConfigurationStatus.VERIFYING
 
 
 def _missing_records(configuration: EmailConfiguration, *, dkim: bool, return_path: bool) -> list[str]:
-    if configuration.region_status:  # SES: each region's own sentence
-        return [r["reason"] for r in configuration.region_status.values() if not r["verified"]]
+    if configuration.on_ses:  # each region's own sentence; none when SES never answered
+        return [r["reason"] for r in (configuration.region_status or {}).values() if not r["verified"]] or [
+            "Amazon SES never answered whether it found the DKIM and MAIL FROM records"]
     verified = {"dkim": dkim, "return_path": return_path}
     return [f"{PURPOSE_LABELS[r.purpose]} {r.type} {r.name} was not found"
             for r in desired_for(configuration) if r.purpose in verified and not verified[r.purpose]]
@@ -102,6 +103,11 @@ def _record_error(hold, configuration, *, trigger: str, now: datetime, message: 
     return check
 
 
+def stopped(region: dict) -> bool:
+    """An SES region where waiting cannot help: it failed DKIM or MAIL FROM, or holds no identity."""
+    return "FAILED" in (region["dkim"], region["mail_from"]) or region.get("found") is False
+
+
 def ask_provider(configuration: EmailConfiguration, providers: Providers, now: datetime
                  ) -> tuple[DomainVerification, dict | None]:
     """Ask the email provider whether it sees the domain's records: Postmark's two flags, or every
@@ -111,7 +117,7 @@ def ask_provider(configuration: EmailConfiguration, providers: Providers, now: d
         return answer, None
     regions = providers.ses(configuration.partition).verification(configuration.sending_domain)
     status = {region: {"verification": v.verification_status, "dkim": v.dkim_status, "mail_from": v.mail_from_status,
-                       "error": v.error_type, "reason": v.reason, "verified": v.verified,
+                       "error": v.error_type, "reason": v.reason, "verified": v.verified, "found": v.found,
                        "checked_at": now.isoformat()}
               for region, v in regions.items()}
     return DomainVerification(dkim=all(v.dkim_status == "SUCCESS" for v in regions.values()),
@@ -146,7 +152,7 @@ def verification_check(*, configuration_id: int, providers: Providers, trigger: 
              "verification_checked_at": now, **({"region_status": regions} if regions is not None else {})}
     if regions is not None:
         configuration.region_status = regions  # what a give-up reason below names
-    failed = [r["reason"] for r in (regions or {}).values() if "FAILED" in (r["dkim"], r["mail_from"])]
+    failed = [r["reason"] for r in (regions or {}).values() if stopped(r)]
     if answer.dkim and answer.return_path:
         try:  # the partition's steps after verification (a Postfix relay), before it is active
             after_verification.run(configuration, hold, providers)
@@ -159,8 +165,9 @@ def verification_check(*, configuration_id: int, providers: Providers, trigger: 
         if configuration.dkim_key_activated_at is None:  # the key's age counts from here
             flags["dkim_key_activated_at"] = now
         _activate(hold, configuration, now, providers, **flags)
-    elif failed:  # SES has stopped looking in a region: waiting cannot help; "Check now" asks again
-        _fail(hold, now, f"Verification stopped: {'; '.join(failed)}.", **flags)
+    elif failed:  # SES has stopped looking in a region (or has no identity there): waiting cannot help
+        _fail(hold, now, f"Verification stopped: {'; '.join(failed)}. Retry sets the identity up again there.",
+              **flags)
     elif _timed_out(configuration, now):
         _fail(hold, now, _give_up_reason(configuration, dkim=answer.dkim, return_path=answer.return_path), **flags)
     else:

@@ -325,9 +325,20 @@ def activity(configuration: EmailConfiguration, now: datetime | None = None) -> 
 
 
 def _provisioned(c: EmailConfiguration) -> bool:
-    if c.on_ses:  # the identities' records are known once the identity step is done
-        return bool(c.provider_records)
+    if c.on_ses:  # every step done: provisioning handed it to verification (a Retry clears it)
+        return c.verification_started_at is not None
     return c.postmark_webhook_id is not None  # the webhook is Postmark's last provisioning step
+
+
+def check_now_not_ready(c: EmailConfiguration) -> str:
+    if not _provisioned(c):
+        return "Provisioning has not finished; retry provisioning instead."
+    halted = [region for region, r in (c.region_status or {}).items() if c.on_ses and c.status == S.FAILED and (
+        "FAILED" in (r.get("dkim"), r.get("mail_from")) or r.get("found") is False)]
+    if halted:
+        return (f"SES has stopped checking in {', '.join(halted)}; checking again cannot help. Retry sets the "
+                "identity up again there.")
+    return ""
 
 
 def _offboard_needs(c: EmailConfiguration) -> tuple[str, ...]:
@@ -365,7 +376,7 @@ ACTIONS = {a.name: a for a in (
     Action("check_now", "Check now", roles.SUPPORT, VERIFICATION_STATES | DNS_WATCHED,
            Work.VERIFY, "Nothing to check while {domain} is {status}.",
            needs=lambda c: (credentials.ACCOUNT_TOKEN,) if c.status in VERIFICATION_STATES else (),
-           ready=lambda c: "" if _provisioned(c) else "Provisioning has not finished; retry provisioning instead."),
+           ready=check_now_not_ready),
     Action("repair", "Repair DNS", roles.SUPPORT, RECORDS_PUBLISHED, Work.REPAIR,
            "Nothing to repair: {domain} is {status}.", needs=lambda c: DNS_NEEDS,
            ready=lambda c: "" if c.dkim_known else

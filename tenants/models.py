@@ -219,7 +219,8 @@ class EmailConfiguration(models.Model):
     dkim_value = models.TextField(blank=True)  # public key, not a secret
     return_path_target = models.CharField(max_length=253, blank=True)  # the CNAME target Postmark gave
     # Amazon SES (a partition whose email_provider is "ses"): the records every region asked for
-    # (its three DKIM CNAMEs, the MAIL FROM MX and SPF) as [name, type, value, purpose] lists, and
+    # (its three DKIM CNAMEs, the MAIL FROM MX and SPF) as [name, type, value, purpose, ttl, region]
+    # lists (region "" for the MAIL FROM records every region shares), and
     # each region's last verification answer, {region: {"verification", "dkim", "mail_from",
     # "error", "checked_at"}} (provisioning.ses_workflow).
     provider_records = models.JSONField(default=list, blank=True)

@@ -68,7 +68,15 @@ def _clean_entry(raw: dict, position: int) -> dict:
     for key in ("name", "infrastructure", "mail_zone", "delivery_type", "dmarc_report_address"):
         if not str(raw.get(key, "")).strip():
             raise PartitionConfigError(f"{where}: '{key}' is required.")
+    wrong = [key for key in FIELDS if key in raw and not isinstance(raw[key], str)]
+    if wrong:
+        raise PartitionConfigError(f"{where}: {wrong[0]} must be a string (in quotes), not "
+                                   f"{type(raw[wrong[0]]).__name__} {raw[wrong[0]]!r:.40}.")
     entry = {key: str(raw.get(key, DEFAULTS.get(key, ""))).strip() for key in FIELDS}
+    for key in FIELDS:
+        limit = Partition._meta.get_field(key).max_length
+        if limit and len(entry[key]) > limit:
+            raise PartitionConfigError(f"{where}: {key} is {len(entry[key])} characters long; at most {limit}.")
     entry["mail_zone"] = entry["mail_zone"].rstrip(".").lower()
     entry["dmarc_report_address"] = entry["dmarc_report_address"].lower()
     try:
@@ -91,7 +99,7 @@ def _clean_providers(entry: dict, where: str) -> dict:
                                        f"not '{entry[key]}'.")
     if entry["email_provider"] == EmailProviderName.SES:
         regions = [r.strip() for r in (entry["ses_regions"] or DEFAULT_SES_REGIONS).split(",")]
-        bad = [r for r in regions if not AWS_REGION_RE.match(r)]
+        bad = [r for r in regions if not AWS_REGION_RE.match(r) or len(r) > 25]
         if bad or not regions:
             raise PartitionConfigError(f"{where}: ses_regions must be AWS regions separated by commas, such as "
                                        f"'{DEFAULT_SES_REGIONS}'; '{bad[0] if bad else ''}' is not one.")
@@ -135,8 +143,10 @@ def _clean_relay(entry: dict, where: str) -> dict:
 
 
 def _clean_mx(text: str, where: str) -> str:
-    """"10 mxwest.example.org, 20 mxeast.example.org": priorities 0-65535 and host names."""
-    items = []
+    """"10 mxwest.example.org, 20 mxeast.example.org": priorities 0-65535 and host names, each host once."""
+    items, hosts = [], set()
+    if not text.isascii():
+        raise PartitionConfigError(f"{where}: inbound_mx must be plain ASCII ('<priority> <host>' items).")
     for item in filter(None, (part.strip().lower() for part in text.split(","))):
         match = MX_ITEM_RE.match(item)
         if not match or int(match.group(1)) > 65535:
@@ -148,8 +158,12 @@ def _clean_mx(text: str, where: str) -> str:
                 validate_dns_label(label, what="inbound MX host label")
         except ValidationError as exc:
             raise PartitionConfigError(f"{where}: inbound_mx: {exc.messages[0]}") from None
-        if "." not in host:
-            raise PartitionConfigError(f"{where}: inbound_mx host '{host}' must be a fully qualified name.")
+        if "." not in host or len(host) > 253 or host.rpartition(".")[2].isdigit():
+            raise PartitionConfigError(f"{where}: inbound_mx host '{host}' must be a fully qualified host name "
+                                       "(not an IP address), at most 253 characters.")
+        if host in hosts:
+            raise PartitionConfigError(f"{where}: inbound_mx names {host} twice; give each host once.")
+        hosts.add(host)
         items.append(f"{int(match.group(1))} {host}")
     return ", ".join(items)
 
@@ -200,7 +214,11 @@ def sync_partitions(entries: list[dict], *, actor=None) -> SyncResult:
         # The sending domain, the Postmark account (infrastructure) and the server type are baked
         # into what was provisioned; changing them under existing configurations would orphan it.
         fixed = [k for k in ("mail_zone", "infrastructure", "delivery_type", "email_provider", "dns_provider",
-                             "ses_regions") if k in changed]
+                             "ses_regions", "ses_tenant") if k in changed]
+        # An inbound MX may be added (a repair publishes it), not changed or removed: the old records
+        # would stay at every domain, and offboarding would no longer know them.
+        if "inbound_mx" in changed and partition.inbound_mx:
+            fixed.append("inbound_mx")
         if fixed and partition.configurations.exists():
             what = ", ".join(f"{k.replace('_', ' ')} ({getattr(partition, k)} → {changed[k]})" for k in fixed)
             raise PartitionConfigError(

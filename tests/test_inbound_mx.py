@@ -67,3 +67,23 @@ def test_a_partition_without_inbound_mx_publishes_none(harness, configured_parti
     configuration = activated(harness, configured_partitions)
     assert mx_values(harness) == []
     assert not RecordCheck.objects.filter(configuration=configuration, purpose="inbound_mx").exists()
+
+
+def test_the_page_judges_each_host_of_the_set_by_itself(harness, configured_partitions, support_client):
+    from django.urls import reverse
+
+    from dashboard.presenters import record_rows
+
+    configuration = activated(harness, with_inbound_mx(configured_partitions))
+    zone_id, sets = rrsets(harness, DOMAIN)
+    [mx] = [s for s in sets if s["Type"] == "MX"]
+    harness.session.client("route53").change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": {**mx, "ResourceRecords": [{"Value": "10 mxwest.ardamails.net."},
+                                                                               {"Value": "20 mxother.example."}]}}]})
+    drift_check(configuration_id=configuration.pk, providers=harness.providers, trigger="schedule")
+    configuration.refresh_from_db()
+    rows = {r.value: r.published for r in record_rows(configuration, list(configuration.steps.all()),
+                                                        list(configuration.record_checks.all())) if r.type == "MX"}
+    assert rows == {"10 mxwest.ardamails.net": "ok", "20 mxeast.ardamails.net": "missing"}
+    assert "expected '10 mxwest.ardamails.net', '20 mxeast.ardamails.net', found" in configuration.last_error
+    assert support_client.get(reverse("dashboard:configuration", args=[configuration.pk])).status_code == 200

@@ -120,7 +120,15 @@ def test_a_partition_chooses_its_providers_and_the_defaults_are_postmark_and_rou
      "'10 mxwest.example.org, 20 mxeast.example.org'; 'mxwest.ardamails.net' is not one."),
     ('inbound_mx="70000 mx.ardamails.net"\n', "inbound_mx must be '<priority> <host>' items separated by commas, "
      "such as '10 mxwest.example.org, 20 mxeast.example.org'; '70000 mx.ardamails.net' is not one."),
-    ('inbound_mx="10 mx"\n', "inbound_mx host 'mx' must be a fully qualified name."),
+    ('inbound_mx="10 mx"\n', "inbound_mx host 'mx' must be a fully qualified host name (not an IP address)"),
+    ('inbound_mx="10 1.2.3.4"\n', "inbound_mx host '1.2.3.4' must be a fully qualified host name (not an IP"),
+    ('inbound_mx="10 mx.a.org, 20 MX.a.org"\n', "inbound_mx names mx.a.org twice; give each host once."),
+    ('inbound_mx="10 mx.\u212aa.org"\n', "inbound_mx must be plain ASCII"),
+    ('inbound_mx=["10 mx.a.org"]\n', "inbound_mx must be a string (in quotes), not list"),
+    ('hosted_zone_id=12\n', "hosted_zone_id must be a string (in quotes), not int 12."),
+    ('inbound_mx="' + ", ".join(f"10 mx{i}.ardamails.net" for i in range(30)) + '"\n',
+     "inbound_mx is 678 characters long; at most 500."),
+    ('email_provider="ses"\nses_regions="us-' + "a" * 30 + '-1"\n', "ses_regions must be AWS regions"),
     ('inbound_mx="10 -mx.ardamails.net"\n', "inbound_mx: "),
 ])
 def test_provider_settings_are_checked_with_a_sentence_and_nothing_is_loaded(db, tmp_path, extra, message):
@@ -186,3 +194,32 @@ def test_relay_settings_are_checked_with_a_sentence(db, tmp_path, extra, message
     with pytest.raises(PartitionConfigError) as exc:
         sync_partitions(load_file(path))
     assert str(exc.value).startswith("partition #1: " + message)
+
+
+
+@pytest.mark.parametrize("key, before, after", [
+    ("inbound_mx", "10 mxwest.ardamails.net", "20 mxwest.ardamails.net"),
+    ("inbound_mx", "10 mxwest.ardamails.net", ""),
+    ("ses_tenant", "xisx", "another"),
+])
+def test_what_existing_configurations_rest_on_cannot_change_under_them(db, tmp_path, key, before, after):
+    ses = 'email_provider="ses"\n' if key == "ses_tenant" else ""
+    path = tmp_path / "p.toml"
+    path.write_text(PROVIDERS + ses + f'{key}="{before}"\n')
+    sync_partitions(load_file(path))
+    tenant = Tenant.objects.create(slug="acme", display_name="Acme")
+    EmailConfiguration.objects.create(tenant=tenant, partition=Partition.objects.get(name="lab"), config_slug="orders")
+    path.write_text(PROVIDERS + ses + f'{key}="{after}"\n')
+    with pytest.raises(PartitionConfigError, match=f"its {key.replace('_', ' ')} .* cannot change"):
+        sync_partitions(load_file(path))
+    assert getattr(Partition.objects.get(name="lab"), key) == before
+
+
+def test_an_inbound_mx_may_be_added_to_a_partition_in_use(db, tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text(PROVIDERS)
+    sync_partitions(load_file(path))
+    tenant = Tenant.objects.create(slug="acme", display_name="Acme")
+    EmailConfiguration.objects.create(tenant=tenant, partition=Partition.objects.get(name="lab"), config_slug="orders")
+    path.write_text(PROVIDERS + 'inbound_mx="10 mxwest.ardamails.net"\n')
+    assert sync_partitions(load_file(path)).changes == {"lab": ["inbound_mx"]}

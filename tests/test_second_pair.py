@@ -3,6 +3,7 @@ verifies in both regions, ramps DMARC and offboards with the same services as Po
 partition mixing Postmark with Cloudflare does too. Providers are simulators over HTTP (tests/mixed.py)."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -101,6 +102,12 @@ def test_a_region_whose_dkim_fails_stops_verification_and_the_page_shows_each_re
     assert 'data-region="us-east-1" data-verified="yes"' in page
     assert 'data-region="us-west-2" data-verified="no"' in page
     assert "us-west-2: DKIM FAILED (TYPE_NOT_FOUND: the CNAME records were not found)" in page
+    from dashboard.presenters import record_rows
+
+    rows = record_rows(configuration, [], list(configuration.record_checks.all()))
+    east = {r[0] for r in configuration.provider_records if r[5] == "us-east-1"}
+    assert {r.verified for r in rows if r.purpose == "dkim" and r.name in east} == {True}
+    assert {r.verified for r in rows if r.purpose == "dkim" and r.name not in east} == {False}
     export = support_client.get(reverse("dashboard:configuration_export", args=[configuration.pk])).json()
     assert [(r["region"], r["dkim"]) for r in export["verification"]["regions"]] == [
         ("us-east-1", "SUCCESS"), ("us-west-2", "FAILED")]
@@ -147,7 +154,7 @@ def test_the_page_of_an_ses_configuration_says_what_it_is_and_does_not_wait_for_
     assert "Postmark server" not in page and "Rotate DKIM" not in page or "rotates its Easy DKIM keys" in page
 
 
-def test_offboarding_deletes_the_identity_in_both_regions_and_every_record(mixed):  # noqa: F811
+def test_offboarding_deletes_the_identity_in_both_regions_and_every_record(mixed, support_client):  # noqa: F811
     configuration = active(mixed, "edge")
     result = configuration_offboard(configuration_id=configuration.pk, actor=CLI, providers=mixed.providers)
     configuration.refresh_from_db()
@@ -157,6 +164,9 @@ def test_offboarding_deletes_the_identity_in_both_regions_and_every_record(mixed
     state = mixed.ses.state()
     assert EDGE_DOMAIN not in state["us-east-1"]["identities"] and EDGE_DOMAIN not in state["us-west-2"]["identities"]
     assert mixed.cloudflare_records("edge.ardamails.net", EDGE_DOMAIN) == []
+    export = support_client.get(reverse("dashboard:configuration_export", args=[configuration.pk])).json()
+    assert export["identities"] == []
+    assert {r["published"] for r in export["records"]} == {"removed"}
 
 
 def test_postmark_with_cloudflare_onboards_verifies_and_offboards(mixed):  # noqa: F811
@@ -214,3 +224,60 @@ def test_with_an_event_topic_every_regions_configuration_set_publishes_bounces_c
         assert destination["SnsDestination"] == {
             "TopicArn": f"arn:aws:sns:{region}:123456789012:ardamail-edge-events"}
         assert sorted(destination["MatchingEventTypes"]) == ["BOUNCE", "COMPLAINT", "DELIVERY"]
+
+
+def test_the_ses_plan_is_what_provisioning_then_asks_of_ses_call_for_call(mixed, settings):  # noqa: F811
+    from provisioning.plan import onboarding_plan
+
+    settings.SES_ACCOUNT_ID = "123456789012"  # as the fixture's Ses is given it: no STS lookup
+    plan = onboarding_plan(partition=mixed.partitions["edge"], tenant_slug="acme", config_slug="orders")
+    configuration = onboard(mixed, "edge")
+    provision(configuration, mixed.providers)
+    planned = [(c.provider.removeprefix("ses "), c.call) for c in plan.calls
+               if c.provider.startswith("ses ") and not c.purpose.startswith("verification")]
+    assert planned == mixed.ses.calls
+    cloudflare = [c.call.replace("{zone_id}", "ID") for c in plan.calls if c.provider == "cloudflare"]
+    sent = [f"{m} {re.sub(r'/zones/[0-9a-f]{32}', '/zones/ID', p.removeprefix('/client/v4'))}"
+            for m, p, _, _ in mixed.cloudflare_sent]
+    assert sent == cloudflare
+
+
+
+def test_a_region_ses_failed_is_set_up_afresh_by_retry_and_check_now_says_so(mixed):  # noqa: F811
+    from provisioning.onboarding import configuration_retry
+    from tenants.lifecycle import actions_for
+
+    mixed.ses.fail_dkim_regions = frozenset({"us-west-2"})
+    configuration = active(mixed, "edge")
+    assert configuration.status == "failed"
+    assert configuration.last_error.endswith("Retry sets the identity up again there.")
+    check_now = actions_for(configuration, CLI)["check_now"]
+    assert not check_now.allowed and check_now.reason.startswith("SES has stopped checking in us-west-2")
+    old_west = {r[0] for r in configuration.provider_records if r[5] == "us-west-2"}
+
+    mixed.ses.fail_dkim_regions = frozenset()  # the records are there now: a new search will find them
+    configuration_retry(configuration_id=configuration.pk, actor=CLI, queue=False).hold.release()
+    provision(configuration, mixed.providers)
+    verification_check(configuration_id=configuration.pk, providers=mixed.providers, trigger="manual")
+    configuration.refresh_from_db()
+    assert configuration.status == "active", configuration.last_error
+    new_west = {r[0] for r in configuration.provider_records if r[5] == "us-west-2"}
+    assert new_west and new_west.isdisjoint(old_west)  # a new identity there, with new tokens
+    names = {name for name, *_ in mixed.cloudflare_records("edge.ardamails.net", EDGE_DOMAIN)}
+    assert new_west <= names and not old_west & names  # the old CNAMEs are gone from DNS
+    assert ("us-west-2", "DeleteEmailIdentity") in mixed.ses.calls
+    assert ("us-east-1", "DeleteEmailIdentity") not in mixed.ses.calls  # the healthy region is left alone
+
+
+def test_a_partition_can_be_planned_before_its_secrets_exist_but_not_onboarded(mixed, support_client, secrets_dir):  # noqa: F811
+    from tenants import secrets
+
+    lab = mixed.partitions["lab"]
+    (secrets_dir / lab.secret_label(secrets.CLOUDFLARE_API_TOKEN)).unlink()
+    data = {"partition": "lab", "tenant_slug": "acme", "tenant_display_name": "Acme", "config_slug": "orders",
+            "from_local_part": "noreply"}
+    preview = support_client.post(reverse("dashboard:onboard"), {**data, "preview": "1"}).content.decode()
+    assert f"Preview: {LAB_DOMAIN}" in preview and "EmailCloudflareApiToken" not in preview
+    refused = support_client.post(reverse("dashboard:onboard"), data).content.decode()
+    assert "Alpha003-lab-I-EmailCloudflareApiToken is not configured" in refused
+    assert not EmailConfiguration.objects.exists() and mixed.cloudflare_sent == []

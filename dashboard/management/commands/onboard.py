@@ -33,7 +33,7 @@ class Command(BaseCommand):
         form = OnboardForm(data={
             "partition": o["partition"], "tenant_slug": o["tenant"], "config_slug": o["config"],
             "tenant_display_name": o["display_name"] or o["tenant"], "from_local_part": o["from_local_part"],
-        }, actor=Actor.command_line())
+        }, actor=Actor.command_line(), check_credentials=not o["dry_run"])
         if not form.is_valid():
             raise CommandError(form_errors(form))
         data = form.cleaned_data

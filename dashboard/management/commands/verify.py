@@ -32,9 +32,13 @@ class Command(BaseCommand):
 
     def _print(self, outcome):
         if isinstance(outcome, VerificationCheck):
+            configuration = outcome.configuration
+            second = "MAIL FROM" if configuration.on_ses else "Return-Path"
             flags = (f"DKIM verified: {yes_no(outcome.dkim_verified)}  "
-                     f"Return-Path verified: {yes_no(outcome.return_path_verified)}")
+                     f"{second} verified: {yes_no(outcome.return_path_verified)}")
             self.stdout.write(flags + (f"  error: {outcome.error}" if outcome.error else ""))
+            for region in (configuration.region_status or {}).values():  # SES: each region's own answer
+                self.stdout.write(f"  {region['reason']}")
             return
         if not outcome:
             self.stdout.write(BUSY)

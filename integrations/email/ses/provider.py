@@ -64,7 +64,8 @@ def _same_destination(current: dict, desired: dict) -> bool:
 
 
 def plan_onboarding(*, regions: tuple[str, ...], domain: str, mail_from_domain: str, configuration_set: str,
-                    tenant_name: str = "") -> tuple[list[PlannedCall], list[PlannedCall]]:
+                    tenant_name: str = "", events: bool = False, account_known: bool = True
+                    ) -> tuple[list[PlannedCall], list[PlannedCall]]:
     """The calls provisioning makes at SES for a new domain, as the methods below make them (find
     before create), split where the DNS step comes: (before DNS, after DNS)."""
     before: list[PlannedCall] = []
@@ -72,9 +73,14 @@ def plan_onboarding(*, regions: tuple[str, ...], domain: str, mail_from_domain: 
         where = f"ses {region}"
         before += [PlannedCall(where, "GetConfigurationSet", f"look for the configuration set {configuration_set}"),
                    PlannedCall(where, "CreateConfigurationSet", f"create {configuration_set} unless it exists")]
-        if tenant_name:
-            before += [PlannedCall(where, "GetTenant", f"look for the tenant {tenant_name}"),
-                       PlannedCall(where, "CreateTenant", f"create the tenant {tenant_name} unless it exists")]
+        if events:
+            before += [PlannedCall(where, "GetConfigurationSetEventDestinations", "look for its event destination"),
+                       PlannedCall(where, "CreateConfigurationSetEventDestination",
+                                   "publish bounces, complaints and deliveries to the region's SNS topic unless it "
+                                   "does")]
+    for region in regions if tenant_name else ():
+        before += [PlannedCall(f"ses {region}", "GetTenant", f"look for the tenant {tenant_name}"),
+                   PlannedCall(f"ses {region}", "CreateTenant", f"create the tenant {tenant_name} unless it exists")]
     for region in regions:
         where = f"ses {region}"
         before += [PlannedCall(where, "GetEmailIdentity", f"look for the identity {domain}"),
@@ -83,9 +89,13 @@ def plan_onboarding(*, regions: tuple[str, ...], domain: str, mail_from_domain: 
                    PlannedCall(where, "PutEmailIdentityMailFromAttributes",
                                f"set its MAIL FROM domain to {mail_from_domain} (on MX failure: SES's own)")]
     if tenant_name:
+        if not account_known:
+            before.append(PlannedCall(f"sts {regions[0]}", "GetCallerIdentity", "the AWS account, for the ARNs"))
         for region in regions:
             before += [PlannedCall(f"ses {region}", "CreateTenantResourceAssociation",
-                                   f"associate the identity and the configuration set with the tenant {tenant_name}")]
+                                   f"associate the identity with the tenant {tenant_name} (done before: no change)"),
+                       PlannedCall(f"ses {region}", "CreateTenantResourceAssociation",
+                                   f"associate the configuration set with the tenant {tenant_name} (likewise)")]
     after = [PlannedCall(f"ses {region}", "GetEmailIdentity", "verification: read DKIM and MAIL FROM status "
                                                               "(repeated until both are SUCCESS)")
              for region in regions]
@@ -157,14 +167,23 @@ class Ses:
 
     def _ensure_identity_in(self, region: str, domain: str, mail_from: str, configuration_set: str,
                             before_write: BeforeWrite | None) -> IdentitySetup:
+        if before_write is not None:
+            before_write()  # each region's calls start with a fresh lease (a read can take a whole call's time)
         answer, created = self._identity(region, domain), False
-        if answer is None:
-            answer, created = self._create_identity(region, domain, configuration_set, before_write)
-        dkim = answer.get("DkimAttributes", {})
+        dkim = (answer or {}).get("DkimAttributes", {})
         if dkim.get("SigningAttributesOrigin") == "EXTERNAL":
             raise ProviderError(f"SES {region} holds {domain} with its own DKIM key (BYODKIM), not Easy DKIM: "
                                 "its DNS records are not the ones this system publishes.", provider=PROVIDER,
                                 transient=False, error_code="EXTERNAL")
+        if answer is not None and dkim.get("Status") == "FAILED":
+            # SES has stopped looking for the CNAMEs and will not look again: verification starts over
+            # from the beginning, a new identity with new tokens (#dkim-failed).
+            self._write(region, before_write, f"delete the identity {domain} whose DKIM verification failed",
+                        "delete_email_identity", EmailIdentity=domain)
+            answer = None
+        if answer is None:
+            answer, created = self._create_identity(region, domain, configuration_set, before_write)
+        dkim = answer.get("DkimAttributes", {})
         changed = ["identity"] if created else []
         if configuration_set and not created and answer.get("ConfigurationSetName") != configuration_set:
             self._write(region, before_write, f"make {configuration_set} the configuration set of {domain}",
@@ -212,12 +231,20 @@ class Ses:
             result[region] = not_found(region, domain) if answer is None else region_verification(region, answer)
         return result
 
-    def delete_identity(self, domain: str) -> dict[str, bool]:
-        """Delete the identity in every region: True where deleted, False where it was gone already."""
+    def delete_identity(self, domain: str, *, before_write: BeforeWrite | None = None) -> dict[str, bool]:
+        """Delete the identity in every region: True where deleted, False where it was gone already, or
+        is not one of ours (its own DKIM key, BYODKIM: never made here, so never deleted here)."""
         domain, result = normalise_name(domain), {}
         for region in self.regions:
+            if before_write is not None:
+                before_write()
+            answer = self._identity(region, domain)
+            if answer is None or answer.get("DkimAttributes", {}).get("SigningAttributesOrigin") == "EXTERNAL":
+                result[region] = False
+                continue
             try:
-                self._call(region, f"delete the identity {domain}", "delete_email_identity", EmailIdentity=domain)
+                self._write(region, before_write, f"delete the identity {domain}", "delete_email_identity",
+                            EmailIdentity=domain)
                 result[region] = True
             except ProviderError as exc:
                 if not exc.not_found:
@@ -237,6 +264,8 @@ class Ses:
         targets = self.event_destinations if event_destinations is None else event_destinations
         result = {}
         for region in self.regions:
+            if before_write is not None:
+                before_write()
             created = self._ensure_set(region, name, before_write)
             events, note = self._ensure_events(region, name, targets.get(region), before_write)
             result[region] = ConfigurationSetSetup(region=region, name=name, created=created, events=events, note=note)
@@ -263,6 +292,8 @@ class Ses:
         if target is None:
             return "skipped", (f"No event destination is configured for {region}: bounces, complaints and "
                                "deliveries from it are not reported.")
+        if before_write is not None:
+            before_write()
         answer = self._call(region, f"read the event destinations of {name}",
                             "get_configuration_set_event_destinations", ConfigurationSetName=name)
         current = next((d for d in answer.get("EventDestinations", []) if d.get("Name") == EVENT_DESTINATION_NAME),
@@ -293,6 +324,8 @@ class Ses:
             return {}
         result = {}
         for region in self.regions:
+            if before_write is not None:
+                before_write()
             try:
                 self._call(region, f"read the tenant {tenant}", "get_tenant", TenantName=tenant)
                 result[region] = False
