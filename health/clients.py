@@ -59,7 +59,7 @@ class Patience:
         try:
             return call()
         except ProviderError as exc:
-            if timed_out(exc):
+            if timed_out(exc) or exc.status == 429:  # asking again in this run would wait the same
                 self._gave_up[kind] = exc
             raise
 
@@ -74,9 +74,12 @@ def health_providers() -> Iterator[Providers]:
 
     def dns_for(partition: Partition) -> DnsProvider:
         if partition.dns_provider == DnsProviderName.CLOUDFLARE:
-            key = ("cloudflare", partition.read_secret(secrets.CLOUDFLARE_API_TOKEN))
+            key = ("cloudflare", partition.name)
             if key not in accounts:
-                accounts[key] = Cloudflare(base_url=settings.CLOUDFLARE_API_URL, token=key[1], timeout=answer,
+                # One attempt: a 429 is said at once, not waited out (the page must answer quickly).
+                accounts[key] = Cloudflare(base_url=settings.CLOUDFLARE_API_URL,
+                                           token=partition.read_secret(secrets.CLOUDFLARE_API_TOKEN), timeout=answer,
+                                           connect_timeout=connect, rate_limit_retries=0,
                                            account_id=settings.CLOUDFLARE_ACCOUNT_ID)
             return _PatientDns(accounts[key], patience, "cloudflare")
         key = ("route53", partition.dns_role_arn or None)

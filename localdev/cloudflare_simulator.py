@@ -21,8 +21,10 @@ What it fakes:
   a CNAME not beside an A/AAAA/CNAME (81053/81054), NS alone at its name, identical records refused
   (81057 on create, 81058 on update), unknown ids (81044, 404), unknown zones (7003, 404),
   32-hex ids, the error envelope with success false and result null.
-- The rate limit: past `rate_limit` requests within its window, HTTP 429 with Retry-After (seconds
-  until the oldest request leaves the window) and code 10100, on an injectable clock.
+- The rate limit: once `rate_limit` requests came within its window, every request is refused for
+  the next whole window (Cloudflare blocks all calls for five minutes): HTTP 429, code 10100, and
+  Retry-After counting down the seconds left (rounded up, from 300 by default), on an injectable clock.
+  One count for all tokens (Cloudflare counts per user).
 
 Where it is stricter than Cloudflare, on purpose: unquoted TXT content is refused (Cloudflare's
 docs say it must be quoted, but its API stores it and only the dashboard warns); a CNAME is refused
@@ -100,6 +102,7 @@ class CloudflareSimulator:
             self._zones: dict[str, dict] = {}
             self._records: dict[str, dict[str, dict]] = {}
             self._recent: deque[float] = deque()
+            self._blocked_until: float | None = None  # the clock's time the rate-limit block ends
             self._faults: list[dict] = []
             self.calls: list[tuple[str, str, str]] = []  # (method, path, query) of every request
 
@@ -157,14 +160,21 @@ class CloudflareSimulator:
                 raise ApiError(fault["status"], fault["code"], fault["message"])
 
     def _check_rate(self):
+        """Over the limit, all calls are blocked for the whole window, not until the oldest request
+        ages out (docs/providers/cloudflare.md#rate-limits); after the block, capacity is back in full."""
         if self.rate_limit is None:
             return
         limit, window = self.rate_limit
         now = self._clock()
+        if self._blocked_until is not None and now >= self._blocked_until:
+            self._blocked_until = None
+            self._recent.clear()
         while self._recent and self._recent[0] <= now - window:
             self._recent.popleft()
-        if len(self._recent) >= limit:
-            wait = max(1, math.ceil(self._recent[0] + window - now))
+        if self._blocked_until is None and len(self._recent) >= limit:
+            self._blocked_until = now + window
+        if self._blocked_until is not None:
+            wait = max(1, math.ceil(self._blocked_until - now))
             raise ApiError(429, 10100, f"More than {limit} requests per {window:g} seconds reached. Please wait "
                            "and consider throttling your request speed", headers=[("Retry-After", str(wait))])
         self._recent.append(now)
@@ -181,13 +191,16 @@ class CloudflareSimulator:
         return token
 
     def _read_json(self, environ):
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise ApiError(400, SIM_CODE, "Content-Length is not a number") from None
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
         if not raw:
             return None
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             raise ApiError(400, SIM_CODE, "Malformed JSON in request body") from None
 
     def _dispatch(self, method, path, query, body, token):
@@ -306,6 +319,8 @@ class CloudflareSimulator:
         if method == "DELETE":
             del records[record_id]
             return {"id": record_id}
+        if method == "PATCH" and not isinstance(body or {}, dict):
+            raise invalid("A DNS record is a JSON object")
         merged = {**_writable(existing), **(body or {})} if method == "PATCH" else body
         records[record_id] = self._checked(zone, records, merged, existing=existing)
         return copy.deepcopy(records[record_id])

@@ -12,8 +12,8 @@ from django.db import connections
 from health.apex import apex_records
 from health.zones import delegation_records
 from integrations.dns import DnsProvider, is_within_zone, normalise_name
-from provisioning.providers import Providers
 from provisioning.drift import DKIM_KNOWN
+from provisioning.providers import Providers
 from provisioning.records import desired_for
 from tenants import secrets
 from tenants.lifecycle import RECORDS_PUBLISHED

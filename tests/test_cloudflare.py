@@ -450,8 +450,8 @@ def test_plan_upsert_lists_the_calls_without_making_any():
         PlannedCall("cloudflare", "GET /zones", f"find the zone {ZONE}"),
         PlannedCall("cloudflare", "GET /zones/{zone_id}/dns_records", f"read the records at and below {DOMAIN}"),
         PlannedCall("cloudflare", "POST /zones/{zone_id}/dns_records/batch",
-                    "create, update or delete what differs at 3 names and types, in one batch "
-                    "(no call when nothing differs)"),
+                    "create, update or delete what differs at 3 names and types, in batches of 200, each "
+                    "all-or-nothing (no call when nothing differs)"),
     ]
     assert plan_upsert(ZONE, ZONE_ID, [records[0]])[0] == PlannedCall(
         "cloudflare", f"GET /zones/{ZONE_ID}/dns_records", f"read the records at {DMARC}")
@@ -505,6 +505,72 @@ def test_a_long_retry_after_is_not_waited_for():
 
 def test_one_call_fits_its_budget():
     assert call_budget_seconds(5.0) == 3 * 3 * 5.0 + 2 * 5.0
+    assert call_budget_seconds(5.0, rate_limit_retries=0, connect_timeout=1.0) == 1.0 + 2 * 5.0
+
+
+@pytest.mark.parametrize(("headers", "sentence"), [
+    ({}, "Cloudflare is rate-limiting this partition's API token and refused to look up the zone "
+         f"{ZONE} (it allows 1,200 requests in 5 minutes per token)"),
+    ({"Retry-After": "3"}, "Cloudflare is rate-limiting this partition's API token and asks to wait 3 seconds "
+                           f"before trying to look up the zone {ZONE} again"),
+])
+def test_without_rate_limit_retries_the_first_429_is_a_transient_error_at_once(headers, sentence):
+    client, recorder, sleeps = make(refused(429, 10100, "More than 1200 requests per 300 seconds reached.",
+                                            headers=headers), rate_limit_retries=0)
+
+    error = failure(client.find_zone, ZONE)
+
+    assert str(error) == f"{sentence}; a later retry can succeed (HTTP 429, code 10100)"
+    assert (error.transient, error.status, len(recorder.requests), sleeps) == (True, 429, 1, [])
+
+
+def test_more_rate_limit_retries_back_off_at_most_five_seconds_each():
+    client, recorder, sleeps = make(*[refused(429, 10100, "slow down")] * 4, listing(), rate_limit_retries=4)
+
+    client.zone(ZONE, zone_id=ZONE_ID).read([DMARC])
+
+    assert (sleeps, len(recorder.requests)) == ([1.0, 2.0, 4.0, 5.0], 5)
+
+
+def test_the_connect_timeout_is_its_own_and_the_answer_timeout_bounds_the_rest():
+    client, recorder, _ = make(listing(), timeout=5.0, connect_timeout=1.5)
+    plain, plain_recorder, _ = make(listing(), timeout=5.0)
+
+    client.zone(ZONE, zone_id=ZONE_ID).read([DMARC])
+    plain.zone(ZONE, zone_id=ZONE_ID).read([DMARC])
+
+    assert recorder.requests[0].extensions["timeout"] == {"connect": 1.5, "read": 5.0, "write": 5.0, "pool": 5.0}
+    assert plain_recorder.requests[0].extensions["timeout"] == {"connect": 5.0, "read": 5.0, "write": 5.0,
+                                                                "pool": 5.0}
+
+
+LONG = "Cloudflare is rate-limiting this partition's API token and asks to wait"
+
+
+@pytest.mark.parametrize(("headers", "sleeps", "sentence"), [
+    ({"Retry-After": "1e308"}, [], f"{LONG} an hour or more before trying to look up the zone {ZONE} again"),
+    ({"Retry-After": "inf"}, [], f"{LONG} an hour or more before trying to look up the zone {ZONE} again"),
+    ({"Retry-After": "9" * 400}, [], f"{LONG} an hour or more before trying to look up the zone {ZONE} again"),
+    ({"Retry-After": "Wed, 21 Oct 2015 07:28:30 GMT", "Date": "Wed, 21 Oct 2015 07:28:00 GMT"}, [],
+     f"{LONG} 30 seconds before trying to look up the zone {ZONE} again"),
+    ({"Retry-After": "Wed, 21 Oct 2015 07:28:03 GMT", "Date": "Wed, 21 Oct 2015 07:28:00 GMT"}, [3.0, 3.0], None),
+    ({"Retry-After": "Wed, 21 Oct 2015 07:27:00 GMT", "Date": "Wed, 21 Oct 2015 07:28:00 GMT"}, [0.0, 0.0], None),
+    ({"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}, [],
+     f"{LONG} an hour or more before trying to look up the zone {ZONE} again"),
+    ({"Retry-After": "nan"}, [1.0, 2.0], None),
+    ({"Retry-After": "-30"}, [1.0, 2.0], None),
+    ({"Retry-After": "Thu, 99 Foo 2015 07:28:30 GMT"}, [1.0, 2.0], None),
+])
+def test_an_absurd_or_dated_retry_after_is_clamped_or_read_as_a_date(headers, sleeps, sentence):
+    limited = refused(429, 10100, "slow down", headers=headers)
+    client, _, slept = make(limited, limited, limited)
+
+    error = failure(client.find_zone, ZONE)
+
+    assert slept == sleeps
+    assert str(error) == (sentence or f"Cloudflare was still rate-limiting this partition's API token after 3 tries "
+                                      f"to look up the zone {ZONE} (it allows 1,200 requests in 5 minutes per token)"
+                          ) + "; a later retry can succeed (HTTP 429, code 10100)"
 
 
 # errors
@@ -563,6 +629,175 @@ def test_a_refused_token_gets_one_sentence_that_never_shows_the_token(answer):
         "expired or revoked, or lacks the Zone:Read and DNS:Edit permissions for this zone. Cloudflare said: ")
     assert not error.transient
     assert TOKEN not in str(error) and TOKEN not in repr(error) and TOKEN not in repr(client)
+
+
+@pytest.mark.parametrize("answer", [
+    refused(400, 6003, f"Invalid request headers: Authorization: Bearer {TOKEN}"),
+    refused(400, 1004, "DNS Validation Error", chain=[(9999, f"token {TOKEN} is not allowed here")]),
+    refused(500, 1000, f"Internal error handling Bearer%20{TOKEN.replace('-', '%2D')} and {TOKEN}"),
+    refused(429, 10100, f"Too many requests for {TOKEN}", headers={"Retry-After": "600"}),
+])
+def test_cloudflare_echoing_the_token_never_puts_it_in_a_message(answer):
+    client, _, _ = make(answer)
+
+    error = failure(client.find_zone, ZONE)
+
+    assert TOKEN not in str(error) and TOKEN not in error.provider_message and TOKEN not in repr(error)
+    assert "[redacted]" in error.provider_message
+    assert error.status == 429 or "[redacted]" in str(error)  # a 429's sentence does not quote Cloudflare
+
+
+def test_a_huge_error_text_is_clipped_and_many_codes_are_counted():
+    errors = [{"code": 1000 + i, "message": "x" * 1000} for i in range(8)]
+    client, _, _ = make(httpx.Response(400, json={"success": False, "errors": errors, "result": None}))
+
+    error = failure(client.find_zone, ZONE)
+
+    assert len(error.provider_message) == 500 and error.provider_message.endswith("…")
+    assert str(error).endswith("(HTTP 400, codes 1000, 1001, 1002, 1003, 1004 and 3 more)")
+
+
+@pytest.mark.parametrize("token", ["t\u00f6ken-with-umlaut", "tok\nen", "tok en", "tok\x00en", "\u200btoken", "", " \n"])
+def test_a_token_that_is_not_printable_ascii_is_refused_before_any_call_without_showing_it(token):
+    recorder = Recorder()
+
+    with pytest.raises(ProviderError) as caught:
+        Cloudflare(token=token, base_url=BASE, transport=httpx.MockTransport(recorder))
+
+    assert str(caught.value).startswith("The partition's Cloudflare token is not a valid API token: it ")
+    assert not caught.value.transient and recorder.requests == []
+    assert token.strip() == "" or token not in str(caught.value)
+
+
+def test_whitespace_around_a_token_from_a_secret_file_is_dropped():
+    recorder = Recorder(ok([], {"total_pages": 1}))
+    client = Cloudflare(token=f"  {TOKEN}\n", base_url=BASE, transport=httpx.MockTransport(recorder))
+
+    client.find_zone(ZONE)
+
+    assert recorder.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+ZONES = "/client/v4/zones"
+A_ZONE = {"id": ZONE_ID, "name": ZONE, "status": "active"}
+A_RECORD = raw("a" * 32, DMARC, "TXT", '"v=DMARC1; p=none"')
+
+
+@pytest.mark.parametrize(("answer", "what"), [
+    (ok([A_ZONE], {"total_pages": "3"}), "a listing whose result_info.total_pages is not a whole number"),
+    (ok([A_ZONE], {"per_page": "fifty"}), "a listing whose result_info.per_page is not a whole number"),
+    (ok([A_ZONE], {"per_page": -1}), "a listing whose result_info.per_page is not a whole number"),
+    (ok([A_ZONE], {"total_pages": 1.5}), "a listing whose result_info.total_pages is not a whole number"),
+    (ok([A_ZONE], ["not", "an object"]), "a listing whose result_info is not a JSON object"),
+    (ok(A_ZONE, {"total_pages": 1}), "a listing whose result is not a list of objects"),
+    (ok(None), "a listing whose result is not a list of objects"),
+    (ok(["a zone id"], {"total_pages": 1}), "a listing whose result is not a list of objects"),
+    (ok([{"name": ZONE, "status": "active"}], {"total_pages": 1}), "a zone with no usable id"),
+    (ok([{"id": ZONE_ID, "name": 7}], {"total_pages": 1}), "a zone with no usable name"),
+])
+def test_a_zone_listing_of_the_wrong_shape_is_a_permanent_error(answer, what):
+    client, _, _ = make(answer)
+
+    error = failure(client.find_zones, ZONE)
+
+    assert str(error) == f"Cloudflare answered with {what} while trying to look up the zone {ZONE}"
+    assert not error.transient
+
+
+@pytest.mark.parametrize(("record", "what"), [
+    ({**A_RECORD, "ttl": "auto"}, f"the TXT record {DMARC} whose TTL or priority is not a whole number in range"),
+    ({**A_RECORD, "ttl": -5}, f"the TXT record {DMARC} whose TTL or priority is not a whole number in range"),
+    (raw("b" * 32, DMARC, "MX", "mx.example.org", priority="high"),
+     f"the MX record {DMARC} whose TTL or priority is not a whole number in range"),
+    (raw("b" * 32, DMARC, "MX", "mx.example.org", priority=10**400),
+     f"the MX record {DMARC} whose TTL or priority is not a whole number in range"),
+    ({**A_RECORD, "id": None}, f"the TXT record {DMARC} with no usable id or content"),
+    ({**A_RECORD, "content": ["v=DMARC1"]}, f"the TXT record {DMARC} with no usable id or content"),
+    ({**A_RECORD, "type": ["TXT"]}, "a DNS record with no usable name or type"),
+    ({**A_RECORD, "name": None}, "a DNS record with no usable name or type"),
+])
+def test_a_record_of_the_wrong_shape_is_a_permanent_error_not_a_crash(record, what):
+    client, recorder, _ = make(listing(record), listing(record))
+    zone = client.zone(ZONE, zone_id=ZONE_ID)
+
+    for call in (lambda: zone.read([DMARC], types=("TXT", "MX")),
+                 lambda: zone.delete([DnsRecord(DMARC, "TXT", ""), DnsRecord(DMARC, "MX", "")])):
+        error = failure(call)
+        assert str(error) == f"Cloudflare answered with {what} while trying to read the records at {DMARC}"
+        assert not error.transient
+    assert [r.method for r in recorder.requests] == ["GET", "GET"]
+
+
+@pytest.mark.parametrize("result", [
+    ["a list"],
+    {"id": ZONE_ID, "name": ZONE, "name_servers": "ns1.cloudflare.com"},
+    {"id": ZONE_ID, "name": ZONE, "name_servers": [None]},
+    {"name": ZONE, "name_servers": []},
+])
+def test_a_zone_of_the_wrong_shape_is_a_permanent_error(result):
+    client, _, _ = make(ok(result))
+
+    error = failure(client.hosted_zone, ZONE, zone_id=ZONE_ID)
+
+    assert str(error).startswith("Cloudflare answered with a zone ")
+    assert str(error).endswith(f" while trying to read the zone {ZONE_ID}") and not error.transient
+
+
+@pytest.mark.parametrize("result", [None, ["x"], {"name": ZONE}, {"id": 12}])
+def test_a_created_zone_without_an_id_is_a_permanent_error(result):
+    client, _, _ = make(ok([], {"total_pages": 1}), ok(result), account_id="1" * 32)
+
+    error = failure(client.create_zone, ZONE)
+
+    assert str(error).startswith("Cloudflare answered with a new zone ") and not error.transient
+
+
+def test_a_listing_that_never_ends_is_given_up_after_a_thousand_pages():
+    def handler(request):
+        if len(recorder.requests) > 1_000:
+            raise AssertionError("the client followed pages beyond its cap")
+        return ok([A_ZONE], {"page": int(query(request)["page"]), "per_page": 1})  # a full page: "there is more"
+
+    recorder = Recorder()
+    recorder.answers = None
+    client = Cloudflare(token=TOKEN, base_url=BASE,
+                        transport=httpx.MockTransport(lambda r: (recorder.requests.append(r), handler(r))[1]))
+
+    error = failure(client.find_zones, ZONE)
+
+    assert str(error) == (f"Cloudflare still had more to list after 1,000 pages while trying to look up the zone {ZONE}; "
+                          "no listing here is that long, so its answers are taken as wrong")
+    assert not error.transient and len(recorder.requests) == 1_000
+
+
+@pytest.mark.parametrize(("answer", "sentence"), [
+    (httpx.Response(400, json={"success": False, "errors": 5, "result": None}),
+     f"Cloudflare could not look up the zone {ZONE} (HTTP 400)"),
+    (httpx.Response(400, json={"success": False, "errors": [{"code": "7003", "message": "x", "error_chain": 3}]}),
+     f"Cloudflare could not look up the zone {ZONE}: x (HTTP 400)"),
+    (httpx.Response(400, json={"success": False, "errors": [{"code": 10**400, "message": "big"}]}),
+     f"Cloudflare could not look up the zone {ZONE}: big (HTTP 400)"),
+    (httpx.Response(200, content=b"[" * 100_000),
+     f"Cloudflare answered with something other than a JSON object while trying to look up the zone {ZONE} (HTTP 200)"),
+    (httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=httpx.ByteStream(b"not gzip")),
+     f"Cloudflare's answer could not be read while trying to look up the zone {ZONE}: DecodingError"),
+])
+def test_odd_error_bodies_and_undecodable_answers_are_errors_not_crashes(answer, sentence):
+    client, _, _ = make(answer)
+
+    error = failure(client.find_zone, ZONE)
+
+    assert str(error) == sentence and not error.transient
+
+
+def test_a_zone_id_never_leaves_the_zones_path():
+    client, recorder, _ = make(listing(), ok({"id": "x", "name": ZONE, "name_servers": []}))
+
+    client.zone(ZONE, zone_id="../../accounts").read([DMARC])
+    client.hosted_zone(ZONE, zone_id="..")
+
+    assert recorder.requests[0].url.raw_path.startswith(b"/client/v4/zones/%2E%2E%2F%2E%2E%2Faccounts/dns_records?")
+    assert recorder.requests[1].url.raw_path == b"/client/v4/zones/%2E%2E"
 
 
 def test_cloudflare_trouble_is_transient_even_without_an_envelope():

@@ -2,6 +2,7 @@
 strictness (localdev/cloudflare_simulator.py, docs/providers/cloudflare.md)."""
 
 import re
+import socket
 from types import SimpleNamespace
 
 import httpx
@@ -252,6 +253,44 @@ def test_a_long_rate_limit_is_a_transient_error_at_once(sim, base_url, zone_id, 
         assert client.zone(ZONE, zone_id=zone_id).read([DMARC]) == []
 
 
+def test_over_the_limit_every_call_is_blocked_for_the_whole_window(sim, raw, base_url, zone_id, clock):
+    sim.rate_limit = (2, 300.0)
+    assert raw.get("/zones").status_code == 200  # at 1000
+    clock.advance(200)
+    assert raw.get("/zones").status_code == 200  # at 1200
+    clock.advance(50)
+
+    tripped = raw.get("/zones")  # at 1250: the third in 300 s
+
+    assert (tripped.status_code, tripped.headers["Retry-After"], first_error(tripped)["code"]) == (429, "300", 10100)
+    clock.advance(60)  # at 1310 the request of 1000 has left the window: still blocked, and for every token
+    other = httpx.get(f"{base_url}/zones/{zone_id}", headers={"Authorization": f"Bearer {SCOPED}"})
+    assert (other.status_code, other.headers["Retry-After"]) == (429, "240")
+    clock.advance(239.5)
+    assert raw.get("/zones").headers["Retry-After"] == "1"
+    clock.advance(0.5)  # at 1550 the block is over and the whole limit is back
+    assert [raw.get("/zones").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_a_change_of_more_than_200_goes_in_batches_each_all_or_nothing(client, sim, zone_id):
+    zone = client.zone(ZONE, zone_id=zone_id)
+    records = [DnsRecord(f"r{i}.{DOMAIN}", "TXT", f"v{i}") for i in range(250)]
+    batches = []
+
+    def before_write():
+        batches.append(len(batches) + 1)
+        if len(batches) == 2:  # the second batch fails
+            sim.inject_fault(method="POST", path_pattern=r"/batch$", status=503, code=10013, message="Unavailable")
+
+    with pytest.raises(ProviderError) as caught:
+        zone.upsert(records, before_write=before_write)
+
+    assert caught.value.transient and len(sim.state()["records"]) == 200  # the first batch stays
+    zone.upsert(records)  # running it again completes the change, with what is still missing
+    assert sorted(r["name"] for r in sim.state()["records"]) == sorted(r.name for r in records)
+    assert writes(sim) == [("POST", f"/client/v4/zones/{zone_id}/dns_records/batch")] * 3
+
+
 def test_cloudflare_trouble_is_transient(sim, client, zone_id):
     sim.inject_fault(method="POST", path_pattern=r"/batch$", status=503, code=10013, message="Service unavailable",
                      times=2)
@@ -460,6 +499,22 @@ def test_unknown_routes_ids_and_methods_and_bad_json_are_refused(raw, base_url, 
     assert first_error(raw.post(f"/zones/{zone_id}/dns_records/batch", json=["x"]))["code"] == SIM_CODE
 
 
+def test_odd_request_bodies_are_refused_with_an_envelope_not_a_crash(raw, base_url, zone_id):
+    record = post(raw, zone_id, type="TXT", name=DMARC, content='"x"').json()["result"]
+    path = f"/zones/{zone_id}/dns_records/{record['id']}"
+
+    deep = raw.post(f"/zones/{zone_id}/dns_records", content=b"[" * 100_000)
+    assert (deep.status_code, first_error(deep)["message"]) == (400, "Malformed JSON in request body")
+    patch = raw.patch(path, json=["a list"])
+    assert (patch.status_code, first_error(patch)["error_chain"]) == (400, [{"message": "A DNS record is a JSON object"}])
+    host, port = base_url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(f"POST /client/v4/zones HTTP/1.0\r\nAuthorization: Bearer {ADMIN}\r\n"
+                     "Content-Length: many\r\n\r\n".encode())
+        answer = conn.makefile("rb").read()
+    assert answer.startswith(b"HTTP/1.0 400 ") and b"Content-Length is not a number" in answer
+
+
 def test_a_zone_limited_token_may_be_granted_another_zone_and_reset_forgets_everything(sim, base_url, zone_id):
     other = sim.add_zone("other.example.com")
     sim.grant(SCOPED, "other.example.com")
@@ -475,6 +530,15 @@ def test_the_rate_limit_can_be_switched_off(sim, raw, zone_id):
     sim.rate_limit = None
 
     assert all(raw.get("/zones").status_code == 200 for _ in range(3))
+
+
+def test_the_command_serves_on_local_modes_cloudflare_port_unless_told(settings):
+    from localdev.management.commands.cloudflare_simulator import Command
+
+    if hasattr(settings, "LOCAL_CLOUDFLARE_PORT"):
+        del settings.LOCAL_CLOUDFLARE_PORT  # outside local mode: the fallback, 8004 as in settings/local.py
+
+    assert Command().create_parser("manage.py", "cloudflare_simulator").parse_args([]).port == 8004
 
 
 @pytest.mark.django_db

@@ -233,7 +233,7 @@ SES_ACCOUNT_ID = env("SES_ACCOUNT_ID", default="")  # blank: asked of STS (GetCa
 # with {region}, {account} and {partition} filled in; blank: no event destination (the page says so).
 SES_EVENT_TOPIC_ARN = env("SES_EVENT_TOPIC_ARN", default="")
 CLOUDFLARE_API_URL = env("CLOUDFLARE_API_URL", default="https://api.cloudflare.com/client/v4")
-# Seconds per Cloudflare request phase; with its 429 back-off one call may take 11× this (plus
+# Seconds per Cloudflare request phase; with its 429 back-off one call may take 9× this (plus
 # waits), which WORK_LEASE_SECONDS must outlast (provisioning.apps.check_lease).
 CLOUDFLARE_TIMEOUT_SECONDS = env.float("CLOUDFLARE_TIMEOUT_SECONDS", default=5.0)
 CLOUDFLARE_ACCOUNT_ID = env("CLOUDFLARE_ACCOUNT_ID", default="")  # only to create zones (local mode)

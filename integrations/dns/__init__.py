@@ -78,7 +78,8 @@ class DnsZone(Protocol):
     provider: str  # names the source of what `read` returns ("route53")
 
     def upsert(self, records: list[DnsRecord], *, before_write: BeforeWrite | None = None) -> None:
-        """Make each record's name+type hold exactly its values, all in one change."""
+        """Make each record's name+type hold exactly its values: in one change (Route53), or in batches
+        of 200, each all-or-nothing (Cloudflare); a rerun completes what a failed batch left."""
 
     def delete(self, records: list[DnsRecord], *, before_write: BeforeWrite | None = None) -> None:
         """Remove whatever is at these names and types now; nothing there is not an error."""

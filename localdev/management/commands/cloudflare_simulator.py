@@ -33,7 +33,8 @@ class Command(BaseCommand):
             "see every zone; each Cloudflare partition's own token sees its mail zone, created at start.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--port", type=int, default=getattr(settings, "LOCAL_CLOUDFLARE_PORT", 8003))
+        # 8004: local mode's LOCAL_CLOUDFLARE_PORT default (8003 is the SES simulator's)
+        parser.add_argument("--port", type=int, default=getattr(settings, "LOCAL_CLOUDFLARE_PORT", 8004))
         parser.add_argument("--token", action="append", default=[],
                             help="an API token that sees every zone and may create zones (repeatable; default: "
                                  f"$CLOUDFLARE_SIMULATOR_TOKEN or {DEFAULT_TOKEN!r})")
