@@ -109,6 +109,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"\nardamail-admin is running: http://127.0.0.1:{port}/  (Ctrl-C stops it)\n"
             f"Try: {sys.executable} manage.py onboard --partition prod --tenant acme --config orders --wait\n"
+            f"     (partition edge: Amazon SES in two regions with Cloudflare DNS; lab: Postmark with Cloudflare;\n"
+            f"      add --dry-run to see every provider call first)\n"
         ))
 
 
