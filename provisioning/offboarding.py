@@ -152,8 +152,8 @@ def _remove_everything(configuration: EmailConfiguration, hold: Hold, providers:
         # never reached: a draft's domain may be someone else's identity).
         tried = ProvisioningStep.objects.filter(configuration=configuration, name=StepName.IDENTITY,
                                                 attempts__gt=0).exists()
-        deleted = providers.ses(partition).delete_identity(configuration.sending_domain,
-                                                           before_write=hold.renew) if tried else {}
+        deleted = providers.ses(partition).delete_identity(configuration.sending_domain, before_write=hold.renew,
+                                                           renew=hold.renew) if tried else {}
         _forget(hold, configuration, provider_records=[], region_status={})
         regions = [region for region, done in deleted.items() if done]
         return ("Offboarded: DNS records removed and the SES identity deleted in " + ", ".join(regions) + "."

@@ -72,8 +72,8 @@ def ensure_ses_configuration_set(configuration: EmailConfiguration, hold: Hold, 
     """The partition's configuration set in every region (shared by its identities; events where
     configured), and its SES tenant if it names one."""
     ses = providers.ses(configuration.partition)
-    ses.ensure_configuration_set(before_write=hold.renew)
-    ses.ensure_tenant(before_write=hold.renew)
+    ses.ensure_configuration_set(before_write=hold.renew, renew=hold.renew)
+    ses.ensure_tenant(before_write=hold.renew, renew=hold.renew)
 
 
 def ensure_ses_identity(configuration: EmailConfiguration, hold: Hold, providers: Providers) -> None:
@@ -82,7 +82,7 @@ def ensure_ses_identity(configuration: EmailConfiguration, hold: Hold, providers
     ses = providers.ses(configuration.partition)
     domain = configuration.sending_domain
     identities = ses.ensure_identity(domain, mail_from_domain=naming.mail_from_domain(domain=domain),
-                                     before_write=hold.renew)
+                                     before_write=hold.renew, renew=hold.renew)
     ses.associate_tenant(domain, configuration_set=ses.configuration_set, before_write=hold.renew)
     region_of = {(r.name, r.type, r.value): region for region, identity in identities.items()
                  for r in dkim_records(domain, identity)}

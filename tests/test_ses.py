@@ -408,17 +408,49 @@ def test_it_reads_what_moto_holds_in_each_region(aws):
 
 
 def test_it_deletes_in_both_regions_and_takes_not_found_as_done(stubs):
+    renewals, writes = [], []
+    stubs["us-east-1"].add_response("get_email_identity", identity_answer("us-east-1"), IDENTITY)
     stubs["us-east-1"].add_response("delete_email_identity", {}, IDENTITY)
-    error(stubs["us-west-2"], "delete_email_identity", "NotFoundException", IDENTITY, 404)
+    stubs["us-west-2"].add_response("get_email_identity", identity_answer("us-west-2"), IDENTITY)
+    error(stubs["us-west-2"], "delete_email_identity", "NotFoundException", IDENTITY, 404)  # gone meanwhile
 
-    assert stubs.ses().delete_identity(DOMAIN) == {"us-east-1": True, "us-west-2": False}
+    assert stubs.ses().delete_identity(DOMAIN, before_write=lambda: writes.append(1),
+                                       renew=lambda: renewals.append(1)) == {"us-east-1": True, "us-west-2": False}
+    assert (len(renewals), len(writes)) == (2, 2)  # a fresh lease as each region begins; one before each delete
+
+
+def test_it_deletes_nothing_where_there_is_no_identity_or_it_has_its_own_dkim_key(stubs):
+    error(stubs["us-east-1"], "get_email_identity", "NotFoundException", IDENTITY, 404)
+    stubs["us-west-2"].add_response("get_email_identity", identity_answer("us-west-2", origin="EXTERNAL"), IDENTITY)
+
+    assert stubs.ses().delete_identity(DOMAIN, before_write=pytest.fail) == {"us-east-1": False, "us-west-2": False}
 
 
 def test_a_delete_that_fails_otherwise_is_an_error(stubs):
+    stubs["us-east-1"].add_response("get_email_identity", identity_answer("us-east-1"), IDENTITY)
     error(stubs["us-east-1"], "delete_email_identity", "TooManyRequestsException", IDENTITY, 429)
 
     with pytest.raises(ProviderError, match=f"SES us-east-1 could not delete the identity {DOMAIN}"):
-        stubs.ses().delete_identity(DOMAIN)
+        stubs.ses(regions=("us-east-1",)).delete_identity(DOMAIN)
+
+
+def test_a_region_whose_dkim_failed_starts_over_with_a_new_identity_there(stubs):
+    stubs["us-east-1"].add_response("get_email_identity", identity_answer("us-east-1"), IDENTITY)
+    west = stubs["us-west-2"]
+    west.add_response("get_email_identity", identity_answer("us-west-2", dkim_status="FAILED"), IDENTITY)
+    west.add_response("delete_email_identity", {}, IDENTITY)  # SES will not look again (#dkim-failed)
+    west.add_response("create_email_identity", {"IdentityType": "DOMAIN", "DkimAttributes": {
+        "SigningEnabled": True, "Status": "PENDING", "Tokens": list(TOKENS["us-west-2"])}},
+        {"EmailIdentity": DOMAIN, "ConfigurationSetName": CONFIG_SET})
+    west.add_response("put_email_identity_mail_from_attributes", {}, mail_from_request())
+    renewals = []
+
+    identities = stubs.ses(configuration_set=CONFIG_SET).ensure_identity(
+        DOMAIN, mail_from_domain=MAIL_FROM, before_write=lambda: None, renew=lambda: renewals.append(1))
+
+    assert identities["us-west-2"] == setup("us-west-2")
+    assert identities["us-east-1"] == setup("us-east-1", created=False, changed=())
+    assert len(renewals) == 2
 
 
 def test_it_deletes_the_identities_moto_holds(aws):
@@ -451,16 +483,17 @@ def test_it_creates_the_set_and_its_event_destination_for_bounces_complaints_and
         stubs[region].add_response("create_configuration_set_event_destination", {}, {
             "ConfigurationSetName": CONFIG_SET, "EventDestinationName": "ardamail-events",
             "EventDestination": definition})
-    writes = []
+    writes, renewals = [], []
 
     result = stubs.ses(configuration_set=CONFIG_SET, event_destinations=TARGETS).ensure_configuration_set(
-        before_write=lambda: writes.append("write"))
+        before_write=lambda: writes.append("write"), renew=lambda: renewals.append(1))
 
     assert result == {region: ConfigurationSetSetup(
         region=region, name=CONFIG_SET, created=True, events="created",
         note=f"{region} publishes bounces, complaints and deliveries to {where}.")
         for region, where in (("us-east-1", SNS_TOPIC), ("us-west-2", EVENT_BUS))}
     assert len(writes) == 4
+    assert len(renewals) == 4  # as each region's set, then its event destination, is looked at
 
 
 def test_it_leaves_a_matching_destination_and_updates_one_that_differs(stubs):
@@ -696,3 +729,24 @@ def test_a_role_that_cannot_be_assumed_is_an_error_naming_it():
     assert str(caught.value) == (f"AWS STS could not assume the SES role {ROLE_ARN}: Not authorized to perform "
                                  "sts:AssumeRole (AccessDenied)")
     assert not caught.value.transient
+
+
+def test_it_finds_or_creates_the_tenant_in_each_region_and_takes_already_exists_as_found(stubs):
+    tenant = {"TenantName": "xisx"}
+    error(stubs["us-east-1"], "get_tenant", "NotFoundException", tenant, 404)
+    stubs["us-east-1"].add_response("create_tenant", {"TenantName": "xisx"}, tenant)
+    error(stubs["us-west-2"], "get_tenant", "NotFoundException", tenant, 404)
+    error(stubs["us-west-2"], "create_tenant", "AlreadyExistsException", tenant)  # another worker, meanwhile
+    writes, renewals = [], []
+
+    assert stubs.ses(tenant_name="xisx").ensure_tenant(before_write=lambda: writes.append(1),
+                                                        renew=lambda: renewals.append(1)) == {
+        "us-east-1": True, "us-west-2": False}
+    assert (len(writes), len(renewals)) == (2, 2)
+    assert stubs.ses().ensure_tenant() == {}  # no tenant named: no call
+
+
+def test_a_tenant_lookup_that_fails_otherwise_is_an_error(stubs):
+    error(stubs["us-east-1"], "get_tenant", "TooManyRequestsException", {"TenantName": "xisx"}, 429)
+    with pytest.raises(ProviderError, match="SES us-east-1 could not read the tenant xisx"):
+        stubs.ses(regions=("us-east-1",), tenant_name="xisx").ensure_tenant()

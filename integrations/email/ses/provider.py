@@ -41,6 +41,14 @@ BEHAVIOR_ON_MX_FAILURE = "USE_DEFAULT_VALUE"
 EVENT_DESTINATION_NAME = "ardamail-events"  # the one event destination this package manages in a set
 
 
+Renew = Callable[[], None]  # a workflow's lease renewal, called as each region's calls begin
+
+
+def _call_if(renew: Renew | None) -> None:
+    if renew is not None:
+        renew()
+
+
 def partition_of(region: str) -> str:
     """The ARN partition a region belongs to (#identity-arn)."""
     if region.startswith("cn-"):
@@ -154,21 +162,24 @@ class Ses:
     # identities
 
     def ensure_identity(self, domain: str, *, mail_from_domain: str, configuration_set: str | None = None,
-                        before_write: BeforeWrite | None = None) -> dict[str, IdentitySetup]:
-        """The domain as an Easy DKIM identity with this MAIL FROM domain in every region; its DKIM tokens."""
+                        before_write: BeforeWrite | None = None, renew: Renew | None = None
+                        ) -> dict[str, IdentitySetup]:
+        """The domain as an Easy DKIM identity with this MAIL FROM domain in every region; its DKIM tokens.
+        `renew` is called as each region's calls begin (a workflow's lease: a read can take a call's time)."""
         domain, mail_from = normalise_name(domain), normalise_name(mail_from_domain)
         if mail_from == domain or not is_within_zone(mail_from, domain):
             # SES requires it (#mail-from-records); refused before any call, as a support person would be told.
             raise ProviderError(f"Refusing to set up SES for {domain}: its MAIL FROM domain {mail_from} must be a "
                                 "subdomain of it.", provider=PROVIDER, transient=False)
         wanted_set = self.configuration_set if configuration_set is None else configuration_set
-        return {region: self._ensure_identity_in(region, domain, mail_from, wanted_set, before_write)
-                for region in self.regions}
+        result = {}
+        for region in self.regions:
+            _call_if(renew)
+            result[region] = self._ensure_identity_in(region, domain, mail_from, wanted_set, before_write)
+        return result
 
     def _ensure_identity_in(self, region: str, domain: str, mail_from: str, configuration_set: str,
                             before_write: BeforeWrite | None) -> IdentitySetup:
-        if before_write is not None:
-            before_write()  # each region's calls start with a fresh lease (a read can take a whole call's time)
         answer, created = self._identity(region, domain), False
         dkim = (answer or {}).get("DkimAttributes", {})
         if dkim.get("SigningAttributesOrigin") == "EXTERNAL":
@@ -231,13 +242,13 @@ class Ses:
             result[region] = not_found(region, domain) if answer is None else region_verification(region, answer)
         return result
 
-    def delete_identity(self, domain: str, *, before_write: BeforeWrite | None = None) -> dict[str, bool]:
+    def delete_identity(self, domain: str, *, before_write: BeforeWrite | None = None,
+                        renew: Renew | None = None) -> dict[str, bool]:
         """Delete the identity in every region: True where deleted, False where it was gone already, or
         is not one of ours (its own DKIM key, BYODKIM: never made here, so never deleted here)."""
         domain, result = normalise_name(domain), {}
         for region in self.regions:
-            if before_write is not None:
-                before_write()
+            _call_if(renew)
             answer = self._identity(region, domain)
             if answer is None or answer.get("DkimAttributes", {}).get("SigningAttributesOrigin") == "EXTERNAL":
                 result[region] = False
@@ -255,7 +266,8 @@ class Ses:
     # configuration sets and tenants
 
     def ensure_configuration_set(self, name: str = "", *, event_destinations: Mapping[str, EventTarget] | None = None,
-                                 before_write: BeforeWrite | None = None) -> dict[str, ConfigurationSetSetup]:
+                                 before_write: BeforeWrite | None = None, renew: Renew | None = None
+                                 ) -> dict[str, ConfigurationSetSetup]:
         """The configuration set in every region, publishing bounces, complaints and deliveries wherever a
         destination is configured for the region (and saying so where none is)."""
         name = name or self.configuration_set
@@ -264,9 +276,9 @@ class Ses:
         targets = self.event_destinations if event_destinations is None else event_destinations
         result = {}
         for region in self.regions:
-            if before_write is not None:
-                before_write()
+            _call_if(renew)
             created = self._ensure_set(region, name, before_write)
+            _call_if(renew if targets.get(region) is not None else None)
             events, note = self._ensure_events(region, name, targets.get(region), before_write)
             result[region] = ConfigurationSetSetup(region=region, name=name, created=created, events=events, note=note)
         return result
@@ -292,8 +304,6 @@ class Ses:
         if target is None:
             return "skipped", (f"No event destination is configured for {region}: bounces, complaints and "
                                "deliveries from it are not reported.")
-        if before_write is not None:
-            before_write()
         answer = self._call(region, f"read the event destinations of {name}",
                             "get_configuration_set_event_destinations", ConfigurationSetName=name)
         current = next((d for d in answer.get("EventDestinations", []) if d.get("Name") == EVENT_DESTINATION_NAME),
@@ -316,7 +326,8 @@ class Ses:
                     EventDestinationName=EVENT_DESTINATION_NAME, EventDestination=desired)
         return "updated", f"{region} now publishes bounces, complaints and deliveries to {where}."
 
-    def ensure_tenant(self, tenant_name: str | None = None, *, before_write: BeforeWrite | None = None) -> dict[str, bool]:
+    def ensure_tenant(self, tenant_name: str | None = None, *, before_write: BeforeWrite | None = None,
+                      renew: Renew | None = None) -> dict[str, bool]:
         """The SES tenant in every region (#tenants): {region: created now}; nothing, and no call, without
         a tenant name. A tenant has no settings of ours to converge: existing is all there is to find."""
         tenant = self.tenant_name if tenant_name is None else tenant_name
@@ -324,8 +335,7 @@ class Ses:
             return {}
         result = {}
         for region in self.regions:
-            if before_write is not None:
-                before_write()
+            _call_if(renew)
             try:
                 self._call(region, f"read the tenant {tenant}", "get_tenant", TenantName=tenant)
                 result[region] = False
