@@ -20,7 +20,11 @@ from provisioning import dkim_rotation
 from provisioning.dmarc import NEEDS_EMAIL_ADMIN, RAMP, dmarc_allowed_targets
 from provisioning.drift import read_sources
 from provisioning.models import RecordCheck, StepName, StepStatus
-from provisioning.providers import Providers, ses_configuration_set
+from provisioning.providers import (
+    Providers,
+    ses_configuration_set,
+    ses_event_destinations,
+)
 from provisioning.records import (
     PURPOSE_LABELS,
     RecordStatus,
@@ -163,6 +167,7 @@ class TestEmailOutcome:
     sent_at: object
     event: DeliveryEvent | None  # the first event the provider reported for it
     waiting: bool  # none yet, and still within TEST_EMAIL_FOLLOW_SECONDS: the page keeps asking
+    reported: bool = True  # the provider reports here (SES: only where an event topic is configured)
 
 
 def test_email_outcome(configuration: EmailConfiguration, now=None) -> TestEmailOutcome | None:
@@ -172,9 +177,10 @@ def test_email_outcome(configuration: EmailConfiguration, now=None) -> TestEmail
     event = (DeliveryEvent.objects.filter(configuration=configuration, message_id=configuration.test_email_message_id)
              .order_by("occurred_at", "pk").first())
     follow_until = configuration.test_email_sent_at + timedelta(seconds=settings.TEST_EMAIL_FOLLOW_SECONDS)
-    # SES's events go to its event destination, not here: nothing to wait for on the page.
+    # SES reports only where its configuration set publishes events (an SNS topic subscribed here).
+    reported = not configuration.on_ses or bool(ses_event_destinations(configuration.partition))
     return TestEmailOutcome(configuration.test_email_to, configuration.test_email_sent_at, event,
-                            waiting=event is None and now < follow_until and not configuration.on_ses)
+                            waiting=event is None and now < follow_until and reported, reported=reported)
 
 
 def chart_rows(summary: stats.Summary) -> list[dict]:

@@ -17,10 +17,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
 from integrations.email import EventRejected, ProviderEvent
+from integrations.email.ses.events import SesEvents, event_topic_arns
 from tenants.models import EmailConfiguration, Partition
 
 from .models import DeliveryEvent
@@ -104,6 +106,15 @@ def store(partition: Partition, parse: Callable[[object], ProviderEvent], body: 
     if event.server_id is not None:
         configuration_id = (EmailConfiguration.objects.filter(partition=partition, postmark_server_id=event.server_id)
                             .order_by("-pk").values_list("pk", flat=True).first())
+    stored = _keep(partition, event, configuration_id)
+    if configuration_id is None and not stored.duplicate:
+        log.warning("Kept a %s event for server %s in %s unmatched: no configuration has that server.",
+                    event.record_type, event.server_id, partition.name)
+    return stored
+
+
+def _keep(partition: Partition, event: ProviderEvent, configuration_id: int | None) -> Stored:
+    """One INSERT; nothing when the partition already holds the event (its type and natural key)."""
     row = DeliveryEvent(
         partition=partition, configuration_id=configuration_id, record_type=event.record_type, key=event.key,
         server_id=event.server_id, message_id=event.message_id, recipient=event.recipient,
@@ -116,7 +127,34 @@ def store(partition: Partition, parse: Callable[[object], ProviderEvent], body: 
         if not DeliveryEvent.objects.filter(partition=partition, record_type=event.record_type, key=event.key).exists():
             raise
         return Stored(None, event.record_type, configuration_id is not None)
-    if configuration_id is None:
-        log.warning("Kept a %s event for server %s in %s unmatched: no configuration has that server.",
-                    event.record_type, event.server_id, partition.name)
     return Stored(row, event.record_type, configuration_id is not None)
+
+
+# --- Amazon SES, through an SNS subscription (docs/providers/ses-events.md) ---------------------------
+
+def ses_topics(partition: Partition) -> frozenset[str]:
+    """The SNS topics this SES partition's configuration sets publish to (SES_EVENT_TOPIC_ARN per region)."""
+    return event_topic_arns(settings.SES_EVENT_TOPIC_ARN, account_id=settings.SES_ACCOUNT_ID,
+                            partition=partition.name, regions=partition.ses_region_list)
+
+
+def ses_configuration_id(partition: Partition, from_domain: str) -> int | None:
+    """The partition's configuration sending from `from_domain`, or from a domain above it (an envelope
+    sender on the MAIL FROM subdomain, mail.<sending domain>): the nearest one."""
+    labels = from_domain.split(".") if from_domain else []
+    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    found = dict(EmailConfiguration.objects.filter(partition=partition, sending_domain__in=candidates)
+                 .values_list("sending_domain", "pk"))
+    return next((found[name] for name in candidates if name in found), None)
+
+
+def store_ses(partition: Partition, record: SesEvents) -> list[Stored]:
+    """Keep each recipient's event of one SES record, matched to its configuration by sending domain:
+    one INSERT per event, nothing for an event stored before."""
+    configuration_id = ses_configuration_id(partition, record.from_domain)
+    stored = [_keep(partition, event, configuration_id) for event in record.events]
+    new = sum(not s.duplicate for s in stored)
+    if configuration_id is None and new:
+        log.warning("Kept %s %s event(s) from %s in %s unmatched: no configuration sends from that domain.",
+                    new, record.record_type, record.from_domain or "an unnamed domain", partition.name)
+    return stored

@@ -5,6 +5,9 @@ the caller is the provider, which proves itself with the partition's webhook sec
 Answers (JSON, each with a sentence): 200 stored or already stored; 401 missing or wrong secret;
 400 a body that is not an event (why); 413 a body over WEBHOOK_MAX_BODY_BYTES; 404 an unknown
 partition; 503 a partition whose webhook secret is not configured (the provider tries again later).
+
+Amazon SES posts through an SNS HTTPS subscription to `POST /webhooks/ses/<partition>/` (`ses_webhook`),
+which answers the same way and also checks SNS's signature and topic (docs/providers/ses-events.md).
 """
 
 import base64
@@ -19,14 +22,18 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from ardamail_admin import metrics
+from integrations.email import EventRejected
 from integrations.email.postmark.events import parse_event as postmark_event
+from integrations.email.ses import events as ses_events
+from integrations.email.ses import sns
+from integrations.errors import ProviderError
 from tenants import secrets
-from tenants.models import Partition
+from tenants.models import EmailProviderName, Partition
 from tenants.partitions import find_partition
 
 from .dmarc_reports import import_file, mailed_trust
 from .models import ReportSource
-from .receiver import BadBody, authorized, parse_body, store
+from .receiver import BadBody, authorized, parse_body, ses_topics, store, store_ses
 
 log = logging.getLogger(__name__)
 PARSERS = {"postmark": postmark_event}  # the URL's provider -> its package's webhook parser
@@ -85,6 +92,66 @@ def provider_webhook(request, provider: str, partition: str):
     if stored.duplicate:
         return _answer(200, f"This {stored.record_type} event was stored before; nothing changed.", stored=False)
     return _answer(200, f"Stored the {stored.record_type} event.", stored=True, matched=stored.matched)
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def ses_webhook(request, partition: str):
+    """Amazon SES's events from an SNS HTTPS subscription, subscribed as
+    `https://ses:<webhook secret>@<dashboard>/webhooks/ses/<partition>/`: the secret (basic auth), then
+    SNS's signature and topic. A confirmation for our topic is confirmed; a notification's events stored."""
+    found = find_partition(partition)
+    if found is None or found.email_provider != EmailProviderName.SES:
+        return _answer(404, "There is no such webhook; nothing was stored.")
+    body = _admit(request, "ses", found, settings.WEBHOOK_MAX_BODY_BYTES)
+    if isinstance(body, JsonResponse):
+        metrics.WEBHOOK_EVENTS.labels("ses", "unknown", str(body.status_code)).inc()
+        if body.status_code == 401:  # SNS sends the URL's credentials only when challenged for Basic
+            body["WWW-Authenticate"] = 'Basic realm="ardamail webhooks"'
+        return body
+    client = sns.SnsClient.default()
+    try:
+        message = client.verify(parse_body(body), header_type=request.headers.get(sns.MESSAGE_TYPE_HEADER),
+                                expected_topic=lambda arn: arn in ses_topics(found))
+        if message.type == sns.SUBSCRIPTION_CONFIRMATION:
+            client.confirm(message)
+    except (BadBody, sns.SnsRejected) as exc:
+        status = getattr(exc, "status", 400)
+        metrics.WEBHOOK_EVENTS.labels("ses", "unknown", "bad_body" if status == 400 else str(status)).inc()
+        log.warning("Refused an SNS message for %s: %s", found.name, exc)
+        return _answer(status, f"{exc} Nothing was stored.")
+    except ProviderError as exc:  # the certificate or the confirmation; SNS retries a 5xx (ses-events.md#retries)
+        log.warning("Could not check or confirm an SNS message for %s: %s", found.name, exc)
+        return _answer(503 if exc.transient else 502, f"{exc} Nothing was stored; Amazon SNS will try again.")
+    if message.type != sns.NOTIFICATION:
+        return _ses_subscription(found, message)
+    return _ses_notification(found, message)
+
+
+def _ses_subscription(partition: Partition, message: sns.SnsMessage) -> JsonResponse:
+    if message.type == sns.SUBSCRIPTION_CONFIRMATION:
+        log.info("Confirmed the SNS subscription of %s to %s.", partition.name, message.topic_arn)
+        return _answer(200, f"Confirmed the subscription to {message.topic_arn}.", confirmed=True)
+    log.warning("SNS says %s is no longer subscribed to %s.", partition.name, message.topic_arn)
+    return _answer(200, f"Noted: this endpoint is no longer subscribed to {message.topic_arn}.", confirmed=False)
+
+
+def _ses_notification(partition: Partition, message: sns.SnsMessage) -> JsonResponse:
+    try:
+        record = ses_events.parse_event(parse_body(message.message.encode("utf-8", "surrogatepass")))
+    except (BadBody, EventRejected) as exc:
+        metrics.WEBHOOK_EVENTS.labels("ses", "unknown", "bad_body").inc()
+        return _answer(400, f"The notification's Message is not an SES event: {exc} Nothing was stored.")
+    stored = store_ses(partition, record)
+    new = sum(not s.duplicate for s in stored)
+    metrics.WEBHOOK_EVENTS.labels("ses", record.record_type, "stored").inc(new)
+    metrics.WEBHOOK_EVENTS.labels("ses", record.record_type, "duplicate").inc(len(stored) - new)
+    if not new:
+        return _answer(200, f"These {record.record_type} events were stored before; nothing changed.", stored=0,
+                       duplicates=len(stored))
+    return _answer(200, f"Stored {new} {record.record_type} event{'s' if new != 1 else ''}.", stored=new,
+                   duplicates=len(stored) - new, matched=stored[0].matched)
 
 
 @csrf_exempt

@@ -14,6 +14,7 @@ from integrations.dns.route53 import Route53
 from integrations.email import EmailAccount, EmailProvider, EmailServer
 from integrations.email.postmark import Postmark, PostmarkClient
 from integrations.email.ses import EventTarget, Ses
+from integrations.email.ses.events import event_topic_arns
 from integrations.relay import Relay
 from integrations.relay.postfix import PostfixRelay
 from tenants import secrets
@@ -69,14 +70,11 @@ _ses: dict[tuple, tuple[float, Ses]] = {}
 
 
 def ses_event_destinations(partition: Partition) -> dict[str, EventTarget]:
-    """Each region's SNS topic for bounces, complaints and deliveries (SES_EVENT_TOPIC_ARN), if any.
-    The account is SES_ACCOUNT_ID's; a template naming {account} without it names no topic."""
-    template = settings.SES_EVENT_TOPIC_ARN
-    if not template or ("{account}" in template and not settings.SES_ACCOUNT_ID):
-        return {}
-    return {region: EventTarget(sns_topic_arn=template.format(region=region, account=settings.SES_ACCOUNT_ID,
-                                                              partition=partition.name))
-            for region in partition.ses_region_list}
+    """Each region's SNS topic for bounces, complaints and deliveries (SES_EVENT_TOPIC_ARN), if any: the
+    same topics the event receiver expects (integrations.email.ses.events.event_topic_arns)."""
+    return {region: EventTarget(sns_topic_arn=arn) for region in partition.ses_region_list
+            for arn in event_topic_arns(settings.SES_EVENT_TOPIC_ARN, account_id=settings.SES_ACCOUNT_ID,
+                                        partition=partition.name, regions=(region,))}
 
 
 def ses_for_partition(partition: Partition) -> Ses:

@@ -149,7 +149,7 @@ def test_the_page_of_an_ses_configuration_says_what_it_is_and_does_not_wait_for_
     page = support_client.get(reverse("dashboard:configuration", args=[configuration.pk])).content.decode()
     assert "Amazon SES · DNS at Cloudflare" in page
     assert f"MAIL FROM <code>mail.{EDGE_DOMAIN}</code>" in page and "tenant <code>xisx</code>" in page
-    assert "Amazon SES accepted it; SES publishes its delivery or bounce" in page
+    assert "Amazon SES accepted it; no event destination is configured for this partition" in page
     assert 'data-poll-ms="0"' in page  # no event is coming to this page: it does not keep asking
     assert "Postmark server" not in page and "Rotate DKIM" not in page or "rotates its Easy DKIM keys" in page
 
