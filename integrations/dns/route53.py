@@ -8,24 +8,14 @@ on here is written down, with its sources, in docs/providers/route53.md (cited a
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    ConnectionError,
-    ConnectTimeoutError,
-    HTTPClientError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
-from botocore.parsers import ResponseParserError
 
 from ardamail_admin import metrics
-from integrations import BeforeWrite, PlannedCall
+from integrations import BeforeWrite, PlannedCall, aws
 from integrations.errors import ProviderError
 
 from . import (
@@ -56,50 +46,13 @@ TRANSIENT_CODES = frozenset(
     {"Throttling", "ThrottlingException", "PriorRequestNotComplete", "RequestLimitExceeded",
      "ServiceUnavailable", "InternalError"}
 )
-# The error_code of a call that got no answer within the client's timeouts (no AWS code exists for
-# that): the health checks tell a provider that hangs from one that refuses by it.
-TIMED_OUT = "timeout"
+TIMED_OUT = aws.TIMED_OUT  # the error_code of a call that got no answer within the client's timeouts
 
 
-@contextmanager
-def _translated_errors(operation: str) -> Iterator[None]:
+def _translated_errors(operation: str):
     """Run boto calls and turn whatever is left after boto's own retries into one ProviderError."""
-    try:
-        yield
-    except ClientError as exc:
-        raise _client_error(exc, operation) from exc
-    except (ConnectTimeoutError, ReadTimeoutError) as exc:  # before their base classes just below
-        raise ProviderError(f"Route53 did not answer in time while trying to {operation}", provider=PROVIDER,
-                            transient=True, error_code=TIMED_OUT) from exc
-    except (ConnectionError, HTTPClientError) as exc:  # refused, DNS, connect/read timeouts, resets
-        raise ProviderError(f"Could not reach Route53 to {operation}", provider=PROVIDER, transient=True) from exc
-    except ResponseParserError as exc:
-        # A 200 whose XML is cut short (a proxy, a dropped connection): as with Postmark's unreadable
-        # JSON, the change may have been made, and a person's retry finds it (every write converges).
-        raise ProviderError(f"Route53 answered with something other than valid XML while trying to {operation}",
-                            provider=PROVIDER, transient=False) from exc
-    except NoCredentialsError as exc:
-        raise ProviderError(
-            f"Route53 could not {operation}: this worker has no AWS credentials "
-            "(no environment keys, profile or IAM role were found).",
-            provider=PROVIDER, transient=False,
-        ) from exc
-
-
-def _client_error(exc: ClientError, operation: str) -> ProviderError:
-    error = exc.response.get("Error", {})
-    code = error.get("Code") or "Unknown"
-    message = error.get("Message") or "no details given"
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return ProviderError(
-        f"Route53 could not {operation}: {message} ({code})",
-        provider=PROVIDER,
-        # 429 (a proxy's, or a throttle without an AWS code) is not retried by boto, but waiting helps.
-        transient=code in TRANSIENT_CODES or status == 429 or (status or 0) >= 500,
-        status=status,
-        error_code=code,
-        provider_message=error.get("Message", ""),
-    )
+    return aws.translated_errors("Route53", operation, provider=PROVIDER, transient_codes=TRANSIENT_CODES,
+                                 answer_format="valid XML")
 
 
 def _rrsets(records: Iterable[DnsRecord]) -> list[dict]:

@@ -8,23 +8,14 @@ the identity x: … (AlreadyExistsException)"). Facts cited as #anchors are in d
 """
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    ConnectionError,
-    ConnectTimeoutError,
-    HTTPClientError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
 
 from ardamail_admin import metrics
-from integrations.errors import ProviderError
+from integrations import aws
 
 PROVIDER = "ses"
 ROLE_SESSION_NAME = "ardamail-admin-ses"
@@ -41,47 +32,16 @@ TRANSIENT_CODES = frozenset({
 })
 NOT_FOUND = "NotFoundException"  # (#errors)
 ALREADY_EXISTS = "AlreadyExistsException"  # (#errors)
-# The error_code of a call that got no answer within the timeouts (AWS has no code for it), as Route53's.
-TIMED_OUT = "timeout"
+TIMED_OUT = aws.TIMED_OUT  # the error_code of a call that got no answer within the timeouts, as Route53's
 
 # (service, region) -> a boto3 client; tests pass one that returns stubbed or moto-backed clients.
 ClientFactory = Callable[[str, str], object]
 
 
-@contextmanager
-def translated_errors(where: str, operation: str) -> Iterator[None]:
+def translated_errors(where: str, operation: str):
     """Turn what is left after boto's retries into one ProviderError; `where` is "SES us-west-2" or "AWS STS"."""
-    try:
-        yield
-    except ClientError as exc:
-        raise client_error(exc, where, operation) from exc
-    except (ConnectTimeoutError, ReadTimeoutError) as exc:  # before their base classes just below
-        raise ProviderError(f"{where} did not answer in time while trying to {operation}", provider=PROVIDER,
-                            transient=True, error_code=TIMED_OUT) from exc
-    except (ConnectionError, HTTPClientError) as exc:  # refused, DNS, resets
-        raise ProviderError(f"Could not reach {where} to {operation}", provider=PROVIDER, transient=True) from exc
-    except NoCredentialsError as exc:
-        raise ProviderError(
-            f"{where} could not {operation}: this worker has no AWS credentials "
-            "(no environment keys, profile or IAM role were found).",
-            provider=PROVIDER, transient=False,
-        ) from exc
-
-
-def client_error(exc: ClientError, where: str, operation: str) -> ProviderError:
-    error = exc.response.get("Error", {})
-    code = error.get("Code") or "Unknown"
-    message = error.get("Message") or "no details given"
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return ProviderError(
-        f"{where} could not {operation}: {message} ({code})",
-        provider=PROVIDER,
-        transient=code in TRANSIENT_CODES or status == 429 or (status or 0) >= 500,
-        status=status,
-        error_code=code,
-        provider_message=error.get("Message", ""),
-        not_found=code == NOT_FOUND,
-    )
+    return aws.translated_errors(where, operation, provider=PROVIDER, transient_codes=TRANSIENT_CODES,
+                                 not_found_codes=frozenset({NOT_FOUND}), answer_format="valid JSON")
 
 
 class SesClients:
