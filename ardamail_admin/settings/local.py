@@ -25,7 +25,10 @@ LOCAL_CLOUDFLARE_PORT = env.int("LOCAL_CLOUDFLARE_PORT", default=8004)
 LOCAL_SES_FAIL_DKIM_REGIONS = env.list("LOCAL_SES_FAIL_DKIM_REGIONS", default=[])
 SES_ENDPOINT_URL = env("SES_ENDPOINT_URL", default=f"http://127.0.0.1:{LOCAL_SES_PORT}")
 SES_ACCOUNT_ID = env("SES_ACCOUNT_ID", default="123456789012")  # the simulator's; it has no STS to ask
-SES_EVENT_TOPIC_ARN = env("SES_EVENT_TOPIC_ARN", default="arn:aws:sns:{region}:{account}:ardamail-{partition}-events")
+# No SNS here to carry SES's events to the dashboard: none are configured, and the pages say so.
+# (Set it, e.g. arn:aws:sns:{region}:{account}:ardamail-{partition}-events, to see the simulator
+# check event destinations; nothing will deliver the events locally.)
+SES_EVENT_TOPIC_ARN = env("SES_EVENT_TOPIC_ARN", default="")
 CLOUDFLARE_API_URL = env("CLOUDFLARE_API_URL", default=f"http://127.0.0.1:{LOCAL_CLOUDFLARE_PORT}/client/v4")
 CLOUDFLARE_ACCOUNT_ID = env("CLOUDFLARE_ACCOUNT_ID", default="0" * 31 + "1")  # the simulator's account
 if AWS_ENDPOINT_URL.startswith("http://127.0.0.1"):
