@@ -101,7 +101,7 @@ def plan_onboarding(*, regions: tuple[str, ...], domain: str, mail_from_domain: 
             before.append(PlannedCall(f"sts {regions[0]}", "GetCallerIdentity", "the AWS account, for the ARNs"))
         for region in regions:
             before += [PlannedCall(f"ses {region}", "CreateTenantResourceAssociation",
-                                   f"associate the identity with the tenant {tenant_name} (done before: no change)"),
+                                   f"associate the identity with the tenant {tenant_name} (one already there: no change)"),
                        PlannedCall(f"ses {region}", "CreateTenantResourceAssociation",
                                    f"associate the configuration set with the tenant {tenant_name} (likewise)")]
     after = [PlannedCall(f"ses {region}", "GetEmailIdentity", "verification: read DKIM and MAIL FROM status "
