@@ -7,9 +7,11 @@ Field names are matched without regard to case: one official client reads `Serve
 others read `ServerID`.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from integrations.email import EventRejected, ProviderEvent
+from integrations.email import event_fields as checked
+from integrations.email.event_fields import MAX_KEY, MAX_TEXT
 
 RECORD_TYPES = ("Delivery", "Bounce", "SpamComplaint")
 # Bounce records that say nothing about whether the message was delivered (an auto-reply, a
@@ -22,10 +24,6 @@ NOT_A_FAILED_DELIVERY = frozenset({
     "AutoResponder", "Subscribe", "Unsubscribe", "AddressChange", "ChallengeVerification", "OpenRelayTest",
     "InboundError", "Transient",
 })
-MAX_TEXT = 2000  # descriptions and SMTP answers are kept this long at most
-MAX_KEY = 450  # events.DeliveryEvent.key
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-MAX_CLOCK_SKEW = timedelta(days=1)  # an event time further ahead than this is not believed
 
 
 def _fields(payload: object) -> dict:
@@ -40,44 +38,15 @@ def _json_type(value: object) -> str:
 
 
 def _text(fields: dict, name: str, *, required: bool = False, limit: int = MAX_TEXT) -> str:
-    value = fields.get(name.lower())
-    if isinstance(value, str):
-        value = value.strip()
-    if value is None or value == "":
-        if required:
-            raise EventRejected(f"{name} is missing.")
-        return ""
-    if not isinstance(value, str):
-        raise EventRejected(f"{name} must be a string.")
-    if "\x00" in value:
-        raise EventRejected(f"{name} contains a NUL character.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise EventRejected(f"{name} is not valid Unicode text (it holds a lone surrogate).") from None
-    return value[:limit]
+    return checked.text(fields.get(name.lower()), name, required=required, limit=limit)
 
 
 def _short(fields: dict, name: str, limit: int, *, required: bool = False) -> str:
-    value = _text(fields, name, required=required, limit=10_000)
-    if len(value) > limit:
-        raise EventRejected(f"{name} is longer than {limit} characters.")
-    return value
+    return checked.short(fields.get(name.lower()), name, limit, required=required)
 
 
 def _moment(fields: dict, name: str) -> datetime:
-    value = _short(fields, name, 64, required=True)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise EventRejected(f"{name} is not an ISO 8601 time: {value!r}.") from None
-    try:
-        moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-    except OverflowError:  # year 1 or 9999 moved across an offset
-        moment = None
-    if moment is None or not EARLIEST <= moment <= datetime.now(UTC) + MAX_CLOCK_SKEW:
-        raise EventRejected(f"{name} {value!r} is not a time an event can have happened.")
-    return moment
+    return checked.moment(fields.get(name.lower()), name)
 
 
 def _server_id(fields: dict) -> int | None:

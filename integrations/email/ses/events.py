@@ -10,10 +10,12 @@ finds the configuration by it.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from email.utils import parseaddr
 
 from integrations.email import EventRejected, ProviderEvent
+from integrations.email import event_fields as checked
+from integrations.email.event_fields import MAX_KEY, MAX_TEXT
 
 # SES's eventType -> the project's record type (#event-types). `notificationType` is the same field's
 # name when an identity's feedback notifications, not a configuration set, sent the record.
@@ -24,12 +26,8 @@ RECORD_TYPES = {"Delivery": "Delivery", "Bounce": "Bounce", "Complaint": "SpamCo
 UNDELIVERED_BOUNCE_TYPES = frozenset({"Permanent", "Transient", "Undetermined"})
 SUPPRESSED = "OnAccountSuppressionList"  # a complaint subtype: SES did not send at all (#complaints)
 MAX_RECIPIENTS = 100  # more recipients than one message has; a record naming more is refused
-# The same limits as postmark/events.py: what DeliveryEvent's columns hold, and a believable time.
-MAX_TEXT = 2000
-MAX_KEY = 450
+# What DeliveryEvent's message_id column holds (the shared limits are in integrations.email.event_fields).
 MAX_MESSAGE_ID = 100
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-MAX_CLOCK_SKEW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -52,43 +50,15 @@ def _object(value: object, path: str) -> dict:
 
 
 def _text(parent: dict, name: str, path: str, *, required: bool = False, limit: int = MAX_TEXT) -> str:
-    """A string field, stripped and at most `limit` long ("" when absent and not required)."""
-    value = parent.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise EventRejected(f"{path} is missing.")
-        return ""
-    if not isinstance(value, str):
-        raise EventRejected(f"{path} must be a string.")
-    if "\x00" in value:
-        raise EventRejected(f"{path} contains a NUL character.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise EventRejected(f"{path} is not valid Unicode text (it holds a lone surrogate).") from None
-    return value.strip()[:limit]
+    return checked.text(parent.get(name), path, required=required, limit=limit)
 
 
 def _short(parent: dict, name: str, path: str, limit: int) -> str:
-    value = _text(parent, name, path, required=True, limit=10_000)
-    if len(value) > limit:
-        raise EventRejected(f"{path} is longer than {limit} characters.")
-    return value
+    return checked.short(parent.get(name), path, limit, required=True)
 
 
 def _moment(parent: dict, path: str) -> datetime:
-    value = _short(parent, "timestamp", path, 64)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise EventRejected(f"{path} is not an ISO 8601 time: {value!r}.") from None
-    try:
-        moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-    except OverflowError:  # year 1 or 9999 moved across an offset
-        moment = None
-    if moment is None or not EARLIEST <= moment <= datetime.now(UTC) + MAX_CLOCK_SKEW:
-        raise EventRejected(f"{path} {value!r} is not a time an event can have happened.")
-    return moment
+    return checked.moment(parent.get("timestamp"), path)
 
 
 def _list(parent: dict, name: str, path: str) -> list:
