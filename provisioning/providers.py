@@ -20,39 +20,47 @@ from integrations.relay.postfix import PostfixRelay
 from tenants import secrets
 from tenants.models import DnsProviderName, EmailConfiguration, Partition
 
-# A Route53 client (boto3 session, assumed-role credentials, zone-id cache) costs tens of
-# milliseconds and, with a role, an STS call to build: keep one per process and role, and build
-# it again now and then so a re-created zone or a changed role is picked up.
-ROUTE53_CLIENT_TTL_SECONDS = 900
-_route53: dict[tuple, tuple[float, Route53]] = {}
-_route53_lock = threading.Lock()
+# A provider client (a boto3 session with assumed-role credentials, an HTTP connection pool, a zone-id
+# cache) costs tens of milliseconds and, with a role, an STS call to build: keep one per process and
+# settings, and build it again now and then so a re-created zone or a changed role is picked up.
+CLIENT_TTL_SECONDS = 900
+_clients: dict[tuple, tuple[float, object]] = {}
+_clients_lock = threading.Lock()
 
 
-def route53_for_partition(partition: Partition) -> Route53:
-    key = (settings.AWS_ENDPOINT_URL or None, settings.AWS_REGION, partition.dns_role_arn or None)
+def _cached(key: tuple, build: Callable[[], object]):
     now = time.monotonic()
-    with _route53_lock:
-        cached = _route53.get(key)
-        if cached is None or now - cached[0] > ROUTE53_CLIENT_TTL_SECONDS:
-            cached = (now, Route53(endpoint_url=settings.AWS_ENDPOINT_URL or None, region=settings.AWS_REGION,
-                                   role_arn=partition.dns_role_arn or None,
-                                   page_pause=settings.ROUTE53_PAGE_PAUSE_SECONDS))
-            _route53[key] = cached
+    with _clients_lock:
+        cached = _clients.get(key)
+        if cached is None or now - cached[0] > CLIENT_TTL_SECONDS:
+            cached = (now, build())
+            _clients[key] = cached
     return cached[1]
 
 
+def route53_for_partition(partition: Partition) -> Route53:
+    key = ("route53", settings.AWS_ENDPOINT_URL or None, settings.AWS_REGION, partition.dns_role_arn or None)
+    return _cached(key, lambda: Route53(endpoint_url=settings.AWS_ENDPOINT_URL or None, region=settings.AWS_REGION,
+                                        role_arn=partition.dns_role_arn or None,
+                                        page_pause=settings.ROUTE53_PAGE_PAUSE_SECONDS))
+
+
 def forget_cached_clients() -> None:
-    with _route53_lock:
-        _route53.clear()
-        _ses.clear()
+    with _clients_lock:
+        _clients.clear()
 
 
 def cloudflare_for_partition(partition: Partition) -> DnsProvider:
-    """The partition's Cloudflare account, with its API token read now (a rotated file is picked up)."""
+    """The partition's Cloudflare account. Its API token is read now, each time (a rotated file is
+    picked up: a new token is a new client); the client, with its zone ids, is kept like Route53's."""
     from integrations.dns.cloudflare import Cloudflare
 
-    return Cloudflare(base_url=settings.CLOUDFLARE_API_URL, token=partition.read_secret(secrets.CLOUDFLARE_API_TOKEN),
-                      timeout=settings.CLOUDFLARE_TIMEOUT_SECONDS, account_id=settings.CLOUDFLARE_ACCOUNT_ID)
+    token = partition.read_secret(secrets.CLOUDFLARE_API_TOKEN)
+    key = ("cloudflare", settings.CLOUDFLARE_API_URL, secrets.fingerprint(token), settings.CLOUDFLARE_TIMEOUT_SECONDS,
+           settings.CLOUDFLARE_ACCOUNT_ID)
+    return _cached(key, lambda: Cloudflare(base_url=settings.CLOUDFLARE_API_URL, token=token,
+                                           timeout=settings.CLOUDFLARE_TIMEOUT_SECONDS,
+                                           account_id=settings.CLOUDFLARE_ACCOUNT_ID))
 
 
 def dns_for_partition(partition: Partition) -> DnsProvider:
@@ -66,9 +74,6 @@ def ses_configuration_set(partition: Partition) -> str:
     return settings.SES_CONFIGURATION_SET.format(partition=partition.name)
 
 
-_ses: dict[tuple, tuple[float, Ses]] = {}
-
-
 def ses_event_destinations(partition: Partition) -> dict[str, EventTarget]:
     """Each region's SNS topic for bounces, complaints and deliveries (SES_EVENT_TOPIC_ARN), if any: the
     same topics the event receiver expects (integrations.email.ses.events.event_topic_arns)."""
@@ -80,17 +85,13 @@ def ses_event_destinations(partition: Partition) -> dict[str, EventTarget]:
 def ses_for_partition(partition: Partition) -> Ses:
     """The partition's SES in its regions (one per process and settings, rebuilt now and then like
     Route53's: building clients costs, and SES authenticates with the worker's AWS role)."""
-    key = (settings.SES_ENDPOINT_URL or settings.AWS_ENDPOINT_URL or None, partition.ses_region_list,
-           partition.ses_tenant, ses_configuration_set(partition), settings.SES_EVENT_TOPIC_ARN)
-    now = time.monotonic()
-    with _route53_lock:
-        cached = _ses.get(key)
-        if cached is None or now - cached[0] > ROUTE53_CLIENT_TTL_SECONDS:
-            cached = (now, Ses(regions=partition.ses_region_list, endpoint_url=key[0], tenant_name=partition.ses_tenant,
-                               configuration_set=key[3], account_id=settings.SES_ACCOUNT_ID,
-                               event_destinations=ses_event_destinations(partition)))
-            _ses[key] = cached
-    return cached[1]
+    endpoint = settings.SES_ENDPOINT_URL or settings.AWS_ENDPOINT_URL or None
+    key = ("ses", endpoint, partition.name, partition.ses_region_list, partition.ses_tenant,
+           ses_configuration_set(partition), settings.SES_EVENT_TOPIC_ARN, settings.SES_ACCOUNT_ID)
+    return _cached(key, lambda: Ses(regions=partition.ses_region_list, endpoint_url=endpoint,
+                                    tenant_name=partition.ses_tenant, configuration_set=ses_configuration_set(partition),
+                                    account_id=settings.SES_ACCOUNT_ID,
+                                    event_destinations=ses_event_destinations(partition)))
 
 
 def relay_for_partition(partition: Partition) -> Relay:
